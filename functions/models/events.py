@@ -1,0 +1,130 @@
+"""The event contract: what the project puts on its bus.
+
+One `source` (`functions.routing.EVENT_SOURCE`), one detail type per fact, and one pydantic model per
+detail. Producers build these models and consumers parse them with the same classes, so a change to
+the contract breaks the contract tests (`tests/unit/test_event_contract.py`) before it breaks a
+deployment. Field names are snake_case in the JSON too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DetailType(StrEnum):
+    MODEL_VERSION_REGISTERED = "Model Version Registered"
+    MODEL_VERSION_VALIDATED = "Model Version Validated"
+    MODEL_ALIAS_MOVED = "Model Alias Moved"
+    PROMOTION_REQUESTED = "Promotion Requested"
+    ROLLBACK_REQUESTED = "Rollback Requested"
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ArtifactOrigin(_Detail):
+    """The S3 object a version was registered from."""
+
+    bucket: str
+    key: str
+    etag: str = ""
+    version_id: str | None = None
+    size: int | None = None
+    uploaded_at: datetime | None = None
+
+
+class ModelVersionDetail(_Detail):
+    """Fields every detail about a model version carries."""
+
+    model_name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    source_uri: str = Field(min_length=1)
+    run_id: str | None = None
+    correlation_id: str = Field(min_length=1)
+    replay_name: str | None = None
+
+
+class ModelVersionRegistered(ModelVersionDetail):
+    """A model version now exists in the registry for an uploaded artifact."""
+
+    detail_type: Literal[DetailType.MODEL_VERSION_REGISTERED] = Field(
+        default=DetailType.MODEL_VERSION_REGISTERED, exclude=True
+    )
+    model_id: str | None = None
+    artifact: ArtifactOrigin | None = None
+    already_registered: bool = False
+    """True when the version existed before (an earlier attempt, or `log_model(registered_model_name=...)`)."""
+
+
+class CheckResult(_Detail):
+    name: str
+    passed: bool
+    observed: float | str | None = None
+    threshold: float | str | None = None
+    source: str | None = None
+    message: str = ""
+
+
+class ModelVersionValidated(ModelVersionDetail):
+    detail_type: Literal[DetailType.MODEL_VERSION_VALIDATED] = Field(
+        default=DetailType.MODEL_VERSION_VALIDATED, exclude=True
+    )
+    status: Literal["passed", "failed"]
+    reasons: list[str] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list)
+    policy: str | None = None
+
+
+class ModelAliasMoved(ModelVersionDetail):
+    detail_type: Literal[DetailType.MODEL_ALIAS_MOVED] = Field(default=DetailType.MODEL_ALIAS_MOVED, exclude=True)
+    alias: str
+    previous_version: str | None = None
+    reason: str
+
+
+class PromotionRequested(_Detail):
+    detail_type: Literal[DetailType.PROMOTION_REQUESTED] = Field(default=DetailType.PROMOTION_REQUESTED, exclude=True)
+    model_name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    alias: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    correlation_id: str = Field(min_length=1)
+    source_uri: str | None = None
+    run_id: str | None = None
+
+
+class RollbackRequested(_Detail):
+    detail_type: Literal[DetailType.ROLLBACK_REQUESTED] = Field(default=DetailType.ROLLBACK_REQUESTED, exclude=True)
+    model_name: str = Field(min_length=1)
+    alias: str = Field(min_length=1)
+    version: str | None = None
+    """The version to roll back to; the previous holder from the alias history when absent."""
+    requested_by: str = Field(min_length=1)
+    correlation_id: str = Field(min_length=1)
+    source_uri: str | None = None
+    run_id: str | None = None
+
+
+ProjectEvent = ModelVersionRegistered | ModelVersionValidated | ModelAliasMoved | PromotionRequested | RollbackRequested
+
+DETAIL_MODELS: dict[str, type[BaseModel]] = {
+    DetailType.MODEL_VERSION_REGISTERED.value: ModelVersionRegistered,
+    DetailType.MODEL_VERSION_VALIDATED.value: ModelVersionValidated,
+    DetailType.MODEL_ALIAS_MOVED.value: ModelAliasMoved,
+    DetailType.PROMOTION_REQUESTED.value: PromotionRequested,
+    DetailType.ROLLBACK_REQUESTED.value: RollbackRequested,
+}
+
+
+def parse_detail(detail_type: str, detail: dict) -> BaseModel:
+    """Parse one project event's detail with the model its detail type names."""
+    try:
+        model = DETAIL_MODELS[detail_type]
+    except KeyError:
+        raise ValueError(f"unknown detail type {detail_type!r}") from None
+    return model.model_validate(detail)

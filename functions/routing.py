@@ -1,0 +1,113 @@
+"""The pipeline's wiring, defined once.
+
+Each `Route` says which events go to which queue and which handler drains it, with the queue and
+function settings. The CDK stack (`stacks/`) turns a route into a rule, a queue with its dead-letter
+queue, a function and an event source mapping; the sandbox (`replay/`) turns the same route into the
+same rule and queues on the local emulator and runs a worker that calls the same handler. Nothing
+else states these patterns, so the two cannot drift apart (`tests/infrastructure` checks it).
+
+Pure data: no AWS or MLflow imports, so the stack, the sandbox and the functions can all import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+EVENT_SOURCE = "registry-autopilot"
+"""The `source` of every event the project emits (its event contract)."""
+
+PLAIN_UPLOAD_PREFIX = "models"
+"""Plain uploads live under `models/<model-name>/<anything>/MLmodel`."""
+
+DEFAULT_ARTIFACT_ROOT_PREFIX = "mlflow"
+"""MLflow's own layouts live under `s3://<bucket>/<artifact root prefix>/`."""
+
+MLMODEL_FILE = "MLmodel"
+
+
+class Bus(StrEnum):
+    """Which event bus a route's rule lives on."""
+
+    DEFAULT = "default"  # where S3 delivers its events
+    PROJECT = "project"  # the project's own bus (its name comes from the stack or the sandbox)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One hop of the pipeline: rule -> queue (with DLQ) -> handler."""
+
+    name: str
+    handler: str
+    bus: Bus
+    timeout_seconds: int
+    memory_mb: int
+    batch_size: int = 10
+    max_batching_window_seconds: int = 0
+    max_receive_count: int = 5
+    description: str = ""
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS recommends at least six times the function timeout for an SQS event source.
+        return 6 * self.timeout_seconds
+
+    @property
+    def handler_module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def handler_function(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    def event_pattern(self, *, bucket_name: str) -> dict[str, Any]:
+        """The EventBridge pattern of this route's rule, in EventBridge's JSON form."""
+        return _PATTERNS[self.name](bucket_name)
+
+
+def _register_pattern(bucket_name: str) -> dict[str, Any]:
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket_name]},
+            "object": {"key": [{"suffix": f"/{MLMODEL_FILE}"}]},
+        },
+    }
+
+
+_PATTERNS = {
+    "register": _register_pattern,
+}
+
+REGISTER = Route(
+    name="register",
+    handler="functions.handlers.register.lambda_handler",
+    bus=Bus.DEFAULT,
+    timeout_seconds=60,
+    memory_mb=1024,
+    batch_size=10,
+    # With retry backoff from 2 s to 256 s (functions.domain.delivery), 8 receives ride out ~8 minutes of outage.
+    max_receive_count=8,
+    description="Registers MLflow models uploaded to the artifact bucket",
+)
+
+ROUTES: tuple[Route, ...] = (REGISTER,)
+
+
+def route(name: str) -> Route:
+    for candidate in ROUTES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no route named {name!r}; known: {', '.join(r.name for r in ROUTES)}")
+
+
+def s3_archive_pattern(bucket_name: str) -> dict[str, Any]:
+    """What the default-bus archive keeps: every S3 event of the artifact bucket."""
+    return {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket_name]}}}
+
+
+def project_archive_pattern() -> dict[str, Any]:
+    """What the project-bus archive keeps: every event the project emits."""
+    return {"source": [EVENT_SOURCE]}

@@ -1,0 +1,108 @@
+"""The functions' configuration: environment variables, parsed once per container.
+
+`function_environment` is the only place that names the variables. The stack calls it with CloudFormation
+tokens, the sandbox with its local endpoints, and the handlers read the result back through `Settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, EVENT_SOURCE, Route
+
+DEFAULT_MODEL_NAME_TAG = "registry.model_name"
+DEFAULT_MLMODEL_MAX_BYTES = 1024 * 1024
+DEFAULT_MAX_PENDING_SECONDS = 6 * 3600
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 48 * 3600
+METRICS_NAMESPACE = "RegistryAutopilot"
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Settings(BaseModel):
+    """Everything a function needs to know about its deployment."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ARTIFACT_BUCKET: NonEmpty
+    ARTIFACT_ROOT_PREFIX: NonEmpty = DEFAULT_ARTIFACT_ROOT_PREFIX
+    EVENT_BUS_NAME: NonEmpty
+    EVENT_SOURCE: NonEmpty = EVENT_SOURCE
+    IDEMPOTENCY_TABLE: NonEmpty
+    IDEMPOTENCY_TTL_SECONDS: Annotated[int, Field(ge=3600)] = DEFAULT_IDEMPOTENCY_TTL_SECONDS
+    QUEUE_URL: NonEmpty
+    DEAD_LETTER_QUEUE_URL: NonEmpty
+    MLFLOW_TRACKING_URI: NonEmpty
+    MLFLOW_REGISTRY_URI: str = ""
+    MLFLOW_CREDENTIALS_SECRET_ARN: str = ""
+    MODEL_NAME_TAG: NonEmpty = DEFAULT_MODEL_NAME_TAG
+    EXPERIMENT_MODEL_NAMES: dict[str, str] = Field(default_factory=dict)
+    MLMODEL_MAX_BYTES: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = DEFAULT_MLMODEL_MAX_BYTES
+    MAX_PENDING_SECONDS: Annotated[int, Field(ge=60)] = DEFAULT_MAX_PENDING_SECONDS
+
+    @field_validator("EXPERIMENT_MODEL_NAMES", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("ARTIFACT_ROOT_PREFIX")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Parse the environment once per container; fails fast with the names of bad variables."""
+    return Settings.model_validate(dict(os.environ))
+
+
+def function_environment(
+    route: Route,
+    *,
+    bucket: str,
+    artifact_root_prefix: str,
+    event_bus_name: str,
+    idempotency_table: str,
+    queue_url: str,
+    dead_letter_queue_url: str,
+    tracking_uri: str,
+    registry_uri: str = "",
+    credentials_secret_arn: str = "",
+    model_name_tag: str = DEFAULT_MODEL_NAME_TAG,
+    experiment_model_names: dict[str, str] | None = None,
+    max_pending_seconds: int = DEFAULT_MAX_PENDING_SECONDS,
+    log_level: str = "INFO",
+    tracing: bool = False,
+) -> dict[str, str]:
+    """The environment of one route's function, on AWS and in the sandbox alike."""
+    env = {
+        "ARTIFACT_BUCKET": bucket,
+        "ARTIFACT_ROOT_PREFIX": artifact_root_prefix,
+        "EVENT_BUS_NAME": event_bus_name,
+        "IDEMPOTENCY_TABLE": idempotency_table,
+        "QUEUE_URL": queue_url,
+        "DEAD_LETTER_QUEUE_URL": dead_letter_queue_url,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MODEL_NAME_TAG": model_name_tag,
+        "EXPERIMENT_MODEL_NAMES": json.dumps(experiment_model_names or {}, sort_keys=True),
+        "MAX_PENDING_SECONDS": str(max_pending_seconds),
+        "POWERTOOLS_SERVICE_NAME": f"registry-autopilot-{route.name}",
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+        # mlflow-skinny depends on GitPython; Lambda has no git binary.
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    if registry_uri:
+        env["MLFLOW_REGISTRY_URI"] = registry_uri
+    if credentials_secret_arn:
+        env["MLFLOW_CREDENTIALS_SECRET_ARN"] = credentials_secret_arn
+    return env
