@@ -1,0 +1,138 @@
+"""The MLflow Model Registry behind the `ModelRegistry` port (mlflow-skinny's `MlflowClient`).
+
+MLflow's error codes are mapped to the domain's: "does not exist" becomes `None`, anything else that
+stops a call (server down, timeouts, 5xx, auth) becomes `Unavailable`, which the queue retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from functions.domain.errors import Unavailable
+from functions.domain.ports import LoggedModelInfo, ModelRegistry, RunInfo, VersionInfo
+
+_MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
+_EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
+
+# The queue retries with backoff; the client must fail fast instead of retrying for minutes itself.
+CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def _code(error: MlflowException) -> str:
+    return str(getattr(error, "error_code", "") or "")
+
+
+def _unavailable(operation: str, error: Exception) -> Unavailable:
+    message = str(error).splitlines()[0][:500] if str(error) else type(error).__name__
+    return Unavailable("registry_unavailable", f"MLflow {operation} failed: {message}")
+
+
+class MlflowRegistry(ModelRegistry):
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def get_logged_model(self, model_id: str) -> LoggedModelInfo | None:
+        try:
+            model = self._client.get_logged_model(model_id)
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return None
+            raise _unavailable("get_logged_model", error) from error
+        return LoggedModelInfo(
+            model_id=model.model_id,
+            experiment_id=str(model.experiment_id),
+            status=str(model.status),
+            tags=dict(model.tags or {}),
+            source_run_id=model.source_run_id,
+        )
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return None
+            raise _unavailable("get_run", error) from error
+        return RunInfo(run_id=run.info.run_id, experiment_id=str(run.info.experiment_id), tags=dict(run.data.tags))
+
+    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
+        for source in sources:
+            try:
+                found = self._client.search_model_versions(
+                    f"name='{model_name}' and source_path='{source}'", max_results=1
+                )
+            except MlflowException as error:
+                raise _unavailable("search_model_versions", error) from error
+            if found:
+                return _version(found[0])
+        return None
+
+    def ensure_registered_model(self, model_name: str) -> None:
+        try:
+            self._client.create_registered_model(model_name)
+        except MlflowException as error:
+            if _code(error) not in _EXISTS:
+                raise _unavailable("create_registered_model", error) from error
+
+    def create_version(
+        self,
+        model_name: str,
+        source: str,
+        *,
+        run_id: str | None,
+        model_id: str | None,
+        tags: dict[str, str],
+    ) -> VersionInfo:
+        try:
+            created = self._client.create_model_version(
+                model_name, source, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=0
+            )
+        except MlflowException as error:
+            raise _unavailable("create_model_version", error) from error
+        return _version(created)
+
+
+def _version(version) -> VersionInfo:  # type: ignore[no-untyped-def]
+    return VersionInfo(
+        model_name=version.name,
+        version=str(version.version),
+        source=version.source,
+        run_id=version.run_id or None,
+        tags=dict(version.tags or {}),
+    )
+
+
+def configure_client_environment(secret: str | None) -> None:
+    """Put MLflow client settings and the credentials secret into the environment MLflow reads.
+
+    The secret is a JSON object with `username` and `password` (basic auth) or `token` (bearer).
+    Its values are never logged.
+    """
+    for name, value in CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if not secret:
+        return
+    try:
+        credentials = json.loads(secret)
+    except json.JSONDecodeError:
+        raise ValueError("the MLflow credentials secret is not a JSON object") from None
+    mapping = {
+        "username": "MLFLOW_TRACKING_USERNAME",
+        "password": "MLFLOW_TRACKING_PASSWORD",
+        "token": "MLFLOW_TRACKING_TOKEN",
+    }
+    for field, variable in mapping.items():
+        if credentials.get(field):
+            os.environ[variable] = str(credentials[field])
+
+
+def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or None)

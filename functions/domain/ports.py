@@ -1,0 +1,92 @@
+"""The small interfaces the domain needs from the outside world.
+
+Adapters in `functions.adapters` implement them with MLflow, S3, EventBridge and SQS; the unit tests
+implement them with in-memory fakes (`tests/fakes.py`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class LoggedModelInfo:
+    model_id: str
+    experiment_id: str
+    status: str  # PENDING, READY or FAILED
+    tags: dict[str, str] = field(default_factory=dict)
+    source_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model_name: str
+    version: str
+    source: str
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class ModelRegistry(ABC):
+    """The registry operations the pipeline uses. Unreachable registry → `Unavailable`."""
+
+    @abstractmethod
+    def get_logged_model(self, model_id: str) -> LoggedModelInfo | None: ...
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunInfo | None: ...
+
+    @abstractmethod
+    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
+        """The version of `model_name` whose source is one of `sources`, if any."""
+
+    @abstractmethod
+    def ensure_registered_model(self, model_name: str) -> None:
+        """Create the registered model unless it exists (losing a creation race is fine)."""
+
+    @abstractmethod
+    def create_version(
+        self,
+        model_name: str,
+        source: str,
+        *,
+        run_id: str | None,
+        model_id: str | None,
+        tags: dict[str, str],
+    ) -> VersionInfo: ...
+
+
+class ObjectTooLarge(Exception):
+    pass
+
+
+class ObjectMissing(Exception):
+    pass
+
+
+class ArtifactStore(ABC):
+    """Read access to the artifact bucket. Unreachable store → `Unavailable`."""
+
+    @abstractmethod
+    def read(self, bucket: str, key: str, *, version_id: str | None, max_bytes: int) -> bytes:
+        """The object's bytes; `ObjectTooLarge` past `max_bytes`, `ObjectMissing` when it is gone."""
+
+    @abstractmethod
+    def list_keys(self, bucket: str, prefix: str) -> set[str]:
+        """Every key under `prefix` (which ends with '/')."""
+
+
+class EventPublisher(ABC):
+    @abstractmethod
+    def publish(self, detail: BaseModel) -> None:
+        """Put one project event on the bus; its detail type comes from the detail model."""

@@ -1,0 +1,117 @@
+"""In-memory implementations of the domain's ports, for unit tests (fakes over mocks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from functions.domain.errors import Unavailable
+from functions.domain.ports import (
+    ArtifactStore,
+    EventPublisher,
+    LoggedModelInfo,
+    ModelRegistry,
+    ObjectMissing,
+    ObjectTooLarge,
+    RunInfo,
+    VersionInfo,
+)
+
+
+class FakeRegistry(ModelRegistry):
+    def __init__(self) -> None:
+        self.logged_models: dict[str, LoggedModelInfo] = {}
+        self.runs: dict[str, RunInfo] = {}
+        self.models: set[str] = set()
+        self.versions: list[VersionInfo] = []
+        self.create_calls: list[dict] = []
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unavailable("registry_unavailable", "MLflow is down")
+
+    def get_logged_model(self, model_id: str) -> LoggedModelInfo | None:
+        self._check()
+        return self.logged_models.get(model_id)
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        self._check()
+        return self.runs.get(run_id)
+
+    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
+        self._check()
+        return next((v for v in self.versions if v.model_name == model_name and v.source in sources), None)
+
+    def ensure_registered_model(self, model_name: str) -> None:
+        self._check()
+        self.models.add(model_name)
+
+    def create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
+        self._check()
+        self.create_calls.append({"name": model_name, "source": source, "run_id": run_id, "model_id": model_id})
+        number = str(sum(1 for v in self.versions if v.model_name == model_name) + 1)
+        version = VersionInfo(model_name=model_name, version=number, source=source, run_id=run_id, tags=dict(tags))
+        self.versions.append(version)
+        return version
+
+
+class FakeArtifactStore(ArtifactStore):
+    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+        self.objects: dict[str, bytes] = dict(objects or {})  # "bucket/key" -> bytes
+
+    def put(self, bucket: str, key: str, content: bytes = b"x") -> None:
+        self.objects[f"{bucket}/{key}"] = content
+
+    def read(self, bucket: str, key: str, *, version_id: str | None, max_bytes: int) -> bytes:
+        try:
+            content = self.objects[f"{bucket}/{key}"]
+        except KeyError:
+            raise ObjectMissing(key) from None
+        if len(content) > max_bytes:
+            raise ObjectTooLarge(key)
+        return content
+
+    def list_keys(self, bucket: str, prefix: str) -> set[str]:
+        start = f"{bucket}/{prefix}"
+        return {path[len(bucket) + 1 :] for path in self.objects if path.startswith(start)}
+
+
+class FakeEventPublisher(EventPublisher):
+    def __init__(self) -> None:
+        self.published: list[BaseModel] = []
+
+    def publish(self, detail: BaseModel) -> None:
+        self.published.append(detail)
+
+
+@dataclass
+class FakeQueue:
+    """Records what the SQS batch runner did with each message."""
+
+    requeued: list[dict] = field(default_factory=list)
+    dead_letters: list[dict] = field(default_factory=list)
+    visibility: list[tuple[str, int]] = field(default_factory=list)
+
+    def requeue(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
+        self.requeued.append({"body": body, "delay_seconds": delay_seconds, "attributes": attributes})
+
+    def dead_letter(self, body: str, *, attributes: dict[str, str]) -> None:
+        self.dead_letters.append({"body": body, "attributes": attributes})
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        self.visibility.append((receipt_handle, seconds))
+
+
+class OncePerIdentity:
+    """The idempotency layer in memory: one completed result per payload identity."""
+
+    def __init__(self, work) -> None:  # type: ignore[no-untyped-def]
+        self._work = work
+        self.results: dict[str, dict] = {}
+
+    def __call__(self, payload: dict, context=None) -> dict:  # type: ignore[no-untyped-def]
+        if payload["identity"] not in self.results:
+            self.results[payload["identity"]] = self._work(payload)
+        return self.results[payload["identity"]]

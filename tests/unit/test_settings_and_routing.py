@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from functions.routing import REGISTER, ROUTES, Bus, route
+from functions.settings import Settings, function_environment
+
+
+def _environment(**overrides: str) -> dict[str, str]:
+    env = function_environment(
+        REGISTER,
+        bucket="b",
+        artifact_root_prefix="mlflow",
+        event_bus_name="bus",
+        idempotency_table="t",
+        queue_url="q",
+        dead_letter_queue_url="dlq",
+        tracking_uri="http://127.0.0.1:5000",
+        experiment_model_names={"1": "churn"},
+    )
+    return {**env, **overrides}
+
+
+def test_function_environment_round_trips_through_settings():
+    settings = Settings.model_validate(_environment())
+    assert settings.ARTIFACT_BUCKET == "b"
+    assert settings.EXPERIMENT_MODEL_NAMES == {"1": "churn"}
+    assert settings.MODEL_NAME_TAG == "registry.model_name"
+    assert settings.MLFLOW_REGISTRY_URI == ""
+
+
+def test_optional_backend_settings_are_passed_only_when_set():
+    env = function_environment(
+        REGISTER,
+        bucket="b",
+        artifact_root_prefix="p",
+        event_bus_name="e",
+        idempotency_table="t",
+        queue_url="q",
+        dead_letter_queue_url="d",
+        tracking_uri="databricks",
+        registry_uri="databricks-uc",
+        credentials_secret_arn="arn:aws:secretsmanager:eu-west-1:1:secret:mlflow",
+    )
+    assert env["MLFLOW_REGISTRY_URI"] == "databricks-uc"
+    assert env["MLFLOW_CREDENTIALS_SECRET_ARN"].endswith(":secret:mlflow")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ARTIFACT_BUCKET": ""}, "ARTIFACT_BUCKET"),
+        ({"MAX_PENDING_SECONDS": "5"}, "MAX_PENDING_SECONDS"),
+        ({"EXPERIMENT_MODEL_NAMES": "[1, 2]"}, "EXPERIMENT_MODEL_NAMES"),
+        ({"MLMODEL_MAX_BYTES": "-1"}, "MLMODEL_MAX_BYTES"),
+    ],
+)
+def test_bad_settings_fail_fast_naming_the_variable(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings.model_validate(_environment(**overrides))
+
+
+def test_register_route_matches_mlmodel_uploads_of_the_bucket_only():
+    pattern = REGISTER.event_pattern(bucket_name="artifact-bucket")
+    assert pattern == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["artifact-bucket"]}, "object": {"key": [{"suffix": "/MLmodel"}]}},
+    }
+    assert REGISTER.bus is Bus.DEFAULT
+
+
+@pytest.mark.parametrize("candidate", ROUTES)
+def test_every_route_leaves_room_for_six_function_timeouts(candidate):
+    assert candidate.visibility_timeout_seconds >= 6 * candidate.timeout_seconds
+    assert candidate.max_receive_count >= 3
+
+
+def test_route_lookup_by_name():
+    assert route("register") is REGISTER
+    with pytest.raises(KeyError, match="no route named 'nope'"):
+        route("nope")
