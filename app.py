@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""The CDK app: one registry-autopilot stack, checked by cdk-nag on every synth.
+
+No AWS calls and no lookups: the stack is environment-agnostic (no `env`), so `cdk synth` works offline and the
+account and region come from the credentials at deploy time. Settings come from context (`cdk.json`, `-c key=value`)
+through `stacks.config.RegistryConfig`.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+from stacks.config import RegistryConfig
+from stacks.registry_stack import RegistryAutopilotStack
+
+
+def build_app(app: App | None = None) -> App:
+    """The app with its stack and both cdk-nag packs attached: an unacknowledged finding fails the synth."""
+    app = app or App()
+    config = RegistryConfig.from_node(app.node)
+    RegistryAutopilotStack(app, config.stack_name, config=config)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

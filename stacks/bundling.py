@@ -1,0 +1,125 @@
+"""Lambda bundling on the host, without Docker.
+
+CDK calls `try_bundle(output_dir, options)` before it would start a container; returning True means Docker is never
+needed. pip downloads wheels for Lambda's platform (`--platform ... --only-binary=:all:`) whatever the host is, so
+a developer's laptop, CI and this machine build the same bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+
+from stacks.constants import LAMBDA_PIP_PLATFORMS, LAMBDA_PYTHON_VERSION, RUNTIME_PROVIDED_PACKAGES
+
+# Never copied with a package: byte-code caches, tests and tool caches.
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache", ".ruff_cache", ".mypy_cache")
+
+
+@jsii.implements(ILocalBundling)
+class LocalPythonBundler:
+    """Installs `requirements` for Lambda's platform and/or copies Python packages, under `output_dir/subdir`."""
+
+    def __init__(
+        self,
+        *,
+        requirements: Path | None = None,
+        packages: Sequence[Path] = (),
+        subdir: str = "",
+        python_version: str = LAMBDA_PYTHON_VERSION,
+        platforms: Sequence[str] = LAMBDA_PIP_PLATFORMS,
+    ) -> None:
+        self._requirements = requirements
+        self._packages = tuple(packages)
+        self._subdir = subdir
+        self._python_version = python_version
+        self._platforms = tuple(platforms)
+
+    def fingerprint(self) -> dict[str, str]:
+        """What, besides the source files, decides the bundle's content (it goes into the asset hash)."""
+        return {
+            "BUNDLE_PYTHON_VERSION": self._python_version,
+            "BUNDLE_PLATFORMS": ",".join(self._platforms),
+            "BUNDLE_REQUIREMENTS_SHA256": _sha256(self._requirements) if self._requirements else "",
+            "BUNDLE_PACKAGES": ",".join(package.name for package in self._packages),
+            "BUNDLE_SUBDIR": self._subdir,
+            "BUNDLE_PRUNED": ",".join(RUNTIME_PROVIDED_PACKAGES),
+        }
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        target = Path(output_dir) / self._subdir
+        target.mkdir(parents=True, exist_ok=True)
+        if self._requirements is not None:
+            self._pip_install(target)
+        for package in self._packages:
+            shutil.copytree(package, target / package.name, ignore=_IGNORED, dirs_exist_ok=True)
+        return True
+
+    def pip_command(self, target: Path) -> list[str]:
+        platforms = [arg for platform in self._platforms for arg in ("--platform", platform)]
+        return [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--requirement",
+            str(self._requirements),
+            "--target",
+            str(target),
+            *platforms,
+            "--implementation",
+            "cp",
+            "--python-version",
+            self._python_version,
+            "--only-binary=:all:",
+            "--no-compile",
+            "--upgrade",
+        ]
+
+    def _pip_install(self, target: Path) -> None:
+        subprocess.run(self.pip_command(target), check=True)
+        prune_site_packages(target)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def content_hash(bundler: LocalPythonBundler) -> str:
+    """A stable hash of everything a dependency-only bundle depends on (for `AssetHashType.CUSTOM`)."""
+    return hashlib.sha256(json.dumps(bundler.fingerprint(), sort_keys=True).encode()).hexdigest()
+
+
+def prune_site_packages(site_packages: Path) -> None:
+    """Drop what the Lambda runtime already has (boto3 & co.), console scripts and byte-code caches."""
+    for name in RUNTIME_PROVIDED_PACKAGES:
+        for path in (site_packages / name, *site_packages.glob(f"{name}-*.dist-info")):
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(site_packages / "bin", ignore_errors=True)
+    for cache in list(site_packages.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def bundling_options(bundler: LocalPythonBundler) -> BundlingOptions:
+    """Options whose `local` bundler always succeeds; the image is never pulled (CDK needs one to be named).
+
+    The bundler's fingerprint rides in `environment` because CDK hashes the bundling options (as JSON) into the
+    asset hash, and a jsii object serializes to nothing: a new Python version or platform then re-bundles.
+    """
+    return BundlingOptions(
+        image=DockerImage.from_registry("local-bundling-only"),
+        command=["false"],  # would fail loudly if CDK ever fell back to Docker
+        environment=bundler.fingerprint(),
+        local=bundler,
+    )

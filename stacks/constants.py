@@ -1,0 +1,43 @@
+"""Names and fixed settings of the stack. Deployment-specific values live in `stacks/config.py` instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+
+PROJECT = "registry-autopilot"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
+
+# --- Lambda ---------------------------------------------------------------------------------------------------------
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+LAMBDA_PYTHON_VERSION = "3.14"  # must match LAMBDA_RUNTIME: pip picks wheels for it
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+# Lambda's python3.14 runs on Amazon Linux 2023 (glibc 2.34). pip prefers the platforms in this order.
+LAMBDA_PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
+# Provided by the Lambda runtime: left out of the bundle to keep it small (pip pulls them only transitively).
+RUNTIME_PROVIDED_PACKAGES = ("boto3", "botocore", "s3transfer")
+
+# --- Queues and delivery ----------------------------------------------------------------------------------------------
+QUEUE_RETENTION = Duration.days(4)
+DEAD_LETTER_RETENTION = Duration.days(14)  # the SQS maximum: time to look at and redrive a failure
+# EventBridge -> SQS target: retry as long and as often as EventBridge allows (185 attempts over 24 h) before the
+# event goes to the route's dead-letter queue. A target failure here means SQS itself is unreachable or the queue
+# policy is broken, both of which are fixed by an operator within a day; dropping an S3 event would lose a model.
+TARGET_RETRY_ATTEMPTS = 185
+TARGET_MAX_EVENT_AGE = Duration.hours(24)
+# Routes other than `register` get this event-source-mapping concurrency unless the stack is told otherwise.
+DEFAULT_ROUTE_MAX_CONCURRENCY = 5
+
+# --- Buckets -----------------------------------------------------------------------------------------------------------
+ACCESS_LOG_EXPIRATION = Duration.days(365)
+ABORT_INCOMPLETE_MULTIPART_UPLOAD_AFTER = Duration.days(7)
+
+
+def pascal_case(name: str) -> str:
+    """`register` -> `Register`, `promote-alias` -> `PromoteAlias` (for construct ids and output names)."""
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_") if part)

@@ -1,0 +1,71 @@
+"""The code every route's function runs: the `functions` package and its third-party dependencies.
+
+Two layouts, measured from `cdk.out` (cdk synth, November 2026; zipped = deflate level 9, as uploaded):
+- `LAYER` (used): one `LayerVersion` with the dependencies under `python/` (65.8 MB unzipped, 18.0 MB zipped,
+  3382 files) plus one asset with the `functions` package (63 kB unzipped, 26 kB zipped). Every route shares both.
+  A code change uploads 26 kB; the dependency zip changes only with `functions/requirements.txt`.
+- `BUNDLED`: one asset with dependencies and code together (65.9 MB unzipped, 17.9 MB zipped, 3407 files). Routes
+  would share it too (same hash), so the first upload is the same size, but every code change re-uploads and
+  re-deploys 18 MB.
+Both stay far below Lambda's 250 MB unzipped limit (function plus layers).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aws_cdk import AssetHashType, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stacks.bundling import LocalPythonBundler, bundling_options, content_hash
+from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_REQUIREMENTS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+
+# Left out of the source fingerprint, so a test run or an editor does not change the asset hash.
+_SOURCE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "tests"]
+
+
+class DependencyLayout(StrEnum):
+    LAYER = "layer"
+    BUNDLED = "bundled"
+
+
+class FunctionCode(Construct):
+    """`code` for `lambda_.Function(code=...)` and the `layers` that go with it, shared by every route."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, layout: DependencyLayout = DependencyLayout.LAYER):
+        super().__init__(scope, construct_id)
+        self.layout = layout
+        if layout is DependencyLayout.LAYER:
+            self.layers: list[lambda_.ILayerVersion] = [self._build_dependency_layer()]
+            self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR]))
+        else:
+            self.layers = []
+            self.code = self._build_code(
+                LocalPythonBundler(requirements=FUNCTIONS_REQUIREMENTS, packages=[FUNCTIONS_DIR])
+            )
+
+    def _build_dependency_layer(self) -> lambda_.LayerVersion:
+        # Lambda puts a layer's `python/` directory on sys.path.
+        bundler = LocalPythonBundler(requirements=FUNCTIONS_REQUIREMENTS, subdir="python")
+        return lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            description="Third-party packages of the registry-autopilot functions (functions/requirements.txt)",
+            code=lambda_.Code.from_asset(
+                str(FUNCTIONS_DIR),
+                # Hash the requirements and the target platform, not the source: code edits keep the layer.
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=content_hash(bundler),
+                bundling=bundling_options(bundler),
+            ),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[LAMBDA_ARCHITECTURE],
+            # CloudFormation deletes a replaced version only after the update succeeded, so a rollback still has it.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    @staticmethod
+    def _build_code(bundler: LocalPythonBundler) -> lambda_.Code:
+        # The asset root holds the `functions` package, so the handler is `functions.handlers.<module>.<function>`.
+        return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=_SOURCE_EXCLUDES, bundling=bundling_options(bundler))

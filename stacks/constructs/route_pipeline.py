@@ -1,0 +1,306 @@
+"""One hop of the pipeline, built from one `functions.routing.Route`: rule -> queue (+ DLQ) -> function.
+
+The rule's pattern, the queue's visibility timeout and receive count, the handler, timeout, memory and batch
+size all come from the route, so this construct states none of them. The function's environment comes from
+`functions.settings.function_environment`, the one place that names the variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from functions.routing import Route
+from functions.settings import function_environment
+from stacks.constants import (
+    DEAD_LETTER_RETENTION,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    QUEUE_RETENTION,
+    TARGET_MAX_EVENT_AGE,
+    TARGET_RETRY_ATTEMPTS,
+)
+from stacks.constructs.event_buses import to_event_pattern
+from stacks.constructs.function_code import FunctionCode
+from stacks.constructs.writer_access import kms_via_s3_statement, list_bucket_statement
+from stacks.nag import acknowledge, wildcard_resource_finding
+from stacks.route_access import access_for
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What every route's pipeline shares: the resources it may touch and the deployment's settings."""
+
+    bucket: s3.IBucket
+    key: kms.IKey
+    artifact_root_prefix: str
+    artifact_prefixes: tuple[str, ...]
+    project_bus: events.IEventBus
+    idempotency_table: dynamodb.ITable
+    code: FunctionCode
+    tracking_uri: str
+    registry_uri: str
+    credentials_secret_arn: str
+    model_name_tag: str
+    experiment_model_names: Mapping[str, str] = field(default_factory=dict)
+    max_pending_seconds: int = 6 * 3600
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    tracing: bool = False
+
+
+class RoutePipeline(Construct):
+    """`dead_letter_queue`, `queue`, `rule`, `log_group`, `role`, `function` and its SQS event source."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        route: Route,
+        bus: events.IEventBus,
+        context: PipelineContext,
+        max_concurrency: int,
+    ):
+        super().__init__(scope, construct_id)
+        self.route = route
+        self._context = context
+        self.dead_letter_queue = self._build_dead_letter_queue()
+        self.queue = self._build_queue()
+        self.rule = self._build_rule(bus)
+        self.log_group = self._build_log_group()
+        self.role = self._build_role()
+        self.function = self._build_function()
+        self.event_source_mapping = self._build_event_source(max_concurrency)
+        self._acknowledge_findings()
+
+    # --- queues and rule --------------------------------------------------------------------------------------------
+
+    def _build_dead_letter_queue(self) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            retention_period=DEAD_LETTER_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+
+    def _build_queue(self) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            "Queue",
+            visibility_timeout=Duration.seconds(self.route.visibility_timeout_seconds),
+            retention_period=QUEUE_RETENTION,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=self.route.max_receive_count
+            ),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+
+    def _build_rule(self, bus: events.IEventBus) -> events.Rule:
+        pattern = self.route.event_pattern(bucket_name=self._context.bucket.bucket_name)
+        return events.Rule(
+            self,
+            "Rule",
+            event_bus=bus,
+            description=f"registry-autopilot {self.route.name}: {self.route.description}"[:512],
+            event_pattern=to_event_pattern(pattern),
+            targets=[
+                targets.SqsQueue(
+                    self.queue,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                    max_event_age=TARGET_MAX_EVENT_AGE,
+                    # Same body shape as the queue's own dead letters (the event), so one redrive tool serves both.
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
+        )
+
+    # --- function ---------------------------------------------------------------------------------------------------
+
+    def _build_log_group(self) -> logs.LogGroup:
+        return logs.LogGroup(self, "LogGroup", retention=self._context.log_retention)
+
+    def _build_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "Role",
+            description=f"registry-autopilot {self.route.name} function",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        for statement in self._statements():
+            role.add_to_policy(statement)
+        return role
+
+    def _statements(self) -> list[iam.PolicyStatement]:
+        """The function's own permissions; the event source adds receive/delete on its queue."""
+        ctx, access = self._context, access_for(self.route.name)
+        statements = [
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        ]
+        if access.read_artifacts:
+            statements += [
+                iam.PolicyStatement(
+                    sid="ReadArtifacts",
+                    # GetObjectVersion: the handler reads the exact version the event names.
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[ctx.bucket.arn_for_objects(f"{prefix}/*") for prefix in ctx.artifact_prefixes],
+                ),
+                list_bucket_statement(ctx.bucket, ctx.artifact_prefixes),
+                kms_via_s3_statement(ctx.key, ["kms:Decrypt"]),
+            ]
+        if access.publish_events:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="PublishProjectEvents", actions=["events:PutEvents"], resources=[ctx.project_bus.event_bus_arn]
+                )
+            )
+        if access.idempotency:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="IdempotencyRecords",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[ctx.idempotency_table.table_arn],
+                )
+            )
+        own_queues = [
+            q.queue_arn
+            for q, wanted in ((self.queue, access.requeue), (self.dead_letter_queue, access.dead_letter))
+            if wanted
+        ]
+        if own_queues:
+            statements.append(
+                iam.PolicyStatement(sid="SendToOwnQueues", actions=["sqs:SendMessage"], resources=own_queues)
+            )
+        if access.mlflow_credentials and ctx.credentials_secret_arn:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadMlflowCredentials",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[ctx.credentials_secret_arn],
+                )
+            )
+        return statements
+
+    def _build_function(self) -> lambda_.Function:
+        ctx = self._context
+        return lambda_.Function(
+            self,
+            "Function",
+            description=self.route.description or f"registry-autopilot {self.route.name}",
+            runtime=LAMBDA_RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            handler=self.route.handler,
+            code=ctx.code.code,
+            layers=ctx.code.layers,
+            timeout=Duration.seconds(self.route.timeout_seconds),
+            memory_size=self.route.memory_mb,
+            role=self.role,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE if ctx.tracing else lambda_.Tracing.DISABLED,
+            environment=function_environment(
+                self.route,
+                bucket=ctx.bucket.bucket_name,
+                artifact_root_prefix=ctx.artifact_root_prefix,
+                event_bus_name=ctx.project_bus.event_bus_name,
+                idempotency_table=ctx.idempotency_table.table_name,
+                queue_url=self.queue.queue_url,
+                dead_letter_queue_url=self.dead_letter_queue.queue_url,
+                tracking_uri=ctx.tracking_uri,
+                registry_uri=ctx.registry_uri,
+                credentials_secret_arn=ctx.credentials_secret_arn,
+                model_name_tag=ctx.model_name_tag,
+                experiment_model_names=dict(ctx.experiment_model_names),
+                max_pending_seconds=ctx.max_pending_seconds,
+                tracing=ctx.tracing,
+            ),
+        )
+
+    def _build_event_source(self, max_concurrency: int) -> lambda_.EventSourceMapping:
+        window = self.route.max_batching_window_seconds
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=self.route.batch_size,
+                max_batching_window=Duration.seconds(window) if window else None,
+                max_concurrency=max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        (mapping,) = (c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping))
+        return mapping
+
+    # --- cdk-nag ----------------------------------------------------------------------------------------------------
+
+    def _acknowledge_findings(self) -> None:
+        ctx, access = self._context, access_for(self.route.name)
+        acknowledge(
+            self.dead_letter_queue,
+            {
+                "Serverless-SQSRedrivePolicy": "This is the terminal dead-letter queue of the route: a redrive policy on "
+                "it would only move failed messages to yet another queue. Messages stay 14 days for inspection and "
+                "redrive.",
+            },
+        )
+        function_resource = self.function.node.default_child
+        acknowledge(
+            function_resource,
+            {
+                "Serverless-LambdaDLQ": "The function's only trigger is its SQS event source mapping, which invokes "
+                "synchronously; it has no resource-based policy, so no service invokes it asynchronously and a "
+                "function DLQ would stay empty. Failed messages reach the queue's dead-letter queue by redrive.",
+            },
+        )
+        acknowledge(
+            self.event_source_mapping,
+            {
+                "Serverless-LambdaEventSourceMappingDestination": "On-failure destinations are not supported for SQS "
+                "event source mappings; the queue's redrive policy to its dead-letter queue is the failure destination.",
+            },
+        )
+        if access.read_artifacts:
+            reason = (
+                "Object-level S3 actions can only be scoped by key: the wildcard is the watched prefix ({}/), not "
+                "the bucket. Read-only (GetObject/GetObjectVersion)."
+            )
+            acknowledge(
+                self.role,
+                {
+                    wildcard_resource_finding(self, ctx.bucket.arn_for_objects(f"{prefix}/*")): reason.format(prefix)
+                    for prefix in ctx.artifact_prefixes
+                },
+            )
+        if ctx.tracing:
+            acknowledge(
+                self.role,
+                {
+                    "AwsSolutions-IAM5[Resource::*]": "Added by Lambda active tracing: xray:PutTraceSegments and "
+                    "xray:PutTelemetryRecords do not support resource-level permissions.",
+                },
+            )
+        else:
+            acknowledge(
+                function_resource,
+                {
+                    "Serverless-LambdaTracing": "Active tracing is opt-in (context key `tracing`): the X-Ray SDK is in "
+                    "maintenance mode and the functions' logs and metrics carry the correlation id.",
+                },
+            )

@@ -1,0 +1,257 @@
+"""Least privilege: the writer policy, the function roles, and no wildcard actions anywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stacks.route_access import access_for
+from tests.infrastructure.conftest import SECRET_ARN, Synth
+
+IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return _as_list(document["Statement"])
+
+
+def _allow_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) for every Allow statement of every IAM policy and inline role policy."""
+    found = []
+    for logical_id, resource in synth.template_json["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] in IAM_POLICY_TYPES:
+            documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+        for document in documents:
+            found += [(logical_id, s) for s in _statements(document) if s["Effect"] == "Allow"]
+    return found
+
+
+def _role_statements(synth: Synth, role: Any) -> list[dict[str, Any]]:
+    role_ref = {"Ref": synth.logical_id(role)}
+    return [
+        statement
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        if role_ref in policy["Properties"]["Roles"]
+        for statement in _statements(policy["Properties"]["PolicyDocument"])
+    ]
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for statement in statements for action in _as_list(statement["Action"])}
+
+
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+def test_no_iam_statement_grants_a_wildcard_action(synth_name: str, request: pytest.FixtureRequest):
+    # GIVEN a synthesized stack (default and fully customised)
+    synth: Synth = request.getfixturevalue(synth_name)
+
+    # WHEN we collect every Allow statement of every IAM policy
+    statements = _allow_statements(synth)
+
+    # THEN no action is `*` or `service:*` (or any other wildcard)
+    assert statements
+    wildcard = [(lid, s["Action"]) for lid, s in statements if any("*" in a for a in _as_list(s["Action"]))]
+    assert wildcard == []
+
+
+@pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
+def test_star_resources_are_only_the_ones_aws_apis_require(synth_name: str, request: pytest.FixtureRequest):
+    # GIVEN a synthesized stack
+    synth: Synth = request.getfixturevalue(synth_name)
+
+    # WHEN we collect statements whose resource is literally `*`
+    star = [s for _, s in _allow_statements(synth) if "*" in _as_list(s.get("Resource"))]
+
+    # THEN only X-Ray's trace-writing actions (which have no resource-level permissions) use it, and only with tracing
+    assert _actions(star) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert bool(star) == synth.stack.config.tracing
+
+
+def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(default_synth: Synth):
+    # GIVEN the writer managed policy
+    writer = default_synth.stack.writer
+    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+    document = default_synth.template_json["Resources"][default_synth.logical_id(writer.policy)]["Properties"]
+    statements = _statements(document["PolicyDocument"])
+
+    # WHEN we index its statements by action
+    by_action = {action: s for s in statements for action in _as_list(s["Action"])}
+
+    # THEN it can put/get objects only under models/ and mlflow/, list only those prefixes, and never delete
+    assert not any("Delete" in action for action in by_action)
+    object_arns = [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{prefix}/*"]]} for prefix in ("mlflow", "models")
+    ]
+    for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"):
+        assert sorted(_as_list(by_action[action]["Resource"]), key=str) == sorted(object_arns, key=str)
+    list_bucket = by_action["s3:ListBucket"]
+    assert list_bucket["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert list_bucket["Condition"] == {"StringLike": {"s3:prefix": ["models", "models/*", "mlflow", "mlflow/*"]}}
+    assert by_action["s3:GetBucketLocation"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+
+
+def test_writer_policy_uses_the_key_only_through_s3(default_synth: Synth):
+    # GIVEN the writer managed policy
+    writer = default_synth.stack.writer
+    key_id = default_synth.logical_id(default_synth.stack.artifacts.key)
+    document = default_synth.template_json["Resources"][default_synth.logical_id(writer.policy)]["Properties"]
+
+    # WHEN we find its KMS statement
+    (kms,) = (
+        s for s in _statements(document["PolicyDocument"]) if any(a.startswith("kms:") for a in _as_list(s["Action"]))
+    )
+
+    # THEN it covers data-key generation and decryption of the bucket key, via S3 only
+    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"}
+    assert kms["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    via_service = kms["Condition"]["StringEquals"]["kms:ViaService"]
+    assert via_service["Fn::Join"][1][0] == "s3."
+
+
+def test_writer_prefix_follows_the_artifact_root_prefix_context(custom_synth: Synth):
+    # GIVEN a stack with artifactRootPrefix = "teams/mlflow"
+    writer = custom_synth.stack.writer
+    document = custom_synth.template_json["Resources"][custom_synth.logical_id(writer.policy)]["Properties"]
+
+    # WHEN we read the ListBucket condition
+    (list_bucket,) = (s for s in _statements(document["PolicyDocument"]) if s["Action"] == "s3:ListBucket")
+
+    # THEN it allows exactly the two watched prefixes
+    assert list_bucket["Condition"]["StringLike"]["s3:prefix"] == [
+        "models",
+        "models/*",
+        "teams/mlflow",
+        "teams/mlflow/*",
+    ]
+
+
+def test_databricks_instance_profile_carries_the_writer_policy(default_synth: Synth, custom_synth: Synth):
+    # GIVEN the default stack (no profile) and one with databricksInstanceProfile = true
+    writer_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.writer.policy)}
+
+    # WHEN we look for EC2 roles and instance profiles
+    default_profiles = default_synth.resources("AWS::IAM::InstanceProfile")
+    (profile,) = custom_synth.resources("AWS::IAM::InstanceProfile").values()
+    (role_id,) = (ref["Ref"] for ref in profile["Properties"]["Roles"])
+    role = custom_synth.template_json["Resources"][role_id]["Properties"]
+
+    # THEN only the second has one, whose role EC2 assumes and which has the writer policy and nothing else
+    assert default_profiles == {}
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}}
+    ]
+    assert role["ManagedPolicyArns"] == [writer_ref]
+    assert "Policies" not in role
+
+
+def test_register_role_publishes_only_to_the_project_bus(default_synth: Synth):
+    # GIVEN the register function's role
+    pipeline = default_synth.stack.pipelines["register"]
+    statements = _role_statements(default_synth, pipeline.role)
+
+    # WHEN we find what it may PutEvents to
+    put_events = [s for s in statements if "events:PutEvents" in _as_list(s["Action"])]
+    resources = [r for s in put_events for r in _as_list(s["Resource"])]
+
+    # THEN that is the project bus alone: not the default bus, not `*`
+    assert resources == [{"Fn::GetAtt": [default_synth.logical_id(default_synth.stack.buses.project_bus), "Arn"]}]
+    assert "default" not in str(resources)
+
+
+def test_register_role_has_exactly_the_permissions_its_route_needs(default_synth: Synth):
+    # GIVEN the register function's role in the default stack (no secret, no tracing)
+    pipeline = default_synth.stack.pipelines["register"]
+
+    # WHEN we collect its actions
+    actions = _actions(_role_statements(default_synth, pipeline.role))
+
+    # THEN they are the route's needs plus what the SQS event source grants, nothing more
+    assert access_for("register").read_artifacts
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "kms:Decrypt",
+        "events:PutEvents",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "sqs:SendMessage",
+        # granted by the SQS event source
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+
+
+def test_register_role_sends_only_to_its_own_queues(default_synth: Synth):
+    # GIVEN the register pipeline
+    pipeline = default_synth.stack.pipelines["register"]
+
+    # WHEN we find the role's SendMessage resources
+    send = [s for s in _role_statements(default_synth, pipeline.role) if "sqs:SendMessage" in _as_list(s["Action"])]
+
+    # THEN they are its queue (re-enqueue with delay) and its dead-letter queue (immediate dead-lettering)
+    assert sorted(r["Fn::GetAtt"][0] for s in send for r in _as_list(s["Resource"])) == sorted(
+        default_synth.logical_id(q) for q in (pipeline.queue, pipeline.dead_letter_queue)
+    )
+
+
+def test_register_role_reads_artifacts_by_prefix_and_decrypts_only_through_s3(default_synth: Synth):
+    # GIVEN the register function's role
+    pipeline = default_synth.stack.pipelines["register"]
+    statements = _role_statements(default_synth, pipeline.role)
+    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+
+    # WHEN we find the S3 read, list and KMS statements
+    (read,) = (s for s in statements if "s3:GetObject" in _as_list(s["Action"]))
+    (listing,) = (s for s in statements if s["Action"] == "s3:ListBucket")
+    (decrypt,) = (s for s in statements if s["Action"] == "kms:Decrypt")
+
+    # THEN reads are limited to the watched prefixes, listing to those prefixes, decryption to S3's use of the key
+    assert sorted(r["Fn::Join"][1][1] for r in read["Resource"]) == ["/mlflow/*", "/models/*"]
+    assert all(r["Fn::Join"][1][0] == {"Fn::GetAtt": [bucket_id, "Arn"]} for r in read["Resource"])
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["models", "models/*", "mlflow", "mlflow/*"]}}
+    assert "kms:ViaService" in decrypt["Condition"]["StringEquals"]
+
+
+def test_secret_is_readable_only_when_configured_and_only_that_secret(default_synth: Synth, custom_synth: Synth):
+    # GIVEN the default stack (no secret) and one with mlflowCredentialsSecretArn set
+    default_role = default_synth.stack.pipelines["register"].role
+    custom_role = custom_synth.stack.pipelines["register"].role
+
+    # WHEN we look for secretsmanager statements
+    default_secret = [s for s in _role_statements(default_synth, default_role) if "secretsmanager" in str(s["Action"])]
+    custom_secret = [s for s in _role_statements(custom_synth, custom_role) if "secretsmanager" in str(s["Action"])]
+
+    # THEN only the second can read a secret: GetSecretValue on exactly the configured ARN
+    assert default_secret == []
+    assert [(s["Action"], s["Resource"]) for s in custom_secret] == [("secretsmanager:GetSecretValue", SECRET_ARN)]
+
+
+def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_synth: Synth):
+    # GIVEN the default stack (tracing off) and one with tracing = true
+    default_role = default_synth.stack.pipelines["register"].role
+    custom_role = custom_synth.stack.pipelines["register"].role
+
+    # WHEN we collect the roles' actions
+    default_actions = _actions(_role_statements(default_synth, default_role))
+    custom_actions = _actions(_role_statements(custom_synth, custom_role))
+
+    # THEN X-Ray actions appear only with tracing
+    assert not any(a.startswith("xray:") for a in default_actions)
+    assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= custom_actions

@@ -1,0 +1,338 @@
+"""Each route of `functions.routing.ROUTES` becomes rule -> queue (+ DLQ) -> function, exactly as the route says."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.routing import REGISTER, ROUTES, Bus, Route
+from functions.settings import function_environment
+from stacks.constants import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, pascal_case
+from tests.infrastructure.conftest import SECRET_ARN, TRACKING_URI, Synth
+
+ROUTE_NAMES = [route.name for route in ROUTES]
+_BUCKET_MARKER = "__artifact-bucket-name__"
+
+
+def _with_bucket_ref(value: Any, bucket_ref: dict) -> Any:
+    """A route's pattern with the marker bucket name replaced by the CloudFormation reference to the bucket."""
+    if value == _BUCKET_MARKER:
+        return bucket_ref
+    if isinstance(value, dict):
+        return {k: _with_bucket_ref(v, bucket_ref) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_bucket_ref(v, bucket_ref) for v in value]
+    return value
+
+
+def _route(name: str) -> Route:
+    return next(route for route in ROUTES if route.name == name)
+
+
+def _resource(synth: Synth, construct: Any) -> dict[str, Any]:
+    return synth.template_json["Resources"][synth.logical_id(construct)]
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_rule_pattern_is_the_routes_pattern_with_the_bucket_reference(default_synth: Synth, route_name: str):
+    # GIVEN a route and its pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+
+    # WHEN we read the pipeline's rule
+    rule = _resource(default_synth, pipeline.rule)["Properties"]
+
+    # THEN its pattern is exactly what functions.routing states, with the real bucket
+    expected = _with_bucket_ref(route.event_pattern(bucket_name=_BUCKET_MARKER), bucket_ref)
+    assert rule["EventPattern"] == expected
+
+
+def test_register_rule_matches_mlmodel_uploads_of_this_bucket_on_the_default_bus(default_synth: Synth):
+    # GIVEN the register pipeline
+    pipeline = default_synth.stack.pipelines["register"]
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+
+    # WHEN we read its rule
+    rule = _resource(default_synth, pipeline.rule)["Properties"]
+
+    # THEN it listens on the default bus (where S3 delivers) for this bucket's MLmodel objects
+    assert REGISTER.bus is Bus.DEFAULT
+    assert rule["EventBusName"] == "default"
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [bucket_ref]}, "object": {"key": [{"suffix": "/MLmodel"}]}},
+    }
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_rule_lives_on_the_routes_bus(default_synth: Synth, route_name: str):
+    # GIVEN a route
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its rule's bus
+    bus_name = _resource(default_synth, pipeline.rule)["Properties"]["EventBusName"]
+
+    # THEN it is the default bus or the project bus, as the route says
+    expected = {
+        Bus.DEFAULT: "default",
+        Bus.PROJECT: {"Ref": default_synth.logical_id(default_synth.stack.buses.project_bus)},
+    }[route.bus]
+    assert bus_name == expected
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_rule_targets_the_queue_with_retries_and_the_dead_letter_queue(default_synth: Synth, route_name: str):
+    # GIVEN a route's pipeline
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read the rule's targets
+    targets = _resource(default_synth, pipeline.rule)["Properties"]["Targets"]
+
+    # THEN there is one: the queue, retried for a day and dead-lettered to the route's DLQ after that
+    assert len(targets) == 1
+    target = targets[0]
+    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "Arn"]}
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": TARGET_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": TARGET_MAX_EVENT_AGE.to_seconds(),
+    }
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "Arn"]}
+    }
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_queue_outlasts_six_function_timeouts_and_redrives_to_its_dlq(default_synth: Synth, route_name: str):
+    # GIVEN a route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its queue, dead-letter queue and function
+    queue = _resource(default_synth, pipeline.queue)["Properties"]
+    dlq = _resource(default_synth, pipeline.dead_letter_queue)["Properties"]
+    function = _resource(default_synth, pipeline.function)["Properties"]
+
+    # THEN the visibility timeout covers six function timeouts, failures redrive after max_receive_count receives,
+    # both queues are encrypted, and dead letters are kept 14 days
+    assert queue["VisibilityTimeout"] == route.visibility_timeout_seconds
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "Arn"]},
+        "maxReceiveCount": route.max_receive_count,
+    }
+    assert queue["SqsManagedSseEnabled"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_queues_refuse_requests_without_tls(default_synth: Synth, route_name: str):
+    # GIVEN a route's pipeline
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    for queue in (pipeline.queue, pipeline.dead_letter_queue):
+        queue_id = default_synth.logical_id(queue)
+        # WHEN we find the queue's policy
+        (policy,) = (
+            p["Properties"]["PolicyDocument"]
+            for p in default_synth.resources("AWS::SQS::QueuePolicy").values()
+            if p["Properties"]["Queues"] == [{"Ref": queue_id}]
+        )
+        # THEN it denies every non-TLS request
+        assert {
+            "Action": "sqs:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        } in policy["Statement"]
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_function_runs_the_routes_handler_on_arm64_python_with_json_logs(default_synth: Synth, route_name: str):
+    # GIVEN a route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its function and log group
+    function = _resource(default_synth, pipeline.function)["Properties"]
+    log_group = _resource(default_synth, pipeline.log_group)["Properties"]
+
+    # THEN handler, timeout and memory come from the route; runtime is python >= 3.13 on arm64; logs are JSON in
+    # an explicit log group kept for logRetentionDays; the dependency layer is attached
+    assert function["Handler"] == route.handler
+    assert function["Timeout"] == route.timeout_seconds
+    assert function["MemorySize"] == route.memory_mb
+    major, minor = (int(part) for part in function["Runtime"].removeprefix("python").split("."))
+    assert (major, minor) >= (3, 13)
+    assert function["Architectures"] == ["arm64"]
+    assert function["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "LogGroup": {"Ref": default_synth.logical_id(pipeline.log_group)},
+    }
+    assert log_group["RetentionInDays"] == 30
+    assert function["Layers"] == [{"Ref": default_synth.logical_id(default_synth.stack.code.layers[0])}]
+    assert function.get("TracingConfig", {"Mode": "PassThrough"}) == {"Mode": "PassThrough"}  # tracing is opt-in
+
+
+def test_function_tracing_and_log_retention_follow_context(custom_synth: Synth):
+    # GIVEN a stack synthesized with tracing=true and logRetentionDays=90
+    pipeline = custom_synth.stack.pipelines["register"]
+
+    # WHEN we read the function and its log group
+    function = _resource(custom_synth, pipeline.function)["Properties"]
+    log_group = _resource(custom_synth, pipeline.log_group)["Properties"]
+
+    # THEN tracing is active and logs are kept 90 days
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert log_group["RetentionInDays"] == 90
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_event_source_reports_batch_item_failures_with_the_routes_batch(default_synth: Synth, route_name: str):
+    # GIVEN a route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its event source mapping
+    mapping = _resource(default_synth, pipeline.event_source_mapping)["Properties"]
+
+    # THEN it drains the route's queue into the function, reporting partial failures, with the route's batch size
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": default_synth.logical_id(pipeline.function)}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == route.batch_size
+    assert 2 <= mapping["ScalingConfig"]["MaximumConcurrency"] <= 1000
+
+
+def test_register_concurrency_comes_from_context(default_synth: Synth, custom_synth: Synth):
+    # GIVEN the default stack (registerMaxConcurrency = 5) and one with registerMaxConcurrency = "17"
+    # WHEN we read the register event source mappings
+    default = _resource(default_synth, default_synth.stack.pipelines["register"].event_source_mapping)
+    custom = _resource(custom_synth, custom_synth.stack.pipelines["register"].event_source_mapping)
+
+    # THEN each caps concurrency at its context value
+    assert default["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}
+    assert custom["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 17}
+
+
+def test_function_environment_is_what_functions_settings_builds(custom_synth: Synth):
+    # GIVEN the customised stack and its register pipeline
+    stack = custom_synth.stack
+    pipeline = stack.pipelines["register"]
+
+    def ref(construct: Any) -> dict:
+        return {"Ref": custom_synth.logical_id(construct)}
+
+    # WHEN we read the function's environment
+    environment = _resource(custom_synth, pipeline.function)["Properties"]["Environment"]["Variables"]
+
+    # THEN it is function_environment(...) of the route, with CloudFormation references for deployed names
+    expected = function_environment(
+        REGISTER,
+        bucket="BUCKET",
+        artifact_root_prefix="teams/mlflow",
+        event_bus_name="BUS",
+        idempotency_table="TABLE",
+        queue_url="QUEUE",
+        dead_letter_queue_url="DLQ",
+        tracking_uri=TRACKING_URI,
+        registry_uri="databricks-uc",
+        credentials_secret_arn=SECRET_ARN,
+        model_name_tag="team.model",
+        experiment_model_names={"12": "churn"},
+        max_pending_seconds=2 * 3600,
+        tracing=True,
+    )
+    references = {
+        "BUCKET": ref(stack.artifacts.bucket),
+        "BUS": ref(stack.buses.project_bus),
+        "TABLE": ref(stack.idempotency.table),
+        "QUEUE": ref(pipeline.queue),
+        "DLQ": ref(pipeline.dead_letter_queue),
+    }
+    assert environment == {name: references.get(value, value) for name, value in expected.items()}
+    assert json.loads(environment["EXPERIMENT_MODEL_NAMES"]) == {"12": "churn"}
+
+
+def test_default_stack_uses_the_placeholder_tracking_uri_and_warns(default_synth: Synth):
+    # GIVEN cdk.json as committed (mlflowTrackingUri empty)
+    pipeline = default_synth.stack.pipelines["register"]
+
+    # WHEN we read the function's tracking URI and the stack's annotations
+    environment = _resource(default_synth, pipeline.function)["Properties"]["Environment"]["Variables"]
+    warnings = [
+        entry.data
+        for entry in default_synth.stack.node.metadata
+        if entry.type == "aws:cdk:warning" and "mlflowTrackingUri" in str(entry.data)
+    ]
+
+    # THEN the placeholder is used, no secret variable is set, and a synth warning says how to fix it
+    assert environment["MLFLOW_TRACKING_URI"] == "https://mlflow.example.invalid"
+    assert "MLFLOW_CREDENTIALS_SECRET_ARN" not in environment
+    assert len(warnings) == 1
+
+
+def test_table_keeps_short_lived_idempotency_records(default_synth: Synth):
+    # GIVEN the default stack
+    table = _resource(default_synth, default_synth.stack.idempotency.table)
+
+    # WHEN we read the idempotency table
+    props = table["Properties"]
+
+    # THEN it is on-demand, keyed by `id`, expires items on `expiration`, has PITR and is encrypted
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert table["DeletionPolicy"] == "Delete"
+
+
+def test_archives_keep_the_buckets_s3_events_and_every_project_event(default_synth: Synth):
+    # GIVEN the default stack
+    buses = default_synth.stack.buses
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+
+    # WHEN we read both archives
+    default_archive = _resource(default_synth, buses.default_bus_archive)["Properties"]
+    project_archive = _resource(default_synth, buses.project_bus_archive)["Properties"]
+
+    # THEN the default-bus archive keeps this bucket's S3 events, the project one every project event, 30 days each
+    assert default_archive["EventPattern"] == {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket_ref]}}}
+    assert default_archive["SourceArn"]["Fn::Join"][1][-1] == ":event-bus/default"
+    assert project_archive["EventPattern"] == {"source": ["registry-autopilot"]}
+    assert project_archive["SourceArn"] == {"Fn::GetAtt": [default_synth.logical_id(buses.project_bus), "Arn"]}
+    assert default_archive["RetentionDays"] == project_archive["RetentionDays"] == 30
+
+
+def test_project_bus_name_derives_from_the_stack_name(custom_synth: Synth):
+    # GIVEN a stack named RegistryAutopilotCustom
+    # WHEN we read the project bus
+    bus = _resource(custom_synth, custom_synth.stack.buses.project_bus)["Properties"]
+
+    # THEN its name is derived from the stack name
+    assert bus["Name"] == "RegistryAutopilotCustom-events"
+
+
+def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
+    # GIVEN both stacks
+    route_outputs = {f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl")}
+    expected = {"BucketName", "ArtifactRootUri", "WriterPolicyArn", "EventBusName", *route_outputs}
+
+    # WHEN we list their outputs
+    default_outputs = default_synth.template_json["Outputs"]
+    custom_outputs = custom_synth.template_json["Outputs"]
+
+    # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile
+    assert expected == set(default_outputs)
+    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn"}
+    bucket_id = custom_synth.logical_id(custom_synth.stack.artifacts.bucket)
+    assert custom_outputs["ArtifactRootUri"]["Value"] == {
+        "Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/teams/mlflow"]]
+    }
