@@ -1,0 +1,413 @@
+"""The sandbox itself: wiring from routing, delivery to workers, Lambda-like retries, the CLI, clean stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from functions.routing import REGISTER, ROUTES, Bus, project_archive_pattern
+from replay.processes import SandboxError
+from replay.sandbox import REPO_ROOT, Sandbox
+from replay.worker import Worker
+from tests.integration import fake_handlers
+
+EVENTS = REPO_ROOT / "tests" / "events"
+
+pytestmark = pytest.mark.slow  # the shared sandbox (moto + MLflow + workers), and one more the CLI test starts
+
+
+@dataclass(frozen=True)
+class ScratchQueue:
+    url: str
+    dead_letter_url: str
+    max_receive_count: int
+
+
+@pytest.fixture
+def test_queue(sandbox: Sandbox) -> Iterator[ScratchQueue]:
+    """A queue with a 1 s visibility timeout and a DLQ after 2 receives, for driving a worker by hand."""
+    sqs = sandbox.client("sqs")
+    name = f"worker-test-{uuid.uuid4().hex[:8]}"
+    dead_letter_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 2})
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "1", "RedrivePolicy": redrive})["QueueUrl"]
+    yield ScratchQueue(url=url, dead_letter_url=dead_letter_url, max_receive_count=2)
+    sqs.delete_queue(QueueUrl=url)
+    sqs.delete_queue(QueueUrl=dead_letter_url)
+
+
+def _counts(sandbox: Sandbox, queue_url: str) -> tuple[int, int]:
+    attributes = sandbox.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _bodies(sandbox: Sandbox, queue_url: str) -> list[str]:
+    messages = sandbox.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return sorted(message["Body"] for message in messages.get("Messages", []))
+
+
+def _poll_until(condition, *, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+# --- wiring ------------------------------------------------------------------------------------------------
+
+
+def test_sandbox_wires_every_route_as_routing_defines_it(sandbox: Sandbox) -> None:
+    # GIVEN the running sandbox and the routes of functions.routing
+    sqs, events = sandbox.client("sqs"), sandbox.client("events")
+
+    # WHEN each route's queue, dead-letter queue and rule are read back from the emulator
+    # THEN every route is there, with routing's pattern, bus, visibility timeout and maxReceiveCount
+    assert sorted(sandbox.wiring) == sorted(route.name for route in ROUTES)
+    for route in ROUTES:
+        wiring = sandbox.wiring[route.name]
+        attributes = sqs.get_queue_attributes(QueueUrl=wiring.queue_url, AttributeNames=["All"])["Attributes"]
+        dead_letter_arn = sqs.get_queue_attributes(QueueUrl=wiring.dead_letter_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        bus = "default" if route.bus is Bus.DEFAULT else sandbox.event_bus
+        rule = events.describe_rule(Name=wiring.rule_name, EventBusName=bus)
+        targets = events.list_targets_by_rule(Rule=wiring.rule_name, EventBusName=bus)["Targets"]
+
+        assert wiring.bus_name == bus
+        assert int(attributes["VisibilityTimeout"]) == route.visibility_timeout_seconds
+        assert json.loads(attributes["RedrivePolicy"]) == {
+            "deadLetterTargetArn": dead_letter_arn,
+            "maxReceiveCount": route.max_receive_count,
+        }
+        assert json.loads(rule["EventPattern"]) == route.event_pattern(bucket_name=sandbox.bucket)
+        assert [target["Arn"] for target in targets] == [attributes["QueueArn"]]
+
+
+def test_sandbox_creates_bucket_table_bus_and_observer(sandbox: Sandbox) -> None:
+    # GIVEN the running sandbox
+    s3, dynamodb, events = sandbox.client("s3"), sandbox.client("dynamodb"), sandbox.client("events")
+
+    # WHEN its bucket, idempotency table and project bus are read back
+    versioning = s3.get_bucket_versioning(Bucket=sandbox.bucket)
+    table = dynamodb.describe_table(TableName=sandbox.idempotency_table)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=sandbox.idempotency_table)["TimeToLiveDescription"]
+    observer = events.describe_rule(Name="registry-autopilot-observer", EventBusName=sandbox.event_bus)
+
+    # THEN they are configured as the functions expect
+    assert versioning["Status"] == "Enabled"
+    # (moto's GetBucketNotificationConfiguration leaves EventBridgeConfiguration out even when it is set;
+    # that S3 events reach EventBridge is shown by test_an_mlmodel_upload_is_delivered_to_the_register_worker)
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
+    assert json.loads(observer["EventPattern"]) == project_archive_pattern()
+    assert sandbox.artifact_root == f"s3://{sandbox.bucket}/{sandbox.artifact_root_prefix}"
+
+
+# --- delivery ----------------------------------------------------------------------------------------------
+
+
+def test_an_mlmodel_upload_is_delivered_to_the_register_worker(sandbox: Sandbox, model_name: str, wait_quiet) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN a model folder's weights and its MLmodel key
+    weights, mlmodel = f"models/{model_name}/1/model.pkl", f"models/{model_name}/1/{'MLmodel'}"
+
+    # WHEN both objects are written into the bucket and the pipeline settles
+    sandbox.put_object(weights, b"weights")
+    sandbox.put_object(mlmodel, b"not: [valid")
+    wait_quiet(timeout=60)
+
+    # THEN the register worker consumed the MLmodel's event (and only that one: the rule matched)
+    delivered = {
+        record.get("key")
+        for line in sandbox.worker_log_lines([REGISTER.name])
+        if line.get("message") == "invoking handler"
+        for record in line["records"]
+        if str(record.get("key", "")).startswith(f"models/{model_name}/")
+    }
+    assert delivered == {mlmodel}
+    assert sandbox.queue_depths()[REGISTER.name] == {"visible": 0, "in_flight": 0, "delayed": 0}
+
+
+def test_an_uploaded_model_is_registered_and_its_event_observed(
+    sandbox: Sandbox,
+    model_name: str,
+    upload_model,
+    mlflow_client,
+    wait_quiet,  # type: ignore[no-untyped-def]
+) -> None:
+    # GIVEN a real scikit-learn model folder
+    # WHEN it is uploaded under models/<name>/1/
+    prefix = upload_model(model_name)
+
+    # THEN the pipeline emits its registration, and the registry has the version
+    (event,) = sandbox.wait_for_events("Model Version Registered", model_name=model_name, timeout=60)
+    assert event["source"] == "registry-autopilot"
+    assert event["detail"]["source_uri"] == f"s3://{sandbox.bucket}/{prefix.rstrip('/')}"
+    wait_quiet()
+    assert [v.version for v in mlflow_client.search_model_versions(f"name='{model_name}'")] == ["1"]
+
+
+# --- the worker's Lambda semantics -------------------------------------------------------------------------
+
+
+def test_worker_deletes_only_records_not_reported_as_failed(sandbox: Sandbox, test_queue: ScratchQueue) -> None:
+    # GIVEN three messages, one marked to fail, and a worker whose handler fails marked records
+    sqs = sandbox.client("sqs")
+    for body in ("first", f"second {fake_handlers.FAIL_MARKER}", "third"):
+        sqs.send_message(QueueUrl=test_queue.url, MessageBody=body)
+    worker = Worker(
+        route=REGISTER, queue_url=test_queue.url, sqs=sqs, handler="tests.integration.fake_handlers.fail_marked_records"
+    )
+
+    # WHEN the worker polls once
+    result = worker.poll_once(wait_seconds=1)
+
+    # THEN the handler got a Lambda SQS event and context, and only the failed record is left (in flight)
+    assert result is not None
+    assert len(result.message_ids) == 3
+    event, context = fake_handlers.CALLS[-1]
+    record = event["Records"][0]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"].endswith(test_queue.url.rsplit("/", 1)[1])
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert context.function_name == f"registry-autopilot-{REGISTER.name}"
+    assert 0 < context.get_remaining_time_in_millis() <= REGISTER.timeout_seconds * 1000
+    assert len(result.deleted) == 2
+    assert len(result.failed) == 1
+    assert _counts(sandbox, test_queue.url) == (0, 1)
+
+
+def test_a_failing_record_is_retried_then_dead_lettered_after_max_receive_count(
+    sandbox: Sandbox, test_queue: ScratchQueue
+) -> None:
+    # GIVEN a message and a worker whose handler reports every record as failed
+    sqs = sandbox.client("sqs")
+    sqs.send_message(QueueUrl=test_queue.url, MessageBody='{"poison": true}')
+    worker = Worker(
+        route=REGISTER, queue_url=test_queue.url, sqs=sqs, handler="tests.integration.fake_handlers.fail_every_record"
+    )
+
+    # WHEN the worker polls once
+    first = worker.poll_once(wait_seconds=1)
+
+    # THEN the record is left for retry: not deleted, in flight until its visibility timeout ends
+    assert first is not None
+    assert first.deleted == []
+    assert first.failed == first.message_ids
+    assert _counts(sandbox, test_queue.url) == (0, 1)
+
+    # WHEN the worker keeps polling
+    _poll_until(
+        lambda: worker.poll_once(wait_seconds=1) is None and _counts(sandbox, test_queue.url) == (0, 0),
+        timeout=20,
+        what="the message to leave the queue",
+    )
+
+    # THEN the handler saw it max_receive_count times, and SQS moved it to the dead-letter queue
+    assert worker.batches == test_queue.max_receive_count
+    assert _bodies(sandbox, test_queue.dead_letter_url) == ['{"poison": true}']
+
+
+def test_a_handler_that_raises_does_not_kill_its_worker(sandbox: Sandbox, test_queue: ScratchQueue) -> None:
+    # GIVEN a worker process whose handler always raises
+    name = f"explode-{uuid.uuid4().hex[:6]}"
+    child = sandbox.start_worker(
+        REGISTER,
+        queue_url=test_queue.url,
+        dead_letter_queue_url=test_queue.dead_letter_url,
+        handler="tests.integration.fake_handlers.explode",
+        name=name,
+    )
+    sandbox.wait_for_worker(name, child, deadline=time.monotonic() + 30)
+
+    # WHEN a message arrives (and comes back after its 1 s visibility timeout)
+    sandbox.client("sqs").send_message(QueueUrl=test_queue.url, MessageBody="hello")
+
+    # THEN each delivery is logged as a handler error, and the worker keeps running and polling
+    def raised() -> int:
+        return sum(
+            1 for line in sandbox.worker_log_lines([name]) if line.get("message", "").startswith("handler raised")
+        )
+
+    _poll_until(lambda: raised() >= 2, timeout=20, what="two failed invocations")
+    assert child.alive()
+    assert sandbox.worker_status(name)["batches"] >= 2
+
+    # AND it stops cleanly when asked
+    child.stop()
+    assert child.popen.returncode == 0
+
+
+# --- the command line --------------------------------------------------------------------------------------
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+
+
+def _read_line(stream, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line within {timeout} s") from None
+
+
+def _live_processes_in_groups(group_ids: set[int]) -> list[int]:
+    """Processes (not zombies) whose process group is one of `group_ids`."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, group = fields[0], int(fields[2])
+        if group in group_ids and state != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def test_cli_sandbox_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    # GIVEN `python -m replay sandbox --json`
+    with open(tmp_path / "stderr.log", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "replay", "sandbox", "--json", "--workdir", str(tmp_path / "work")],
+            cwd=REPO_ROOT,
+            env=_clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            # WHEN it is ready
+            info = json.loads(_read_line(process.stdout, timeout=90))
+
+            # THEN it said so in one JSON line with what clients need
+            for key in ("mlflow_tracking_uri", "aws_endpoint_url", "bucket", "artifact_root", "event_bus", "workdir"):
+                assert info[key], key
+            assert set(info["queues"]) == {route.name for route in ROUTES}
+            children = {info["pids"]["moto"], info["pids"]["mlflow"], *info["pids"]["workers"].values()}
+            assert _live_processes_in_groups(children)
+
+            # WHEN it receives SIGTERM
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    # THEN it exits 0 without printing more, and none of its processes (nor theirs) is left
+    assert code == 0, (tmp_path / "stderr.log").read_text()
+    assert process.stdout.read() == ""
+    assert _live_processes_in_groups(children) == []
+
+
+def test_a_taken_port_is_refused_with_what_to_do() -> None:
+    # GIVEN a port somebody listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # WHEN the sandbox is asked to use it
+        # THEN it refuses before starting anything, naming the option to change
+        with pytest.raises(SandboxError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*--aws-port"):
+            Sandbox(aws_port=port).start()
+
+        # AND the command line says the same, with exit code 2
+        result = subprocess.run(
+            [sys.executable, "-m", "replay", "sandbox", "--mlflow-port", str(port)],
+            cwd=REPO_ROOT,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--mlflow-port" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_server_that_cannot_start_stops_what_was_already_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a port taken after the sandbox looked (a race, simulated by skipping the port check)
+    monkeypatch.setattr("replay.sandbox.check_port_free", lambda *args, **kwargs: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sandbox = Sandbox(aws_port=taken.getsockname()[1], workdir=tmp_path)
+
+        # WHEN the sandbox starts
+        # THEN moto's failure is reported with its output
+        with pytest.raises(SandboxError, match=r"the moto server did not start: .*exited with code"):
+            sandbox.start()
+
+    # AND the MLflow server started alongside it is gone too
+    pids = sandbox.info()["pids"]
+    assert _live_processes_in_groups({pids["moto"], pids["mlflow"]}) == []
+
+
+def test_cli_local_replays_a_recorded_s3_event_against_a_seeded_bucket(
+    sandbox: Sandbox, model_name: str, sklearn_model_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a recorded AWS event for a plain upload (from another bucket) and a seed holding that model
+    recorded = json.loads((EVENTS / "s3_object_created_aws.json").read_text())
+    key = f"models/{model_name}/2026-11-20/MLmodel"
+    recorded["detail"]["object"]["key"] = key
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(recorded))
+    seed = tmp_path / "seed"
+    shutil.copytree(sklearn_model_dir, (seed / key).parent)
+
+    # WHEN `replay local` replays it into the running sandbox
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "replay", "local", "--json", "--timeout", "60"),
+            *("--attach", json.dumps(sandbox.info()), "--seed", str(seed), str(event_file)),
+        ],
+        cwd=REPO_ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # THEN it reports the registered version for the event, and the registry holds it
+    assert result.returncode == 0, result.stderr
+    first, registry = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["routes"] == [REGISTER.name]
+    assert first["registered"] == [
+        {
+            "model": model_name,
+            "version": "1",
+            "source": f"s3://{sandbox.bucket}/models/{model_name}/2026-11-20",
+            "already_registered": False,
+        }
+    ]
+    assert [event["detail_type"] for event in first["emitted"]] == ["Model Version Registered"]
+    assert model_name in {model["name"] for model in registry["registry"]}

@@ -1,0 +1,147 @@
+"""The Lambda SQS event the worker builds, and how it reads `batchItemFailures` (Lambda's rules)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from replay.event_source import LambdaContext, WholeBatchFailed, failed_message_ids, lambda_sqs_event, queue_arn
+
+QUEUE_URL = "http://127.0.0.1:5000/123456789012/registry-autopilot-register"
+
+
+def _message(message_id: str = "m-1", **extra: object) -> dict:
+    return {
+        "MessageId": message_id,
+        "ReceiptHandle": f"receipt-{message_id}",
+        "MD5OfBody": "5d41402abc4b2a76b9719d911017c592",
+        "Body": '{"detail-type": "Object Created"}',
+        "Attributes": {
+            "SenderId": "AIDAIT2UOQQY3AUEKVGXU",
+            "SentTimestamp": "1700000000000",
+            "ApproximateReceiveCount": "2",
+            "ApproximateFirstReceiveTimestamp": "1700000000100",
+        },
+        **extra,
+    }
+
+
+def test_records_have_lambdas_shape() -> None:
+    # GIVEN a ReceiveMessage response's message
+    message = _message()
+
+    # WHEN it becomes a Lambda SQS event
+    event = lambda_sqs_event([message], event_source_arn=queue_arn(QUEUE_URL, region="us-east-1"), region="us-east-1")
+
+    # THEN the record is what Lambda's event source mapping delivers
+    assert event == {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "receipt-m-1",
+                "body": '{"detail-type": "Object Created"}',
+                "attributes": {
+                    "ApproximateFirstReceiveTimestamp": "1700000000100",
+                    "ApproximateReceiveCount": "2",
+                    "SenderId": "AIDAIT2UOQQY3AUEKVGXU",
+                    "SentTimestamp": "1700000000000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "5d41402abc4b2a76b9719d911017c592",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:registry-autopilot-register",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+def test_message_attributes_are_camel_cased_and_binary_values_base64() -> None:
+    # GIVEN a message with a string and a binary attribute
+    message = _message(
+        MessageAttributes={
+            "reason": {"StringValue": "malformed_event", "DataType": "String"},
+            "blob": {"BinaryValue": b"\x00\x01", "DataType": "Binary"},
+        },
+        MD5OfMessageAttributes="abc",
+    )
+
+    # WHEN it becomes a Lambda SQS event
+    record = lambda_sqs_event([message], event_source_arn="arn", region="us-east-1")["Records"][0]
+
+    # THEN the attributes read as Lambda spells them
+    assert record["messageAttributes"] == {
+        "blob": {
+            "binaryValue": base64.b64encode(b"\x00\x01").decode(),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "Binary",
+        },
+        "reason": {
+            "stringValue": "malformed_event",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        },
+    }
+    assert record["md5OfMessageAttributes"] == "abc"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, {}, {"batchItemFailures": None}, {"batchItemFailures": []}],
+    ids=["null", "empty", "null-list", "empty-list"],
+)
+def test_answers_lambda_treats_as_complete_success(answer: object) -> None:
+    # GIVEN an answer Lambda reads as "all records succeeded"
+    # WHEN the failed ids are read
+    failed = failed_message_ids(answer, ["m-1", "m-2"])
+
+    # THEN none failed
+    assert failed == set()
+
+
+def test_listed_records_are_the_failed_ones() -> None:
+    # GIVEN an answer listing one record of the batch
+    answer = {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+
+    # WHEN the failed ids are read
+    failed = failed_message_ids(answer, ["m-1", "m-2", "m-3"])
+
+    # THEN only that record failed
+    assert failed == {"m-2"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, "without an itemIdentifier"),
+        ({"batchItemFailures": [{"itemIdentifier": None}]}, "without an itemIdentifier"),
+        ({"batchItemFailures": [{"itemId": "m-1"}]}, "without an itemIdentifier"),
+        ({"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}, "not in the batch"),
+        ({"batchItemFailures": "m-1"}, "not a list"),
+        ("ok", "returned str"),
+    ],
+)
+def test_answers_lambda_treats_as_complete_failure(answer: object, problem: str) -> None:
+    # GIVEN an answer Lambda cannot use
+    # WHEN the failed ids are read
+    # THEN the whole batch fails
+    with pytest.raises(WholeBatchFailed, match=problem):
+        failed_message_ids(answer, ["m-1"])
+
+
+def test_context_looks_like_lambdas() -> None:
+    # GIVEN a context for a 60 s function
+    context = LambdaContext(function_name="registry-autopilot-register", memory_limit_in_mb=1024, timeout_seconds=60)
+
+    # WHEN a handler reads it
+    remaining = context.get_remaining_time_in_millis()
+
+    # THEN it has Lambda's attributes and a shrinking time budget
+    assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:registry-autopilot-register"
+    assert context.function_version == "$LATEST"
+    assert context.log_group_name == "/aws/lambda/registry-autopilot-register"
+    assert len(context.aws_request_id) == 36
+    assert 59_000 < remaining <= 60_000
