@@ -1,0 +1,64 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# jsii warns that Node 20 is past end-of-life; the CDK CLI and jsii still work with it, so the banner is muted.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export GIT_PYTHON_REFRESH := quiet
+
+.PHONY: help deps test lint unit integration infra demo sandbox synth deploy clean
+
+help:
+	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
+	@echo "make test    - lint and run every test suite (unit, integration, infrastructure)"
+	@echo "make sandbox - run the local sandbox until Ctrl-C"
+	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
+	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(VENV)/.installed node_modules/.installed
+
+lint: $(VENV)/.installed
+	ruff check .
+	ruff format --check .
+
+test: deps lint
+	pytest
+
+unit: $(VENV)/.installed
+	pytest tests/unit
+
+integration: $(VENV)/.installed
+	pytest tests/integration
+
+infra: deps
+	pytest tests/infrastructure
+
+demo: $(VENV)/.installed
+	python -m replay demo
+
+sandbox: $(VENV)/.installed
+	python -m replay sandbox
+
+synth: deps
+	cdk synth --all
+
+deploy: deps
+	cdk deploy --all --strict
+
+clean:
+	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache
