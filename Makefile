@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help deps test lint unit integration infra demo sandbox synth deploy clean
+.PHONY: help deps test lint unit integration infra demo sandbox synth deploy lock clean
 
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
@@ -18,6 +18,7 @@ help:
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
+	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip; }
@@ -59,6 +60,9 @@ synth: deps
 
 deploy: deps
 	cdk deploy --all --strict
+
+lock: $(VENV)/.installed
+	python -m stacks.bundling
 
 clean:
 	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache

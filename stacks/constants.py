@@ -12,6 +12,8 @@ PROJECT = "registry-autopilot"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
+# Every package of the bundle, pinned for Lambda's platform (`make lock` writes it from requirements.txt).
+FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
 
 # --- Lambda ---------------------------------------------------------------------------------------------------------
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

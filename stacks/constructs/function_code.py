@@ -3,7 +3,7 @@
 Two layouts, measured from `cdk.out` (cdk synth, November 2026; zipped = deflate level 9, as uploaded):
 - `LAYER` (used): one `LayerVersion` with the dependencies under `python/` (65.8 MB unzipped, 18.0 MB zipped,
   3382 files) plus one asset with the `functions` package (63 kB unzipped, 26 kB zipped). Every route shares both.
-  A code change uploads 26 kB; the dependency zip changes only with `functions/requirements.txt`.
+  A code change uploads 26 kB; the dependency zip changes only with `functions/requirements.lock`.
 - `BUNDLED`: one asset with dependencies and code together (65.9 MB unzipped, 17.9 MB zipped, 3407 files). Routes
   would share it too (same hash), so the first upload is the same size, but every code change re-uploads and
   re-deploys 18 MB.
@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.bundling import LocalPythonBundler, bundling_options, content_hash
-from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_REQUIREMENTS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 # Left out of the source fingerprint, so a test run or an editor does not change the asset hash.
 _SOURCE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "tests"]
@@ -41,17 +41,15 @@ class FunctionCode(Construct):
             self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR]))
         else:
             self.layers = []
-            self.code = self._build_code(
-                LocalPythonBundler(requirements=FUNCTIONS_REQUIREMENTS, packages=[FUNCTIONS_DIR])
-            )
+            self.code = self._build_code(LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR]))
 
     def _build_dependency_layer(self) -> lambda_.LayerVersion:
         # Lambda puts a layer's `python/` directory on sys.path.
-        bundler = LocalPythonBundler(requirements=FUNCTIONS_REQUIREMENTS, subdir="python")
+        bundler = LocalPythonBundler(requirements=FUNCTIONS_LOCK, subdir="python")
         return lambda_.LayerVersion(
             self,
             "Dependencies",
-            description="Third-party packages of the registry-autopilot functions (functions/requirements.txt)",
+            description="Third-party packages of the registry-autopilot functions (functions/requirements.lock)",
             code=lambda_.Code.from_asset(
                 str(FUNCTIONS_DIR),
                 # Hash the requirements and the target platform, not the source: code edits keep the layer.

@@ -19,7 +19,7 @@ import pytest
 from functions.routing import ROUTES
 from functions.settings import function_environment
 from stacks.bundling import LocalPythonBundler
-from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_REQUIREMENTS
+from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK
 from tests.infrastructure.conftest import REPO_ROOT
 
 
@@ -36,7 +36,7 @@ def test_every_handler_imports_with_only_the_bundled_dependencies(tmp_path: Path
     bundle, runtime = tmp_path / "bundle", tmp_path / "runtime"
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     LocalPythonBundler(
-        requirements=FUNCTIONS_REQUIREMENTS, packages=[FUNCTIONS_DIR], python_version=host_python, platforms=()
+        requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR], python_version=host_python, platforms=()
     ).try_bundle(str(bundle), None)
     subprocess.run(
         [

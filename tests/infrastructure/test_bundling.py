@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aws_cdk import App
@@ -85,3 +86,24 @@ def test_pruning_drops_what_the_runtime_provides_and_console_scripts(tmp_path: P
 
     # THEN only the real package remains, without its cache
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["mlflow", "mlflow/__init__.py"]
+
+
+def test_the_lock_pins_every_direct_requirement_at_its_version_and_leaves_out_the_runtime():
+    # GIVEN the functions' direct requirements and the lock the bundle installs from
+    from stacks.constants import FUNCTIONS_LOCK, RUNTIME_PROVIDED_PACKAGES
+
+    def pins(path):  # type: ignore[no-untyped-def]
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return {
+            re.sub(r"\[.*\]", "", name).lower().replace("_", "-"): version
+            for name, _, version in (line.partition("==") for line in lines if line)
+        }
+
+    direct, locked = pins(FUNCTIONS_REQUIREMENTS), pins(FUNCTIONS_LOCK)
+    # THEN every direct requirement is locked at the same version (regenerate with `make lock` otherwise)
+    assert {name: locked.get(name) for name in direct} == direct
+    # AND nothing the Lambda runtime provides is bundled
+    assert not set(RUNTIME_PROVIDED_PACKAGES) & set(locked)
+    # AND the bundle installs exactly the lock, without resolving anything anew
+    command = LocalPythonBundler(requirements=FUNCTIONS_LOCK).pip_command(Path("/tmp/out"))
+    assert "--no-deps" in command
