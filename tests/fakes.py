@@ -44,13 +44,10 @@ class FakeRegistry(ModelRegistry):
         self._check()
         return next((v for v in self.versions if v.model_name == model_name and v.source in sources), None)
 
-    def ensure_registered_model(self, model_name: str) -> None:
-        self._check()
-        self.models.add(model_name)
-
     def create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
         self._check()
         self.create_calls.append({"name": model_name, "source": source, "run_id": run_id, "model_id": model_id})
+        self.models.add(model_name)
         number = str(sum(1 for v in self.versions if v.model_name == model_name) + 1)
         version = VersionInfo(model_name=model_name, version=number, source=source, run_id=run_id, tags=dict(tags))
         self.versions.append(version)

@@ -75,13 +75,6 @@ class MlflowRegistry(ModelRegistry):
                 return _version(found[0])
         return None
 
-    def ensure_registered_model(self, model_name: str) -> None:
-        try:
-            self._client.create_registered_model(model_name)
-        except MlflowException as error:
-            if _code(error) not in _EXISTS:
-                raise _unavailable("create_registered_model", error) from error
-
     def create_version(
         self,
         model_name: str,
@@ -91,12 +84,30 @@ class MlflowRegistry(ModelRegistry):
         model_id: str | None,
         tags: dict[str, str],
     ) -> VersionInfo:
+        """Create the version; on the model's first version, create the registered model first.
+
+        Trying the version first saves a request on every upload but a model's first; losing the race to
+        create the registered model to another worker is fine.
+        """
         try:
-            created = self._client.create_model_version(
-                model_name, source, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=0
-            )
+            return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
+        except MlflowException as error:
+            if _code(error) not in _MISSING:
+                raise _unavailable("create_model_version", error) from error
+        try:
+            self._client.create_registered_model(model_name)
+        except MlflowException as error:
+            if _code(error) not in _EXISTS:
+                raise _unavailable("create_registered_model", error) from error
+        try:
+            return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
             raise _unavailable("create_model_version", error) from error
+
+    def _create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
+        created = self._client.create_model_version(
+            model_name, source, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=0
+        )
         return _version(created)
 
 

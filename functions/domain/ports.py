@@ -51,10 +51,6 @@ class ModelRegistry(ABC):
         """The version of `model_name` whose source is one of `sources`, if any."""
 
     @abstractmethod
-    def ensure_registered_model(self, model_name: str) -> None:
-        """Create the registered model unless it exists (losing a creation race is fine)."""
-
-    @abstractmethod
     def create_version(
         self,
         model_name: str,
@@ -63,7 +59,8 @@ class ModelRegistry(ABC):
         run_id: str | None,
         model_id: str | None,
         tags: dict[str, str],
-    ) -> VersionInfo: ...
+    ) -> VersionInfo:
+        """Create a version, and the registered model if this is its first (losing that race is fine)."""
 
 
 class ObjectTooLarge(Exception):

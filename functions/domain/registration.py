@@ -6,7 +6,8 @@
 - `Unavailable` (a dependency failed: retry).
 
 Exactly once rests on three layers: the idempotency record around this call (handler), the lookup of
-an existing version by source below, and the registry's own "already exists" for the model name.
+an existing version by source below, and tolerance of "already exists" when the registered model is
+created with its first version.
 """
 
 from __future__ import annotations
@@ -182,7 +183,6 @@ class Registrar:
             self._emit(obj, existing, target, already_registered=True)
             return Outcome("already_registered", "", existing.model_name, existing.version, existing.source)
 
-        self._registry.ensure_registered_model(target.model_name)
         version = self._registry.create_version(
             target.model_name,
             source_uri,
