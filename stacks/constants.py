@@ -14,6 +14,8 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 # Every package of the bundle, pinned for Lambda's platform (`make lock` writes it from requirements.txt).
 FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
+# Validation policies ship in the code asset beside `functions/` (checked at synth by stacks/registry_stack.py).
+POLICIES_DIR = REPO_ROOT / "policies"
 
 # --- Lambda ---------------------------------------------------------------------------------------------------------
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

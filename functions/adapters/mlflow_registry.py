@@ -12,8 +12,10 @@ import os
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from functions.adapters.secrets import read_secret
 from functions.domain.errors import Unavailable
 from functions.domain.ports import LoggedModelInfo, ModelRegistry, RunInfo, VersionInfo
+from functions.settings import Settings
 
 _MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 _EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
@@ -52,6 +54,8 @@ class MlflowRegistry(ModelRegistry):
             status=str(model.status),
             tags=dict(model.tags or {}),
             source_run_id=model.source_run_id,
+            metrics=_latest(model.metrics or []),
+            artifact_location=model.artifact_location,
         )
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -61,7 +65,14 @@ class MlflowRegistry(ModelRegistry):
             if _code(error) in _MISSING:
                 return None
             raise _unavailable("get_run", error) from error
-        return RunInfo(run_id=run.info.run_id, experiment_id=str(run.info.experiment_id), tags=dict(run.data.tags))
+        inputs = getattr(run, "inputs", None)
+        return RunInfo(
+            run_id=run.info.run_id,
+            experiment_id=str(run.info.experiment_id),
+            tags=dict(run.data.tags),
+            metrics={key: float(value) for key, value in run.data.metrics.items()},
+            has_dataset_inputs=bool(inputs and inputs.dataset_inputs),
+        )
 
     def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
         for source in sources:
@@ -74,6 +85,30 @@ class MlflowRegistry(ModelRegistry):
             if found:
                 return _version(found[0])
         return None
+
+    def get_version(self, model_name: str, version: str) -> VersionInfo | None:
+        try:
+            return _version(self._client.get_model_version(model_name, version))
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return None
+            raise _unavailable("get_model_version", error) from error
+
+    def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
+        try:
+            return _version(self._client.get_model_version_by_alias(model_name, alias))
+        except MlflowException as error:
+            # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
+            if _code(error) in _MISSING or (_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
+                return None
+            raise _unavailable("get_model_version_by_alias", error) from error
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        try:
+            for key, value in tags.items():
+                self._client.set_model_version_tag(model_name, version, key, value)
+        except MlflowException as error:
+            raise _unavailable("set_model_version_tag", error) from error
 
     def create_version(
         self,
@@ -118,7 +153,18 @@ def _version(version) -> VersionInfo:  # type: ignore[no-untyped-def]
         source=version.source,
         run_id=version.run_id or None,
         tags=dict(version.tags or {}),
+        model_id=getattr(version, "model_id", None) or None,
     )
+
+
+def _latest(metrics: list) -> dict[str, float]:
+    """The latest value per metric key: highest step, then latest timestamp."""
+    latest: dict[str, tuple[int, int, float]] = {}
+    for metric in metrics:
+        rank = (int(metric.step or 0), int(metric.timestamp or 0), float(metric.value))
+        if metric.key not in latest or rank[:2] >= latest[metric.key][:2]:
+            latest[metric.key] = rank
+    return {key: value for key, (_, _, value) in latest.items()}
 
 
 def configure_client_environment(secret: str | None) -> None:
@@ -147,3 +193,9 @@ def configure_client_environment(secret: str | None) -> None:
 
 def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or None)
+
+
+def registry_from_settings(settings: Settings) -> MlflowRegistry:
+    """The registry adapter a function uses: client settings and credentials applied, one client per container."""
+    configure_client_environment(read_secret(settings.MLFLOW_CREDENTIALS_SECRET_ARN))
+    return MlflowRegistry(make_client(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_REGISTRY_URI))

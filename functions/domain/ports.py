@@ -19,6 +19,9 @@ class LoggedModelInfo:
     status: str  # PENDING, READY or FAILED
     tags: dict[str, str] = field(default_factory=dict)
     source_run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The latest value of each metric (highest step, then latest time)."""
+    artifact_location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class RunInfo:
     run_id: str
     experiment_id: str
     tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The latest value of each metric (MLflow keeps the one with the highest step, then latest time)."""
+    has_dataset_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class VersionInfo:
     source: str
     run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    model_id: str | None = None
 
 
 class ModelRegistry(ABC):
@@ -49,6 +56,17 @@ class ModelRegistry(ABC):
     @abstractmethod
     def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
         """The version of `model_name` whose source is one of `sources`, if any."""
+
+    @abstractmethod
+    def get_version(self, model_name: str, version: str) -> VersionInfo | None:
+        """The version, or None when it does not exist (deleted, say)."""
+
+    @abstractmethod
+    def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
+        """The version holding `alias`, or None when no version holds it."""
+
+    @abstractmethod
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
 
     @abstractmethod
     def create_version(
