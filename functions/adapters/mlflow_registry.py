@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -109,6 +110,39 @@ class MlflowRegistry(ModelRegistry):
                 self._client.set_model_version_tag(model_name, version, key, value)
         except MlflowException as error:
             raise _unavailable("set_model_version_tag", error) from error
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        try:
+            self._client.set_registered_model_alias(model_name, alias, version)
+        except MlflowException as error:
+            raise _unavailable("set_registered_model_alias", error) from error
+
+    def get_model_tags(self, model_name: str) -> dict[str, str]:
+        try:
+            return dict(self._client.get_registered_model(model_name).tags or {})
+        except MlflowException as error:
+            raise _unavailable("get_registered_model", error) from error
+
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None:
+        try:
+            self._client.set_registered_model_tag(model_name, key, value)
+        except MlflowException as error:
+            raise _unavailable("set_registered_model_tag", error) from error
+
+    def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
+        try:
+            self._client.delete_model_version_tag(model_name, version, key)
+        except MlflowException as error:
+            if _code(error) not in _MISSING:
+                raise _unavailable("delete_model_version_tag", error) from error
+
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        try:
+            with warnings.catch_warnings():  # the deprecation is logged by the caller, once per move
+                warnings.simplefilter("ignore", FutureWarning)
+                self._client.transition_model_version_stage(model_name, version, stage)
+        except MlflowException as error:
+            raise _unavailable("transition_model_version_stage", error) from error
 
     def create_version(
         self,
