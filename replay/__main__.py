@@ -20,10 +20,10 @@ from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, Bus
 from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay.processes import SandboxError
 from replay.recordings import (
-    S3_SOURCE,
     RecordedEvent,
     RecordingError,
     align_with_object,
+    is_s3_event,
     load_recording,
     object_key,
     put_events_entry,
@@ -197,7 +197,7 @@ def inject(sandbox: Sandbox, item: RecordedEvent) -> Injection:
     """Put one recorded event on the bus it belongs on, rewritten for this sandbox's bucket."""
     event = rewrite_bucket(item.event, sandbox.bucket) if recorded_bucket(item.event) else dict(item.event)
     key = object_key(event)
-    if event.get("source") == S3_SOURCE and key:
+    if is_s3_event(event) and key:
         head = _head(sandbox, key)
         if head is not None:
             event = align_with_object(

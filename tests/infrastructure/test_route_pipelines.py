@@ -62,7 +62,7 @@ def test_register_rule_matches_mlmodel_uploads_of_this_bucket_on_the_default_bus
     assert REGISTER.bus is Bus.DEFAULT
     assert rule["EventBusName"] == "default"
     assert rule["EventPattern"] == {
-        "source": ["aws.s3"],
+        "source": ["aws.s3", "registry-autopilot.replay"],
         "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": [bucket_ref]}, "object": {"key": [{"suffix": "/MLmodel"}]}},
     }
