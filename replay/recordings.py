@@ -71,7 +71,12 @@ def _body(record: Any, path: Path) -> Any:
         raise RecordingError(f"{path}: an SQS record's body is not JSON") from None
 
 
-def _event(data: Any, path: Path) -> dict:
+def as_event(data: Any, where: str) -> dict:
+    """`data` if it is an EventBridge event (source, detail-type, detail); `RecordingError` naming `where` if not."""
+    return _event(data, where)
+
+
+def _event(data: Any, path: Path | str) -> dict:
     if not isinstance(data, Mapping):
         raise RecordingError(f"{path}: expected an EventBridge event object, found {type(data).__name__}")
     missing = [name for name in ("source", "detail-type", "detail") if name not in data]
