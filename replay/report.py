@@ -137,8 +137,10 @@ def correlate(
     for event in observed:
         if event.get("id") in injected_ids:
             continue  # a project event we injected ourselves
-        matches = [
-            index for index, outcome in enumerate(outcomes) if _caused(event, outcome.injection, correlations[index])
+        # An event carrying the correlation id the handler logged for an injection is that injection's; only when
+        # none does, one naming the same object is attributed to an injection that reached a route.
+        matches = [index for index in range(len(outcomes)) if _correlated(event, correlations[index])] or [
+            index for index, outcome in enumerate(outcomes) if outcome.routes and _same_object(event, outcome.injection)
         ]
         if not matches:
             continue
@@ -166,11 +168,13 @@ def correlate(
     return outcomes
 
 
-def _caused(event: Mapping[str, Any], injection: Injection, correlations: set[str]) -> bool:
+def _correlated(event: Mapping[str, Any], correlations: set[str]) -> bool:
     detail = event.get("detail") or {}
-    if detail.get("correlation_id") and str(detail["correlation_id"]) in correlations:
-        return True
-    artifact = detail.get("artifact") or {}
+    return bool(detail.get("correlation_id")) and str(detail["correlation_id"]) in correlations
+
+
+def _same_object(event: Mapping[str, Any], injection: Injection) -> bool:
+    artifact = (event.get("detail") or {}).get("artifact") or {}
     return bool(injection.key) and artifact.get("key") == injection.key and artifact.get("bucket") == injection.bucket
 
 
