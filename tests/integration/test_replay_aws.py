@@ -476,6 +476,19 @@ def test_a_wrong_stack_name_is_named(command, monkeypatch, tmp_path: Path, capsy
     assert "--region" in err
 
 
+def test_without_a_region_the_command_asks_for_one(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN credentials but no region (no AWS_REGION, AWS_DEFAULT_REGION or config file)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+
+    # WHEN a command is run
+    code = main(["record", "--stack", STACK, "out"])
+
+    # THEN it asks for --region
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "no AWS region: pass --region or set AWS_REGION" in err
+
+
 def test_a_stack_without_the_replay_outputs_asks_for_a_redeploy(capsys) -> None:  # type: ignore[no-untyped-def]
     # GIVEN a stack deployed before the recorder existed
     # WHEN its recording is asked for
