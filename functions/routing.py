@@ -20,6 +20,16 @@ from functions.models.events import DetailType
 EVENT_SOURCE = "registry-autopilot"
 """The `source` of every event the project emits (its event contract)."""
 
+S3_SOURCE = "aws.s3"
+"""The `source` of the artifact bucket's own events (S3 puts them on the default bus)."""
+
+REPLAY_SOURCE = "registry-autopilot.replay"
+"""The `source` under which `python -m replay send` re-sends recorded S3 events: EventBridge's PutEvents refuses
+`aws.*` sources, so the register rule accepts this one too. A forged event cannot register anything that is not in
+the bucket: the register function re-reads the object it names from S3 and checks the bucket (see the README)."""
+
+S3_EVENT_SOURCES = (S3_SOURCE, REPLAY_SOURCE)
+
 PLAIN_UPLOAD_PREFIX = "models"
 """Plain uploads live under `models/<model-name>/<anything>/MLmodel`."""
 
@@ -77,7 +87,7 @@ class Route:
 
 def _register_pattern(bucket_name: str) -> dict[str, Any]:
     return {
-        "source": ["aws.s3"],
+        "source": list(S3_EVENT_SOURCES),
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [bucket_name]},
@@ -160,7 +170,12 @@ def route(name: str) -> Route:
 
 def s3_archive_pattern(bucket_name: str) -> dict[str, Any]:
     """What the default-bus archive keeps: every S3 event of the artifact bucket."""
-    return {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket_name]}}}
+    return {"source": [S3_SOURCE], "detail": {"bucket": {"name": [bucket_name]}}}
+
+
+def s3_recorder_pattern(bucket_name: str) -> dict[str, Any]:
+    """What the recorder copies from the default bus: the artifact bucket's S3 events, sent ones included."""
+    return {"source": list(S3_EVENT_SOURCES), "detail": {"bucket": {"name": [bucket_name]}}}
 
 
 def project_archive_pattern() -> dict[str, Any]:

@@ -15,9 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from functions.routing import Bus
-
-S3_SOURCE = "aws.s3"
+from functions.routing import REPLAY_SOURCE, S3_EVENT_SOURCES, Bus
 
 
 class RecordingError(ValueError):
@@ -73,7 +71,12 @@ def _body(record: Any, path: Path) -> Any:
         raise RecordingError(f"{path}: an SQS record's body is not JSON") from None
 
 
-def _event(data: Any, path: Path) -> dict:
+def as_event(data: Any, where: str) -> dict:
+    """`data` if it is an EventBridge event (source, detail-type, detail); `RecordingError` naming `where` if not."""
+    return _event(data, where)
+
+
+def _event(data: Any, path: Path | str) -> dict:
     if not isinstance(data, Mapping):
         raise RecordingError(f"{path}: expected an EventBridge event object, found {type(data).__name__}")
     missing = [name for name in ("source", "detail-type", "detail") if name not in data]
@@ -153,9 +156,15 @@ def align_with_object(event: Mapping[str, Any], *, version_id: str | None, etag:
 
 
 def target_bus(event: Mapping[str, Any]) -> Bus:
-    """AWS services put their events on the default bus; everything else is the project's."""
+    """AWS services put their events on the default bus, and S3 events re-sent under the replay source go there
+    too (the register rule listens there); everything else is the project's."""
     source = str(event.get("source", ""))
-    return Bus.DEFAULT if source.startswith("aws.") else Bus.PROJECT
+    return Bus.DEFAULT if source.startswith("aws.") or source == REPLAY_SOURCE else Bus.PROJECT
+
+
+def is_s3_event(event: Mapping[str, Any]) -> bool:
+    """An S3 event of a bucket, as S3 sent it or as `replay send` re-sent it."""
+    return event.get("source") in S3_EVENT_SOURCES
 
 
 def put_events_entry(event: Mapping[str, Any], *, event_bus_name: str) -> dict:

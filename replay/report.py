@@ -16,11 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.domain.promotion import HISTORY_TAG_PREFIX
 from functions.models.events import DetailType
 
 WORKER_LOGGER = "replay.worker"
 INVOKING = "invoking handler"
-VOLATILE_NAMES = frozenset({"correlation_id", "version_id", "uploaded_at", "identity", "time", "timestamp"})
+VOLATILE_NAMES = frozenset(
+    {"correlation_id", "version_id", "uploaded_at", "identity", "time", "timestamp", "validated_at", "at", "verdict"}
+)
 """Field and tag names (last dotted segment) whose values change from run to run."""
 
 
@@ -88,13 +91,21 @@ def stable(value: Any) -> Any:
     """`value` without the fields whose values change from run to run (see `VOLATILE_NAMES`)."""
     if isinstance(value, Mapping):
         return {
-            key: stable(item)
+            key: stable(_parsed_history(item) if str(key).startswith(HISTORY_TAG_PREFIX) else item)
             for key, item in sorted(value.items())
             if str(key).rsplit(".", 1)[-1] not in VOLATILE_NAMES
         }
     if isinstance(value, list):
         return [stable(item) for item in value]
     return value
+
+
+def _parsed_history(value: Any) -> Any:
+    """An alias-history tag (JSON text) as data, so its times can be left out like any other."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def summarize_event(event: Mapping[str, Any]) -> dict:
@@ -137,8 +148,10 @@ def correlate(
     for event in observed:
         if event.get("id") in injected_ids:
             continue  # a project event we injected ourselves
-        matches = [
-            index for index, outcome in enumerate(outcomes) if _caused(event, outcome.injection, correlations[index])
+        # An event carrying the correlation id the handler logged for an injection is that injection's; only when
+        # none does, one naming the same object is attributed to an injection that reached a route.
+        matches = [index for index in range(len(outcomes)) if _correlated(event, correlations[index])] or [
+            index for index, outcome in enumerate(outcomes) if outcome.routes and _same_object(event, outcome.injection)
         ]
         if not matches:
             continue
@@ -166,11 +179,13 @@ def correlate(
     return outcomes
 
 
-def _caused(event: Mapping[str, Any], injection: Injection, correlations: set[str]) -> bool:
+def _correlated(event: Mapping[str, Any], correlations: set[str]) -> bool:
     detail = event.get("detail") or {}
-    if detail.get("correlation_id") and str(detail["correlation_id"]) in correlations:
-        return True
-    artifact = detail.get("artifact") or {}
+    return bool(detail.get("correlation_id")) and str(detail["correlation_id"]) in correlations
+
+
+def _same_object(event: Mapping[str, Any], injection: Injection) -> bool:
+    artifact = (event.get("detail") or {}).get("artifact") or {}
     return bool(injection.key) and artifact.get("key") == injection.key and artifact.get("bucket") == injection.bucket
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 
+from stacks.outputs import pascal_case  # noqa: F401 - re-exported: construct ids and output names share it
+
 PROJECT = "registry-autopilot"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +42,3 @@ DEFAULT_ROUTE_MAX_CONCURRENCY = 5
 # --- Buckets -----------------------------------------------------------------------------------------------------------
 ACCESS_LOG_EXPIRATION = Duration.days(365)
 ABORT_INCOMPLETE_MULTIPART_UPLOAD_AFTER = Duration.days(7)
-
-
-def pascal_case(name: str) -> str:
-    """`register` -> `Register`, `promote-alias` -> `PromoteAlias` (for construct ids and output names)."""
-    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_") if part)

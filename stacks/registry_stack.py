@@ -9,12 +9,14 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.routing import ROUTES, Route
+from stacks import outputs
 from stacks.config import PLACEHOLDER_TRACKING_URI, RegistryConfig
 from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, PROJECT, pascal_case
 from stacks.constructs.artifact_bucket import ArtifactBucket
 from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode
 from stacks.constructs.idempotency_table import IdempotencyTable
+from stacks.constructs.recorder import Recorder
 from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
 from stacks.constructs.writer_access import WriterAccess
 from stacks.nag import acknowledge
@@ -81,9 +83,18 @@ class RegistryAutopilotStack(Stack):
         self.code = FunctionCode(self, "FunctionCode", layout=layout)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
+        self.recorder = Recorder(
+            self,
+            "Recorder",
+            default_bus=self.buses.default_bus,
+            project_bus=self.buses.project_bus,
+            bucket_name=self.artifacts.bucket.bucket_name,
+            retention=_LOG_RETENTION[config.log_retention_days],
+        )
         self._acknowledge_notifications_handler()
         self._warn_about_placeholder_tracking_uri()
         self._add_outputs()
+        self._add_replay_outputs()
         self._add_tags()
 
     def _pipeline_context(self) -> PipelineContext:
@@ -170,6 +181,25 @@ class RegistryAutopilotStack(Stack):
                 self.writer.instance_profile.instance_profile_arn,
                 "Register in Databricks (Settings > Security > Instance profiles)",
             )
+
+    def _add_replay_outputs(self) -> None:
+        """What `python -m replay archive|send|record --stack NAME` looks up (names in `stacks.outputs`)."""
+        buses = self.buses
+        self._output(
+            outputs.ARTIFACT_EVENTS_ARCHIVE_NAME,
+            buses.default_bus_archive.archive_name,
+            "Archive of the bucket's S3 events (default bus)",
+        )
+        self._output(
+            outputs.PROJECT_EVENTS_ARCHIVE_NAME,
+            buses.project_bus_archive.archive_name,
+            "Archive of every project event",
+        )
+        self._output(
+            outputs.RECORDER_LOG_GROUP_NAME, self.recorder.log_group.log_group_name, "Recorded events (replay record)"
+        )
+        for name, pipeline in self.pipelines.items():
+            self._output(outputs.rule_arn(name), pipeline.rule.rule_arn, f"The {name} rule (replay archive --rule)")
 
     def _output(self, logical_id: str, value: str, description: str) -> None:
         CfnOutput(self, logical_id, value=value, description=description).override_logical_id(logical_id)

@@ -275,9 +275,14 @@ class Registrar:
         return (self._now() - obj.uploaded_at).total_seconds() if obj.uploaded_at else float("inf")
 
     def _defer(self, obj: UploadedObject, why: str) -> None:
-        age = self._age(obj)
-        if age > self._config.max_pending_seconds:
-            raise Rejected("incomplete_upload", f"upload still incomplete after {int(age)} s: {why}")
+        limit = self._config.max_pending_seconds
+        if self._age(obj) > limit:
+            # The message names the limit and the upload time, not the age: a replay of the same event says the same.
+            uploaded = obj.uploaded_at.isoformat() if obj.uploaded_at else "at an unknown time"
+            raise Rejected(
+                "incomplete_upload",
+                f"upload still incomplete more than {limit} s after it was written ({uploaded}): {why}",
+            )
         raise NotReady("incomplete_upload", why)
 
     def _origin_tags(self, obj: UploadedObject, target: _Target) -> dict[str, str]:
@@ -290,6 +295,8 @@ class Registrar:
             f"{ORIGIN_TAG_PREFIX}uploaded_at": obj.uploaded_at.isoformat() if obj.uploaded_at else "",
             f"{ORIGIN_TAG_PREFIX}identity": obj.identity,
             f"{ORIGIN_TAG_PREFIX}correlation_id": obj.correlation_id,
+            # Set when EventBridge replayed the event from an archive: the version came from a replay.
+            f"{ORIGIN_TAG_PREFIX}replay_name": obj.replay_name or "",
         }
         # Linked when the tracking server knows them, recorded as tags when it does not.
         if target.run_id and not target.known_run:

@@ -65,7 +65,7 @@ def test_register_rule_matches_mlmodel_uploads_of_this_bucket_on_the_default_bus
     assert REGISTER.bus is Bus.DEFAULT
     assert rule["EventBusName"] == "default"
     assert rule["EventPattern"] == {
-        "source": ["aws.s3"],
+        "source": ["aws.s3", "registry-autopilot.replay"],
         "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": [bucket_ref]}, "object": {"key": [{"suffix": "/MLmodel"}]}},
     }
@@ -455,9 +455,20 @@ def test_project_bus_name_derives_from_the_stack_name(custom_synth: Synth):
 
 def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     # GIVEN both stacks
-    route_outputs = {f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl")}
+    route_outputs = {
+        f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl", "RuleArn")
+    }
     delivery_outputs = {f"{pascal_case(n)}DeliveryDeadLetterQueueUrl" for n in FIFO_ROUTE_NAMES}
-    expected = {"BucketName", "ArtifactRootUri", "WriterPolicyArn", "EventBusName", *route_outputs, *delivery_outputs}
+    replay_outputs = {"ArtifactEventsArchiveName", "ProjectEventsArchiveName", "RecorderLogGroupName"}
+    expected = {
+        "BucketName",
+        "ArtifactRootUri",
+        "WriterPolicyArn",
+        "EventBusName",
+        *route_outputs,
+        *delivery_outputs,
+        *replay_outputs,
+    }
 
     # WHEN we list their outputs
     default_outputs = default_synth.template_json["Outputs"]

@@ -210,5 +210,6 @@ def test_replayed_event_is_logged_with_its_replay_name(world, deps, caplog):
     event["replay-name"] = "yesterday"
     lambda_handler(sqs_event(json.dumps(event)), FakeContext(), dependencies=deps)
     assert world.events.published[0].replay_name == "yesterday"
+    assert world.registry.versions[0].tags["origin.replay_name"] == "yesterday"
     registered = [r for r in caplog.records if r.getMessage() == "model version registered"]
     assert registered, "the registration is logged"

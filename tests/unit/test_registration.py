@@ -88,6 +88,30 @@ def test_the_same_upload_twice_gives_one_version():
     assert [e.already_registered for e in world.events.published] == [False, True]
 
 
+def test_version_registered_from_a_replayed_event_is_tagged_with_the_replay():
+    # GIVEN a complete upload whose event EventBridge replayed from an archive
+    world = World()
+    upload = world.upload_model("models/churn/1")
+    replayed = UploadedObject(**{**upload.__dict__, "replay_name": "RegistryAutopilot-artifacts-20261120T120000Z"})
+    # WHEN it is registered
+    world.registrar.register(replayed)
+    # THEN the version carries the replay's name next to its origin, and so does the event
+    [version] = world.registry.versions
+    assert version.tags["origin.replay_name"] == "RegistryAutopilot-artifacts-20261120T120000Z"
+    assert world.events.published[0].replay_name == "RegistryAutopilot-artifacts-20261120T120000Z"
+
+
+def test_version_registered_from_a_live_event_has_no_replay_tag():
+    # GIVEN a complete upload delivered live
+    world = World()
+    upload = world.upload_model("models/churn/1")
+    # WHEN it is registered
+    world.registrar.register(upload)
+    # THEN no replay tag is set
+    [version] = world.registry.versions
+    assert "origin.replay_name" not in version.tags
+
+
 def test_correlation_id_is_stable_per_upload_and_differs_between_uploads():
     first = UploadedObject(bucket=BUCKET, key="models/a/1/MLmodel", version_id="v1")
     again = UploadedObject(bucket=BUCKET, key="models/a/1/MLmodel", version_id="v1", replay_name="r")
@@ -115,7 +139,9 @@ def test_upload_incomplete_for_too_long_is_rejected():
     stale = UploadedObject(**{**upload.__dict__, "uploaded_at": NOW - timedelta(hours=1)})
     # WHEN it is registered
     # THEN it is rejected (dead-lettered) with the reason
-    with pytest.raises(Rejected, match="still incomplete after 3600 s"):
+    with pytest.raises(
+        Rejected, match=r"still incomplete more than 600 s after it was written \(2026-11-20T11:00:00\+00:00\)"
+    ):
         world.registrar.register(stale)
 
 

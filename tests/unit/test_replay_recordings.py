@@ -126,8 +126,9 @@ def test_an_s3_event_is_aligned_with_the_seeded_object(name: str, etag_field: st
 def test_events_go_to_the_bus_their_source_belongs_to() -> None:
     # GIVEN an S3 event and a project event
     # WHEN their buses are chosen
-    # THEN AWS sources go to the default bus, others to the project bus
+    # THEN AWS sources (and S3 events re-sent under the replay source) go to the default bus, others to the project bus
     assert target_bus(load_event("s3_object_created_aws.json")) is Bus.DEFAULT
+    assert target_bus({"source": "registry-autopilot.replay"}) is Bus.DEFAULT
     assert target_bus({"source": "registry-autopilot"}) is Bus.PROJECT
 
 

@@ -75,6 +75,34 @@ def test_evidence_is_attributed_to_the_event_that_caused_it() -> None:
     assert [note["message"] for note in second.notes] == ["duplicate delivery: already handled"]
 
 
+def test_an_event_no_rule_matched_is_not_credited_with_a_registration_of_the_same_object() -> None:
+    # GIVEN a delete event of an object (no rule matched it), injected before the upload event that registered it
+    injections = [_injection("e-1", "delete-event.json"), _injection("e-2", "plain-upload.json")]
+    lines = [
+        _invoking("register", "m-2", "e-2"),
+        _handler_line("m-2", "model version registered", correlation_id="c-2"),
+    ]
+
+    # WHEN the evidence is correlated
+    deleted, uploaded = correlate(injections, observed=[_registered("c-2")], dead_letters=[], log_lines=lines)
+
+    # THEN the registration belongs to the upload, whose handler logged its correlation id
+    assert deleted.emitted == []
+    assert [item["model"] for item in uploaded.registered] == ["churn"]
+
+
+def test_an_event_is_matched_by_its_object_when_no_correlation_id_was_logged() -> None:
+    # GIVEN an injected upload whose handler lines carry no correlation id
+    injections = [_injection("e-1", "upload.json")]
+    lines = [_invoking("register", "m-1", "e-1"), _handler_line("m-1", "model version registered")]
+
+    # WHEN the evidence is correlated
+    (upload,) = correlate(injections, observed=[_registered("c-9")], dead_letters=[], log_lines=lines)
+
+    # THEN the registration naming its object is attributed to it
+    assert [item["model"] for item in upload.registered] == ["churn"]
+
+
 def test_dead_letters_skips_and_unrouted_events_are_reported() -> None:
     # GIVEN a dead-lettered event, a skipped one, and one no rule matched
     injections = [_injection("e-1", "bad.json"), _injection("e-2", "skip.json"), _injection("e-3", "deleted.json")]

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from functions.routing import REGISTER, ROUTES, Bus, route
+from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES, Bus, route
 from functions.settings import Settings, function_environment
+from tests.conftest import load_event
 
 
 def _environment(**overrides: str) -> dict[str, str]:
@@ -64,11 +67,38 @@ def test_bad_settings_fail_fast_naming_the_variable(overrides, message):
 def test_register_route_matches_mlmodel_uploads_of_the_bucket_only():
     pattern = REGISTER.event_pattern(bucket_name="artifact-bucket")
     assert pattern == {
-        "source": ["aws.s3"],
+        "source": ["aws.s3", "registry-autopilot.replay"],
         "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": ["artifact-bucket"]}, "object": {"key": [{"suffix": "/MLmodel"}]}},
     }
     assert REGISTER.bus is Bus.DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("changes", "matches"),
+    [
+        ({}, True),
+        ({"source": REPLAY_SOURCE}, True),
+        ({"source": "someone.else"}, False),
+        ({"detail-type": "Object Deleted"}, False),
+        ({"bucket": "other-bucket"}, False),
+        ({"key": "models/churn/1/model.pkl"}, False),
+    ],
+)
+def test_register_pattern_accepts_s3_events_and_their_replay_source_only(changes, matches):
+    # GIVEN the register rule's pattern, evaluated by moto's implementation of EventBridge's matching
+    from moto.events.models import EventPattern
+
+    rule = EventPattern.load(json.dumps(REGISTER.event_pattern(bucket_name="artifact-bucket")))
+    event = load_event("s3_object_created_aws.json")
+    event["source"] = changes.get("source", event["source"])
+    event["detail-type"] = changes.get("detail-type", event["detail-type"])
+    event["detail"]["bucket"]["name"] = changes.get("bucket", "artifact-bucket")
+    event["detail"]["object"]["key"] = changes.get("key", event["detail"]["object"]["key"])
+
+    # WHEN the event is matched against it
+    # THEN only this bucket's MLmodel uploads match, as S3 sent them or as `replay send` re-sent them
+    assert rule.matches_event(event) is matches
 
 
 @pytest.mark.parametrize("candidate", ROUTES)
