@@ -14,6 +14,7 @@ an event was refused, the pipeline did not settle), 2 a problem to fix first (ar
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -275,14 +276,17 @@ def run_local(args: argparse.Namespace) -> int:
         if args.seed is not None:
             keys = sandbox.upload_dir(args.seed, notify=False)
             progress(f"seeded {len(keys)} objects from {args.seed} (without events)")
-        injections = [inject(sandbox, item, keep_buckets=args.keep_bucket) for item in recorded]
-        progress(f"injected {len(injections)} events; waiting for the pipeline to settle")
-        exit_code = 0
-        try:
-            sandbox.wait_until_quiet(timeout=args.timeout)
-        except TimeoutError as error:
-            progress(f"warning: {error}")
-            exit_code = EXIT_NOT_QUIET
+        # One file at a time: the events of a file go in together (a duplicate delivery stays concurrent), and
+        # the pipeline settles before the next file, so a recorded sequence (upload, then promotion) keeps its order.
+        injections, exit_code = [], 0
+        for _, items in itertools.groupby(recorded, key=lambda item: item.file):
+            injections += [inject(sandbox, item, keep_buckets=args.keep_bucket) for item in items]
+            try:
+                sandbox.wait_until_quiet(timeout=args.timeout)
+            except TimeoutError as error:
+                progress(f"warning: {error}")
+                exit_code = EXIT_NOT_QUIET
+        progress(f"injected {len(injections)} events, one file at a time")
         outcomes = correlate(
             injections,
             observed=sandbox.drain_observer(),

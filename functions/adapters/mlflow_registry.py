@@ -121,6 +121,8 @@ class MlflowRegistry(ModelRegistry):
         try:
             return dict(self._client.get_registered_model(model_name).tags or {})
         except MlflowException as error:
+            if _code(error) in _MISSING:
+                return {}
             raise _unavailable("get_registered_model", error) from error
 
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:

@@ -36,6 +36,11 @@ def _summary(outcome: dict) -> str:
     if not outcome["routes"]:
         return "no rule matched"
     parts = [f"registered {item['model']} v{item['version']}" for item in outcome["registered"]]
+    emitted = outcome["emitted"]
+    parts += [e["detail"]["status"] for e in emitted if e["detail_type"] == "Model Version Validated"]
+    parts += [
+        f"{e['detail']['alias']} v{e['detail']['version']}" for e in emitted if e["detail_type"] == "Model Alias Moved"
+    ]
     parts += [f"dead-lettered {letter['reason']}" for letter in outcome["dead_letters"]]
     parts += [f"skipped {skip['reason']}" for skip in outcome["skips"]]
     parts += ["duplicate" for note in outcome["notes"] if note["message"].startswith("duplicate delivery")]
@@ -62,6 +67,12 @@ def test_the_sample_corpus_gives_the_same_outcome_on_every_run_and_the_one_its_r
 
     # AND the registry holds one version per registered model, tagged with its origin
     versions = {model["name"]: [v["version"] for v in model["versions"]] for model in registry["registry"]}
-    assert versions == {"churn": ["1"], "fraud-detector": ["1"], "pricing": ["1"], "recommender": ["1"]}
+    assert versions == {
+        "churn": ["1"],
+        "fraud-detector": ["1"],
+        "legacy": ["1"],
+        "pricing": ["1"],
+        "recommender": ["1"],
+    }
     [churn] = [model for model in registry["registry"] if model["name"] == "churn"]
     assert churn["versions"][0]["tags"]["origin.key"] == "models/churn/2026-11-20/MLmodel"

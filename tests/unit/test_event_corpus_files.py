@@ -29,14 +29,14 @@ def test_every_sample_event_file_loads_as_a_recording():
     }
 
 
-def test_rows_for_the_routes_still_to_come_are_marked_and_not_faked():
-    # GIVEN the README
-    text = (EVENTS / "README.md").read_text()
+def test_the_corpus_covers_validation_and_alias_moves():
+    # GIVEN the README's table
+    rows = readme_rows()
 
-    # THEN the failing model, promotion and rollback rows say they come with their routes, and have no file
-    for row in ("A failing model", "A promotion", "A rollback"):
-        [line] = [line for line in text.splitlines() if line.startswith(f"| {row} |")]
-        assert line.endswith("| added with the validate/alias routes |")
+    # THEN a failing model, a promotion and a rollback have their own event files and promised outcomes
+    assert rows["failing-model.json"] == "registered legacy v1, failed"
+    assert rows["promotion.json"] == "champion v1"
+    assert rows["rollback.json"] == "dead-lettered nothing_to_roll_back_to"
 
 
 def test_the_seed_folder_stays_small():
