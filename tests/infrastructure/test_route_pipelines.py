@@ -241,7 +241,7 @@ def test_function_environment_is_what_functions_settings_builds(custom_synth: Sy
         idempotency_table="TABLE",
         queue_url="QUEUE",
         dead_letter_queue_url="DLQ",
-        tracking_uri=TRACKING_URI,
+        tracking_uri="databricks",
         registry_uri="databricks-uc",
         credentials_secret_arn=SECRET_ARN,
         model_name_tag="team.model",
@@ -329,9 +329,10 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     default_outputs = default_synth.template_json["Outputs"]
     custom_outputs = custom_synth.template_json["Outputs"]
 
-    # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile
+    # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile,
+    # webhooks their URL and secret
     assert expected == set(default_outputs)
-    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn"}
+    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn", "WebhookUrl", "WebhookSecretArn"}
     bucket_id = custom_synth.logical_id(custom_synth.stack.artifacts.bucket)
     assert custom_outputs["ArtifactRootUri"]["Value"] == {
         "Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/teams/mlflow"]]
