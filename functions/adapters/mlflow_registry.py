@@ -133,7 +133,11 @@ class MlflowRegistry(ModelRegistry):
         try:
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
-            if _code(error) not in _MISSING:
+            # MLflow's basic-auth app answers 403, not "does not exist", for a version of a model not created yet.
+            first_version = _code(error) in _MISSING or (
+                _code(error) == "PERMISSION_DENIED" and not self._model_exists(model_name)
+            )
+            if not first_version:
                 raise self._create_error(error) from error
         try:
             self._client.create_registered_model(model_name)
@@ -144,6 +148,15 @@ class MlflowRegistry(ModelRegistry):
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
             raise self._create_error(error) from error
+
+    def _model_exists(self, model_name: str) -> bool:
+        try:
+            self._client.get_registered_model(model_name)
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return False
+            raise self._unavailable("get_registered_model", error) from error
+        return True
 
     def _create_error(self, error: MlflowException) -> Exception:
         if _code(error) in _INVALID:
