@@ -43,10 +43,11 @@ def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependenci
     deps.register_context(context)
     url_event = LambdaFunctionUrlEvent(event)
     http = url_event.request_context.http
-    logger.append_keys(source_ip=http.source_ip, user_agent=(http.user_agent or "")[:200])
+    headers = dict(url_event.headers or {})
+    claimed = WebhookRequest(http.method, headers, b"").delivery_id  # well formed or None: safe to log
+    logger.append_keys(source_ip=http.source_ip, user_agent=(http.user_agent or "")[:200], delivery_id=claimed)
     try:
-        request = WebhookRequest(http.method, dict(url_event.headers or {}), _body(url_event, deps.max_body_bytes))
-        logger.append_keys(delivery_id=request.delivery_id)
+        request = WebhookRequest(http.method, headers, _body(url_event, deps.max_body_bytes))
         secret = deps.secret()
         if not secret:
             raise Unavailable("webhook_secret_unavailable", "the webhook secret is empty or binary")

@@ -10,7 +10,7 @@ import pytest
 from functions.routing import REGISTER, ROUTES, Bus, Route
 from functions.settings import function_environment
 from stacks.constants import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, pascal_case
-from tests.infrastructure.conftest import SECRET_ARN, TRACKING_URI, Synth
+from tests.infrastructure.conftest import SECRET_ARN, Synth
 
 ROUTE_NAMES = [route.name for route in ROUTES]
 _BUCKET_MARKER = "__artifact-bucket-name__"
