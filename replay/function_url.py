@@ -100,6 +100,8 @@ def make_server(
 ) -> ThreadingHTTPServer:
     """An HTTP server that calls `handler` for every request (serve it with `serve_forever`)."""
     url_id = uuid.uuid4().hex[:20]
+    # One invocation at a time, as one Lambda execution environment runs them (the logger's keys are per process).
+    invocation = threading.Lock()
 
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -132,7 +134,9 @@ def make_server(
                 function_name=function_name, memory_limit_in_mb=memory_mb, timeout_seconds=timeout_seconds
             )
             try:
-                status, response_headers, data = http_response(handler(event, context))
+                with invocation:
+                    answer = handler(event, context)
+                status, response_headers, data = http_response(answer)
             except Exception as error:  # noqa: BLE001 - a handler error is Lambda's 502, never a dead server
                 log_json(
                     "ERROR",

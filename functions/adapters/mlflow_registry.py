@@ -178,8 +178,8 @@ class UnityCatalogRegistry(MlflowRegistry):
     MAX_TAG_VALUE = 1000
     CLOCK_SKEW = timedelta(minutes=5)
     MAX_IDENTITY_READS = 50
-    """Versions created since the upload whose tags are read; past that the version is created (a duplicate is
-    then possible, and logged by the caller as a new version)."""
+    """Versions created since the upload whose tags are read, newest first. More than 50 versions of one model
+    created after a single upload is not expected; past that, an earlier version may be missed (and duplicated)."""
 
     def find_version(
         self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None

@@ -98,6 +98,8 @@ class Receipt:
     reason: str
     delivery_id: str
     event: ModelVersionRegistered | None = None
+    subject: str = ""
+    """`<model name>/<version>` when the delivery is about a model version (for the log line)."""
 
 
 # --- MLflow's payload ---------------------------------------------------------------------------------------------
@@ -250,16 +252,18 @@ class WebhookReceiver:
 
     def receive(self, request: WebhookRequest, *, secret: str, now: float) -> Receipt:
         delivery_id = verify(request, secret=secret, now=now, config=self._config)
-        result = translate(parse_payload(request.body), artifact_bucket=self._config.artifact_bucket)
+        payload = parse_payload(request.body)
+        subject = "/".join(str(payload.data.get(key, "")) for key in ("name", "version") if payload.data.get(key))
+        result = translate(payload, artifact_bucket=self._config.artifact_bucket)
         event = result if isinstance(result, ModelVersionRegistered) else None
         attempt = str(uuid.uuid4())
-        payload = {
+        work = {
             "identity": f"webhook:{delivery_id}",
             "attempt": attempt,
             "event": json.loads(event.model_dump_json()) if event else None,
         }
-        if self._once(payload).get("attempt") != attempt:
+        if self._once(work).get("attempt") != attempt:
             raise WebhookRefused(403, "replayed_delivery", f"delivery {delivery_id} was received before")
         if event is None:
-            return Receipt(200, "ignored", str(result), delivery_id)
-        return Receipt(202, "published", "model_version_created", delivery_id, event)
+            return Receipt(200, "ignored", str(result), delivery_id, subject=subject[:300])
+        return Receipt(202, "published", "model_version_created", delivery_id, event, subject=subject[:300])

@@ -77,7 +77,7 @@ def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependenci
         )
         count("WebhookPublished")
     else:
-        logger.info("webhook verified: nothing to announce", reason=receipt.reason)
+        logger.info("webhook verified: nothing to announce", reason=receipt.reason, subject=receipt.subject)
         count("WebhookIgnored", reason=receipt.reason.split(":", 1)[0])
     return _answer(receipt.status, {"status": receipt.outcome, "reason": receipt.reason})
 

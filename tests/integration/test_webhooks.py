@@ -124,7 +124,7 @@ def test_versions_this_system_created_are_not_announced_twice(
         lambda: [
             line
             for line in webhook_log(sandbox, "webhook verified: nothing to announce")
-            if line.get("reason") == "created_by_registry_autopilot"
+            if line.get("reason") == "created_by_registry_autopilot" and line.get("subject") == f"{model_name}/1"
         ],
         timeout=30,
         what="the webhook delivery of the pipeline's own version",

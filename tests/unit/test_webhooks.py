@@ -206,6 +206,7 @@ def test_deliveries_that_need_nothing_are_verified_and_ignored(body: dict, reaso
 
     # THEN it is acknowledged (200) with its reason and nothing is published: no loop, nothing twice
     assert (receipt.status, receipt.outcome, receipt.reason) == (200, "ignored", reason)
+    assert receipt.subject == f"{body['data']['name']}/3"  # what the log line names
     assert events.published == []
 
 
