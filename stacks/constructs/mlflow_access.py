@@ -28,8 +28,17 @@ from stacks.nag import acknowledge, wildcard_resource_finding
 CA_BUNDLE_MOUNT = "/opt/mlflow-ca/ca.pem"
 """Where the CA layer's file lands (Lambda extracts layers under /opt)."""
 
-# What the route functions call on a SageMaker tracking server: the register route's five, and the reads and alias and
-# tag writes the validate and alias routes make. Names from the Service Authorization Reference (sagemaker-mlflow).
+# What the route functions call on a SageMaker tracking server, by route: the register route's own, and for every other
+# route the reads and the alias and tag writes that validation and promotion make. Names from the Service
+# Authorization Reference (sagemaker-mlflow) and AWS's managed SageMaker policies.
+SAGEMAKER_MLFLOW_REGISTER_ACTIONS = (
+    "sagemaker-mlflow:GetLoggedModel",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:SearchModelVersions",
+    "sagemaker-mlflow:GetRegisteredModel",
+    "sagemaker-mlflow:CreateRegisteredModel",
+    "sagemaker-mlflow:CreateModelVersion",
+)
 SAGEMAKER_MLFLOW_ACTIONS = (
     "sagemaker-mlflow:GetLoggedModel",
     "sagemaker-mlflow:GetRun",
@@ -79,15 +88,16 @@ class MlflowAccess(Construct):
     def in_vpc(self) -> bool:
         return bool(self.config.vpc_subnet_ids)
 
-    def statements(self) -> list[iam.PolicyStatement]:
-        """What a function that talks to MLflow may do besides reading the credentials secret (the pipeline's own)."""
+    def statements(self, route_name: str) -> list[iam.PolicyStatement]:
+        """What a route's function may do to reach MLflow besides reading the credentials secret (the pipeline's own)."""
         config = self.config
         statements = []
         if config.sagemaker_tracking_server_arn:
+            actions = SAGEMAKER_MLFLOW_REGISTER_ACTIONS if route_name == "register" else SAGEMAKER_MLFLOW_ACTIONS
             statements.append(
                 iam.PolicyStatement(
                     sid="UseSageMakerMlflow",
-                    actions=list(SAGEMAKER_MLFLOW_ACTIONS),
+                    actions=list(actions),
                     resources=[config.sagemaker_tracking_server_arn],
                 )
             )

@@ -203,7 +203,7 @@ class RoutePipeline(Construct):
                 )
             )
         if access.mlflow_credentials and ctx.mlflow is not None:
-            statements += ctx.mlflow.statements()
+            statements += ctx.mlflow.statements(self.route.name)
         return statements
 
     def _build_function(self) -> lambda_.Function:

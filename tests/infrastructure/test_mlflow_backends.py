@@ -10,7 +10,7 @@ import pytest
 
 from functions.settings import webhook_function_environment
 from stacks.config import ConfigError, RegistryConfig
-from stacks.constructs.mlflow_access import CA_BUNDLE_MOUNT, SAGEMAKER_MLFLOW_ACTIONS
+from stacks.constructs.mlflow_access import CA_BUNDLE_MOUNT, SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 from stacks.constructs.webhook import RESERVED_CONCURRENCY
 from tests.infrastructure.conftest import SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
 
@@ -192,8 +192,9 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
     function = _properties(sagemaker_synth, pipeline.function)
     environment = function["Environment"]["Variables"]
 
-    # THEN the role may call exactly the listed sagemaker-mlflow actions, on that server only, and read no secret
-    assert set(statements["UseSageMakerMlflow"]["Action"]) == set(SAGEMAKER_MLFLOW_ACTIONS)
+    # THEN the role may call exactly the register route's sagemaker-mlflow actions, on that server only, and read no
+    # secret
+    assert set(statements["UseSageMakerMlflow"]["Action"]) == set(SAGEMAKER_MLFLOW_REGISTER_ACTIONS)
     assert statements["UseSageMakerMlflow"]["Resource"] == SAGEMAKER_ARN
     assert "ReadMlflowCredentials" not in statements
     # AND the function gets the plugin's layer beside the dependency layer (the default stack does not)

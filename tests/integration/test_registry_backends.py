@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from functions.adapters.mlflow_registry import MlflowRegistry, UnityCatalogRegistry, connect_registry, uc_tag_key
 from functions.domain.errors import Unavailable
 from functions.domain.ports import IDENTITY_TAG
-from stacks.constructs.mlflow_access import SAGEMAKER_MLFLOW_ACTIONS
+from stacks.constructs.mlflow_access import SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 from tests.recorded_http import RecordedRegistry, RecordedRequest, recording
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_sagemaker_requests_are_signed_for_the_tracking_server_and_allowed_by_th
             request.header("Authorization") or "",
         )
         assert request.header("x-mlflow-sm-tracking-server-arn") == arn
-    # AND each REST call maps to an action the stack grants on the tracking server
+    # AND each REST call maps to an action the stack grants the register route on the tracking server
     actions = {
         f"{OSS}/runs/get": "GetRun",
         f"{OSS}/logged-models/m-0123456789abcdef0123456789abcdef": "GetLoggedModel",
@@ -241,8 +241,8 @@ def test_sagemaker_requests_are_signed_for_the_tracking_server_and_allowed_by_th
         f"{OSS}/model-versions/create": "CreateModelVersion",
     }
     assert {actions[r.path] for r in server.requests} == set(actions.values())
-    assert {f"sagemaker-mlflow:{a}" for a in actions.values()} <= set(SAGEMAKER_MLFLOW_ACTIONS)
-    assert "sagemaker-mlflow:CreateRegisteredModel" in SAGEMAKER_MLFLOW_ACTIONS
+    assert {f"sagemaker-mlflow:{a}" for a in actions.values()} <= set(SAGEMAKER_MLFLOW_REGISTER_ACTIONS)
+    assert "sagemaker-mlflow:CreateRegisteredModel" in SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 
 
 def test_sigv4_flag_signs_requests_for_api_gateway(tmp_path: Path):
