@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from functions.domain.registration import ORIGIN_TAG_PREFIX
 from functions.models.events import DetailType
 from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay.processes import SandboxError
@@ -153,8 +152,8 @@ def registry_rows(sandbox: Sandbox) -> list[list[str]]:
     rows = []
     for model in sandbox.registry_state():
         for item in model["versions"]:
-            origin_key = item["tags"].get(f"{ORIGIN_TAG_PREFIX}key", "")
-            rows.append([model["name"], item["version"], item["source"], item["run_id"] or "-", origin_key])
+            verdict = item["tags"].get("validation.status", "pending")
+            rows.append([model["name"], item["version"], verdict, item["run_id"] or "-", item["source"]])
     return rows
 
 
@@ -172,6 +171,7 @@ def main(*, timeout: float = 90.0) -> int:
                     progress(f"warning: {error}")
             rows = registry_rows(sandbox)
             registered = sandbox.observed_events(DetailType.MODEL_VERSION_REGISTERED.value)
+            validated = sandbox.observed_events(DetailType.MODEL_VERSION_VALIDATED.value)
             dead = [letter for name in sorted(sandbox.wiring) for letter in sandbox.dlq_messages(name)]
     except SandboxError as error:
         print(f"demo: error: {error}", file=sys.stderr)
@@ -185,10 +185,13 @@ def main(*, timeout: float = 90.0) -> int:
         )
     )
     print()
-    print("Model registry (filled by the pipeline, not by the training code)")
-    print(format_table(["model", "version", "source", "run id", "origin key"], rows) if rows else "(empty)")
+    print("Model registry (filled and validated by the pipeline, not by the training code)")
+    print(format_table(["model", "version", "validation", "run id", "source"], rows) if rows else "(empty)")
     print()
-    print(f"{len(registered)} '{DetailType.MODEL_VERSION_REGISTERED.value}' events emitted, {len(dead)} dead letters")
+    print(
+        f"{len(registered)} '{DetailType.MODEL_VERSION_REGISTERED.value}' and {len(validated)} "
+        f"'{DetailType.MODEL_VERSION_VALIDATED.value}' events emitted, {len(dead)} dead letters"
+    )
     for letter in dead:
         print(f"  dead letter on {letter.route}: {letter.reason or 'max receive count exceeded'} {letter.error or ''}")
     progress(f"done in {time.monotonic() - started:.0f} s")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from functions.models.events import DetailType
+
 EVENT_SOURCE = "registry-autopilot"
 """The `source` of every event the project emits (its event contract)."""
 
@@ -77,8 +79,16 @@ def _register_pattern(bucket_name: str) -> dict[str, Any]:
     }
 
 
+def _validate_pattern(bucket_name: str) -> dict[str, Any]:
+    return {
+        "source": [EVENT_SOURCE],
+        "detail-type": [DetailType.MODEL_VERSION_REGISTERED.value, DetailType.VALIDATION_REQUESTED.value],
+    }
+
+
 _PATTERNS = {
     "register": _register_pattern,
+    "validate": _validate_pattern,
 }
 
 REGISTER = Route(
@@ -93,7 +103,18 @@ REGISTER = Route(
     description="Registers MLflow models uploaded to the artifact bucket",
 )
 
-ROUTES: tuple[Route, ...] = (REGISTER,)
+VALIDATE = Route(
+    name="validate",
+    handler="functions.handlers.validate.lambda_handler",
+    bus=Bus.PROJECT,
+    timeout_seconds=60,
+    memory_mb=1024,
+    batch_size=10,
+    max_receive_count=8,
+    description="Validates registered model versions against their policy",
+)
+
+ROUTES: tuple[Route, ...] = (REGISTER, VALIDATE)
 
 
 def route(name: str) -> Route:

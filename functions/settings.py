@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,6 +21,8 @@ DEFAULT_MLMODEL_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_PENDING_SECONDS = 6 * 3600
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 METRICS_NAMESPACE = "RegistryAutopilot"
+# Shipped beside the `functions` package: the repository's `policies/`, copied into the Lambda code asset.
+DEFAULT_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -44,6 +47,7 @@ class Settings(BaseModel):
     EXPERIMENT_MODEL_NAMES: dict[str, str] = Field(default_factory=dict)
     MLMODEL_MAX_BYTES: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = DEFAULT_MLMODEL_MAX_BYTES
     MAX_PENDING_SECONDS: Annotated[int, Field(ge=60)] = DEFAULT_MAX_PENDING_SECONDS
+    POLICIES_DIR: NonEmpty = str(DEFAULT_POLICIES_DIR)
 
     @field_validator("EXPERIMENT_MODEL_NAMES", mode="before")
     @classmethod
@@ -84,10 +88,11 @@ def function_environment(
     mlflow_sigv4: bool = False,
     mlflow_insecure_tls: bool = False,
     mlflow_server_cert_path: str = "",
+    policies_dir: str = "",
 ) -> dict[str, str]:
     """The environment of one route's function, on AWS and in the sandbox alike.
 
-    The last three are MLflow's own client settings: SigV4-signed requests (an MLflow server behind API Gateway
+    The `mlflow_*` ones are MLflow's own client settings: SigV4-signed requests (an MLflow server behind API Gateway
     with IAM auth), TLS verification off (never the default), and a CA bundle for a server with a private CA.
     """
     env = {
@@ -113,6 +118,8 @@ def function_environment(
     if credentials_secret_arn:
         env["MLFLOW_CREDENTIALS_SECRET_ARN"] = credentials_secret_arn
     env.update(mlflow_client_environment(mlflow_sigv4, mlflow_insecure_tls, mlflow_server_cert_path))
+    if policies_dir:
+        env["POLICIES_DIR"] = policies_dir
     return env
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from functions.domain.policy import PolicyError, load_policies
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, Bus
 from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay.processes import SandboxError
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--mlflow-port", type=int, help="MLflow server port (default: a free port)")
     sandbox.add_argument("--aws-port", type=int, help="moto server port (default: a free port)")
     sandbox.add_argument("--artifact-root-prefix", default=DEFAULT_ARTIFACT_ROOT_PREFIX)
+    add_policies_option(sandbox)
     sandbox.set_defaults(run=run_sandbox)
 
     local = commands.add_parser("local", help="inject recorded events into a sandbox and report what happened")
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     local.add_argument("--attach", help="use a running sandbox: its --json line, or a file holding it")
     local.add_argument("--json", action="store_true", help="one JSON object per event, then the registry state")
     local.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline to settle")
+    add_policies_option(local)
     local.set_defaults(run=run_local)
 
     demo = commands.add_parser("demo", help="train scikit-learn models into a fresh sandbox and show the registry")
@@ -81,12 +84,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- sandbox -----------------------------------------------------------------------------------------------
 
 
+def add_policies_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        help="validation policies to use instead of the repository's policies/ (try a change before deploying it)",
+    )
+
+
+def function_settings(args: argparse.Namespace) -> dict[str, str]:
+    """Settings for the sandbox's functions; a policy folder is checked first, as `cdk synth` would."""
+    if not getattr(args, "policies", None):
+        return {}
+    try:
+        load_policies(args.policies)
+    except PolicyError as error:
+        raise SandboxError(f"the policies in {args.policies} are not valid: {error}") from None
+    return {"policies_dir": str(args.policies.resolve())}
+
+
 def run_sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox(
         workdir=args.workdir,
         mlflow_port=args.mlflow_port,
         aws_port=args.aws_port,
         artifact_root_prefix=args.artifact_root_prefix,
+        function_settings=function_settings(args),
         progress=progress,
     )
     try:
@@ -148,7 +171,11 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"replay: error: --seed {args.seed} is not a directory", file=sys.stderr)
         return EXIT_USAGE
 
-    sandbox = _attached(args.attach) if args.attach else Sandbox(progress=progress).start()
+    sandbox = (
+        _attached(args.attach)
+        if args.attach
+        else Sandbox(function_settings=function_settings(args), progress=progress).start()
+    )
     try:
         if args.seed is not None:
             keys = sandbox.upload_dir(args.seed, notify=False)

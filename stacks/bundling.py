@@ -157,6 +157,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def source_hash(folders: Sequence[Path]) -> str:
+    """A hash of every file under `folders` (byte-code caches left out): changes when any source changes."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(path.relative_to(folder.parent).as_posix().encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def content_hash(bundler: LocalPythonBundler) -> str:
     """A stable hash of everything a dependency-only bundle depends on (for `AssetHashType.CUSTOM`)."""
     return hashlib.sha256(json.dumps(bundler.fingerprint(), sort_keys=True).encode()).hexdigest()

@@ -30,6 +30,8 @@ DEFAULT_ACCESS = RouteAccess()
 
 ACCESS: dict[str, RouteAccess] = {
     "register": RouteAccess(read_artifacts=True),
+    # Reads MLmodel, metrics.json and the file list; keeps no idempotency records (a verdict is idempotent).
+    "validate": RouteAccess(read_artifacts=True, idempotency=False, requeue=False),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -36,6 +36,8 @@ class FakeRegistry(ModelRegistry):
         self.models: set[str] = set()
         self.versions: list[VersionInfo] = []
         self.create_calls: list[dict] = []
+        self.aliases: dict[tuple[str, str], str] = {}
+        self.tag_writes: list[tuple[str, str, dict]] = []
         self.down = False
 
     def _check(self) -> None:
@@ -64,6 +66,22 @@ class FakeRegistry(ModelRegistry):
             None,
         )
 
+    def get_version(self, model_name: str, version: str) -> VersionInfo | None:
+        self._check()
+        return next((v for v in self.versions if v.model_name == model_name and v.version == version), None)
+
+    def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
+        self._check()
+        number = self.aliases.get((model_name, alias))
+        return self.get_version(model_name, number) if number else None
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        self._check()
+        self.tag_writes.append((model_name, version, dict(tags)))
+        for index, existing in enumerate(self.versions):
+            if existing.model_name == model_name and existing.version == version:
+                self.versions[index] = replace(existing, tags={**existing.tags, **tags})
+
     def create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
         self._check()
         self.create_calls.append({"name": model_name, "source": source, "run_id": run_id, "model_id": model_id})
@@ -71,7 +89,12 @@ class FakeRegistry(ModelRegistry):
         number = str(sum(1 for v in self.versions if v.model_name == model_name) + 1)
         stored_source = f"dbfs:/uc/{model_name}/{number}" if self.unity_catalog else source
         version = VersionInfo(
-            model_name=model_name, version=number, source=stored_source, run_id=run_id, tags=dict(tags)
+            model_name=model_name,
+            version=number,
+            source=stored_source,
+            run_id=run_id,
+            tags=dict(tags),
+            model_id=model_id,
         )
         self.versions.append(version)
         return version

@@ -11,7 +11,8 @@ Two flavours of registry:
 - `UnityCatalogRegistry`: Unity Catalog allows only `name=` or `run_id=` in version searches, returns no tags in
   search results and keeps its own copy of the artifacts. An earlier version is found by source, or else by the
   `origin.identity` tag (read with one `get_model_version` per version created since the upload). Tag keys are
-  written with `_` for `.` and values are capped, as Unity Catalog tags require.
+  written with `__` for `.` and read back, and values are capped, as Unity Catalog tags require; the domain sees
+  the same tags on every registry.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from functions.domain.ports import (
     VersionInfo,
 )
 from functions.models.mlflow_backend import is_unity_catalog
+from functions.settings import Settings
 
 _MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 _EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
@@ -91,6 +93,8 @@ class MlflowRegistry(ModelRegistry):
             status=str(model.status),
             tags=dict(model.tags or {}),
             source_run_id=model.source_run_id,
+            metrics=_latest(model.metrics or []),
+            artifact_location=model.artifact_location,
         )
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -101,7 +105,14 @@ class MlflowRegistry(ModelRegistry):
             if _code(error) in _MISSING:
                 return None
             raise self._unavailable("get_run", error) from error
-        return RunInfo(run_id=run.info.run_id, experiment_id=str(run.info.experiment_id), tags=dict(run.data.tags))
+        inputs = getattr(run, "inputs", None)
+        return RunInfo(
+            run_id=run.info.run_id,
+            experiment_id=str(run.info.experiment_id),
+            tags=dict(run.data.tags),
+            metrics={key: float(value) for key, value in run.data.metrics.items()},
+            has_dataset_inputs=bool(inputs and inputs.dataset_inputs),
+        )
 
     def find_version(
         self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None
@@ -113,8 +124,32 @@ class MlflowRegistry(ModelRegistry):
             except MlflowException as error:
                 raise self._unavailable("search_model_versions", error) from error
             if found:
-                return _version(found[0])
+                return self._to_version(found[0])
         return None
+
+    def get_version(self, model_name: str, version: str) -> VersionInfo | None:
+        try:
+            return self._to_version(self._client.get_model_version(model_name, version))
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return None
+            raise self._unavailable("get_model_version", error) from error
+
+    def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
+        try:
+            return self._to_version(self._client.get_model_version_by_alias(model_name, alias))
+        except MlflowException as error:
+            # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
+            if _code(error) in _MISSING or (_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
+                return None
+            raise self._unavailable("get_model_version_by_alias", error) from error
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        try:
+            for key, value in self._to_registry_tags(tags).items():
+                self._client.set_model_version_tag(model_name, version, key, value)
+        except MlflowException as error:
+            raise self._unavailable("set_model_version_tag", error) from error
 
     def create_version(
         self,
@@ -165,9 +200,21 @@ class MlflowRegistry(ModelRegistry):
 
     def _create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
         created = self._client.create_model_version(
-            model_name, source, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=0
+            model_name,
+            source,
+            run_id=run_id,
+            tags=self._to_registry_tags(tags),
+            model_id=model_id,
+            await_creation_for=0,
         )
-        return _version(created)
+        return self._to_version(created)
+
+    def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        """Tags as the registry stores them (MLflow servers: unchanged)."""
+        return dict(tags)
+
+    def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
+        return _version(version)
 
 
 class UnityCatalogRegistry(MlflowRegistry):
@@ -197,13 +244,12 @@ class UnityCatalogRegistry(MlflowRegistry):
                 if version.name != model_name:
                     continue
                 if version.source in sources:
-                    return _version(version, tags={})
+                    return _version(version, tags={})  # UC search results carry no tags
                 if since_ms is None or (version.creation_timestamp or 0) >= since_ms:
                     recent.append(version)
             token = page.token
             if not token:
                 break
-        wanted = uc_tag_value(identity)
         recent.sort(key=lambda v: int(v.version), reverse=True)
         for version in recent[: self.MAX_IDENTITY_READS]:
             try:
@@ -212,25 +258,40 @@ class UnityCatalogRegistry(MlflowRegistry):
                 if _code(error) in _MISSING:
                     continue
                 raise self._unavailable("get_model_version", error) from error
-            if (full.tags or {}).get(uc_tag_key(IDENTITY_TAG)) == wanted:
-                return _version(full)
+            found = self._to_version(full)
+            if found.tags.get(IDENTITY_TAG) == uc_tag_value(IDENTITY_TAG, identity):
+                return found
         return None
 
-    def _create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
-        uc_tags = {uc_tag_key(key): uc_tag_value(value) for key, value in tags.items()}
-        return super()._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=uc_tags)
+    def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return {uc_tag_key(key): uc_tag_value(key, value) for key, value in tags.items()}
+
+    def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
+        return _version(version, tags={from_uc_tag_key(key): value for key, value in _tags(version).items()})
 
 
 def uc_tag_key(key: str) -> str:
-    """Unity Catalog tag keys may not hold `. , - = / :`; ours use only `.` and `_`."""
-    return key.replace(".", "_")
+    """Unity Catalog tag keys may not hold `. , - = / :`; ours hold only letters, digits, `_` and `.`, so `.` is
+    written as `__` (reversibly: no key of ours holds `__`)."""
+    return key.replace(".", "__")
 
 
-def uc_tag_value(value: str) -> str:
-    """Values over Unity Catalog's 1,000 characters become a digest (stable, so identity lookups still match)."""
+def from_uc_tag_key(key: str) -> str:
+    return key.replace("__", ".")
+
+
+def uc_tag_value(key: str, value: str) -> str:
+    """Values past Unity Catalog's 1,000 characters: the identity becomes a digest (stable, so lookups still match),
+    anything else is cut with a marker."""
     if len(value) <= UnityCatalogRegistry.MAX_TAG_VALUE:
         return value
-    return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+    if key == IDENTITY_TAG:
+        return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+    return value[: UnityCatalogRegistry.MAX_TAG_VALUE - 1] + "…"
+
+
+def _tags(version) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return dict(version.tags or {})
 
 
 def _version(version, tags: dict[str, str] | None = None) -> VersionInfo:  # type: ignore[no-untyped-def]
@@ -240,7 +301,18 @@ def _version(version, tags: dict[str, str] | None = None) -> VersionInfo:  # typ
         source=version.source,
         run_id=version.run_id or None,
         tags=dict(version.tags or {}) if tags is None else tags,
+        model_id=getattr(version, "model_id", None) or None,
     )
+
+
+def _latest(metrics: list) -> dict[str, float]:
+    """The latest value per metric key: highest step, then latest timestamp."""
+    latest: dict[str, tuple[int, int, float]] = {}
+    for metric in metrics:
+        rank = (int(metric.step or 0), int(metric.timestamp or 0), float(metric.value))
+        if metric.key not in latest or rank[:2] >= latest[metric.key][:2]:
+            latest[metric.key] = rank
+    return {key: value for key, (_, _, value) in latest.items()}
 
 
 def connect_registry(
@@ -259,6 +331,15 @@ def connect_registry(
     )
     registry_class = UnityCatalogRegistry if is_unity_catalog(tracking_uri, registry_uri) else MlflowRegistry
     return registry_class(connection)
+
+
+def registry_from_settings(settings: Settings) -> MlflowRegistry:
+    """The registry adapter a function uses, from its settings (one client per container, connected on first use)."""
+    return connect_registry(
+        tracking_uri=settings.MLFLOW_TRACKING_URI,
+        registry_uri=settings.MLFLOW_REGISTRY_URI,
+        credentials_secret_arn=settings.MLFLOW_CREDENTIALS_SECRET_ARN,
+    )
 
 
 def configure_client_environment(secret: str | None, tracking_uri: str | None = None) -> None:

@@ -23,6 +23,9 @@ class LoggedModelInfo:
     status: str  # PENDING, READY or FAILED
     tags: dict[str, str] = field(default_factory=dict)
     source_run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The latest value of each metric (highest step, then latest time)."""
+    artifact_location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class RunInfo:
     run_id: str
     experiment_id: str
     tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The latest value of each metric (MLflow keeps the one with the highest step, then latest time)."""
+    has_dataset_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class VersionInfo:
     source: str
     run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    model_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,17 @@ class ModelRegistry(ABC):
         rewrites it) whose `IDENTITY_TAG` is `identity`. `not_before` (the upload time) lets an adapter skip
         versions created before the upload.
         """
+
+    @abstractmethod
+    def get_version(self, model_name: str, version: str) -> VersionInfo | None:
+        """The version, or None when it does not exist (deleted, say)."""
+
+    @abstractmethod
+    def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
+        """The version holding `alias`, or None when no version holds it."""
+
+    @abstractmethod
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
 
     @abstractmethod
     def create_version(

@@ -21,6 +21,7 @@ class DetailType(StrEnum):
     MODEL_ALIAS_MOVED = "Model Alias Moved"
     PROMOTION_REQUESTED = "Promotion Requested"
     ROLLBACK_REQUESTED = "Rollback Requested"
+    VALIDATION_REQUESTED = "Validation Requested"
 
 
 class _Detail(BaseModel):
@@ -62,8 +63,11 @@ class ModelVersionRegistered(ModelVersionDetail):
 
 
 class CheckResult(_Detail):
+    """One check of a verdict: what was observed, against which threshold, from which source."""
+
     name: str
     passed: bool
+    skipped: bool = False
     observed: float | str | None = None
     threshold: float | str | None = None
     source: str | None = None
@@ -76,8 +80,11 @@ class ModelVersionValidated(ModelVersionDetail):
     )
     status: Literal["passed", "failed"]
     reasons: list[str] = Field(default_factory=list)
+    """The messages of the failed checks (empty when passed)."""
     checks: list[CheckResult] = Field(default_factory=list)
     policy: str | None = None
+    """The policy's identity: `<file>@sha256:<first 12 hex>`."""
+    model_id: str | None = None
 
 
 class ModelAliasMoved(ModelVersionDetail):
@@ -110,7 +117,27 @@ class RollbackRequested(_Detail):
     run_id: str | None = None
 
 
-ProjectEvent = ModelVersionRegistered | ModelVersionValidated | ModelAliasMoved | PromotionRequested | RollbackRequested
+class ValidationRequested(_Detail):
+    """Re-run the validation gate for a version (after a policy change, say)."""
+
+    detail_type: Literal[DetailType.VALIDATION_REQUESTED] = Field(default=DetailType.VALIDATION_REQUESTED, exclude=True)
+    model_name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    requested_by: str = Field(min_length=1)
+    correlation_id: str = Field(min_length=1)
+    source_uri: str | None = None
+    run_id: str | None = None
+    replay_name: str | None = None
+
+
+ProjectEvent = (
+    ModelVersionRegistered
+    | ModelVersionValidated
+    | ModelAliasMoved
+    | PromotionRequested
+    | RollbackRequested
+    | ValidationRequested
+)
 
 DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.MODEL_VERSION_REGISTERED.value: ModelVersionRegistered,
@@ -118,6 +145,7 @@ DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.MODEL_ALIAS_MOVED.value: ModelAliasMoved,
     DetailType.PROMOTION_REQUESTED.value: PromotionRequested,
     DetailType.ROLLBACK_REQUESTED.value: RollbackRequested,
+    DetailType.VALIDATION_REQUESTED.value: ValidationRequested,
 }
 
 

@@ -18,11 +18,9 @@ from aws_cdk import AssetHashType, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from stacks.bundling import LocalPythonBundler, bundling_options, content_hash
-from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
-
-# Left out of the source fingerprint, so a test run or an editor does not change the asset hash.
-_SOURCE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "tests"]
+from functions.domain.policy import load_policies
+from stacks.bundling import LocalPythonBundler, bundling_options, content_hash, source_hash
+from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, POLICIES_DIR
 
 
 class DependencyLayout(StrEnum):
@@ -35,10 +33,12 @@ class FunctionCode(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, layout: DependencyLayout = DependencyLayout.LAYER):
         super().__init__(scope, construct_id)
+        # A broken policy stops the synth here, with its file, line and problem (PolicyError).
+        self.policies = load_policies(POLICIES_DIR)
         self.layout = layout
         if layout is DependencyLayout.LAYER:
             self.layers: list[lambda_.ILayerVersion] = [self._build_dependency_layer()]
-            self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR]))
+            self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR, POLICIES_DIR]))
         else:
             self.layers = []
             self.code = self._build_code(LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR]))
@@ -65,5 +65,11 @@ class FunctionCode(Construct):
 
     @staticmethod
     def _build_code(bundler: LocalPythonBundler) -> lambda_.Code:
-        # The asset root holds the `functions` package, so the handler is `functions.handlers.<module>.<function>`.
-        return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=_SOURCE_EXCLUDES, bundling=bundling_options(bundler))
+        # The asset root holds the `functions` package (handlers are `functions.handlers.<module>.<function>`)
+        # and `policies/`; the hash covers both, so a policy change alone deploys new code.
+        return lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=source_hash([FUNCTIONS_DIR, POLICIES_DIR]) + content_hash(bundler)[:16],
+            bundling=bundling_options(bundler),
+        )

@@ -33,11 +33,15 @@ import pytest
 from replay.processes import SandboxError
 from replay.sandbox import Sandbox
 
+TEST_POLICIES = Path(__file__).parent / "policies"
+"""The session sandbox validates with these: the repository's default plus a few models' policies."""
+
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     running = Sandbox(
         workdir=tmp_path_factory.mktemp("sandbox"),
+        function_settings={"policies_dir": str(TEST_POLICIES)},
         progress=lambda message: print(f"sandbox: {message}", file=sys.stderr),
     )
     try:

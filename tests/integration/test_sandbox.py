@@ -409,5 +409,8 @@ def test_cli_local_replays_a_recorded_s3_event_against_a_seeded_bucket(
             "already_registered": False,
         }
     ]
-    assert [event["detail_type"] for event in first["emitted"]] == ["Model Version Registered"]
+    assert [event["detail_type"] for event in first["emitted"]] == [
+        "Model Version Registered",
+        "Model Version Validated",
+    ]
     assert model_name in {model["name"] for model in registry["registry"]}

@@ -15,13 +15,14 @@ from functions.models.events import (
     ModelVersionValidated,
     PromotionRequested,
     RollbackRequested,
+    ValidationRequested,
     parse_detail,
 )
 from functions.routing import EVENT_SOURCE
 from tests.conftest import load_event
 
 
-def test_the_project_has_one_source_and_five_detail_types():
+def test_the_project_has_one_source_and_six_detail_types():
     assert EVENT_SOURCE == "registry-autopilot"
     assert {t.value for t in DetailType} == {
         "Model Version Registered",
@@ -29,6 +30,7 @@ def test_the_project_has_one_source_and_five_detail_types():
         "Model Alias Moved",
         "Promotion Requested",
         "Rollback Requested",
+        "Validation Requested",
     }
     assert set(DETAIL_MODELS) == {t.value for t in DetailType}
 
@@ -42,7 +44,9 @@ def test_every_detail_names_the_model_and_carries_a_correlation_id(model):
     assert "run_id" in model.model_fields
 
 
-@pytest.mark.parametrize("model", [ModelVersionRegistered, ModelVersionValidated, ModelAliasMoved, PromotionRequested])
+@pytest.mark.parametrize(
+    "model", [ModelVersionRegistered, ModelVersionValidated, ModelAliasMoved, PromotionRequested, ValidationRequested]
+)
 def test_version_events_require_a_version(model):
     assert model.model_fields["version"].is_required()
 

@@ -1,0 +1,266 @@
+"""Validating a registered version against its model's policy, and recording the verdict.
+
+`Validator.validate` gathers the evidence (metrics from the logged model, the run and `metrics.json`,
+in that order; the MLmodel's signature; the files beside it; the run's tags and dataset inputs; the
+baseline version holding the policy's alias), evaluates the policy (`functions.domain.policy`), tags
+the version with the verdict and emits `Model Version Validated`.
+
+A failed gate is a business result, returned and emitted, never an exception. A registry or S3 outage
+raises `Unavailable` (the queue retries). Running it again with the same policy and evidence writes no
+tag: only the event is emitted again (consumers are idempotent), so a retry after a crash between the
+two still gets its event out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from functions.domain.errors import Rejected
+from functions.domain.mlmodel import MLmodel, parse_mlmodel
+from functions.domain.policy import Check, Evidence, LoadedPolicy, Observed, PolicySet, evaluate
+from functions.domain.ports import (
+    ArtifactStore,
+    EventPublisher,
+    ModelRegistry,
+    ObjectMissing,
+    ObjectTooLarge,
+    RunInfo,
+    VersionInfo,
+)
+from functions.models.events import ArtifactOrigin, CheckResult, ModelVersionValidated
+
+TAG_STATUS = "validation.status"
+TAG_REASONS = "validation.reasons"
+TAG_POLICY = "validation.policy"
+TAG_POLICY_SHA256 = "validation.policy_sha256"
+TAG_VALIDATED_AT = "validation.validated_at"
+TAG_CORRELATION_ID = "validation.correlation_id"
+MAX_TAG_VALUE = 4000
+METRICS_FILE = "metrics.json"
+MAX_METRICS_FILE_BYTES = 1024 * 1024
+MLMODEL_MAX_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ValidationRequest:
+    model_name: str
+    version: str
+    correlation_id: str
+    artifact: ArtifactOrigin | None = None
+    """Where the MLmodel was uploaded (from `Model Version Registered`), when known."""
+    replay_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # passed, failed, or skipped (the version no longer exists)
+    checks: tuple[Check, ...] = ()
+    policy: str | None = None
+    changed: bool = False
+
+    @property
+    def reasons(self) -> list[str]:
+        return [check.message for check in self.checks if not check.passed]
+
+
+@dataclass(frozen=True)
+class _ModelDir:
+    bucket: str
+    prefix: str  # ends with "/"
+
+
+class Validator:
+    def __init__(
+        self,
+        policies: PolicySet,
+        *,
+        bucket: str,
+        registry: ModelRegistry,
+        artifacts: ArtifactStore,
+        events: EventPublisher,
+        now=lambda: datetime.now(UTC),
+    ) -> None:
+        self._policies = policies
+        self._bucket = bucket
+        self._registry = registry
+        self._artifacts = artifacts
+        self._events = events
+        self._now = now
+
+    def validate(self, request: ValidationRequest) -> Verdict:
+        version = self._registry.get_version(request.model_name, request.version)
+        if version is None:
+            return Verdict("skipped")
+        loaded = self._policies.for_model(request.model_name)
+        evidence = self._gather(version, request, loaded)
+        checks = tuple(evaluate(loaded.policy, evidence))
+        status = "passed" if all(check.passed for check in checks) else "failed"
+        verdict = Verdict(status, checks, loaded.identity)
+        changed = self._record(version, verdict, loaded, request.correlation_id)
+        self._events.publish(
+            ModelVersionValidated(
+                model_name=version.model_name,
+                version=version.version,
+                source_uri=version.source,
+                run_id=version.run_id,
+                model_id=version.model_id,
+                correlation_id=request.correlation_id,
+                replay_name=request.replay_name,
+                status=status,
+                reasons=verdict.reasons,
+                checks=[_result(check) for check in checks],
+                policy=loaded.identity,
+            )
+        )
+        return Verdict(status, checks, loaded.identity, changed)
+
+    # --- evidence ---------------------------------------------------------------------------------
+
+    def _gather(self, version: VersionInfo, request: ValidationRequest, loaded: LoadedPolicy) -> Evidence:
+        model_dir = self._model_dir(version, request)
+        mlmodel, files = self._read_model_dir(model_dir)
+        model_id = version.model_id or (mlmodel.model_id if mlmodel else None)
+        run_id = version.run_id or (mlmodel.run_id if mlmodel else None)
+        metrics, problems, run = self._metrics(model_id, run_id, model_dir, files)
+        evidence = Evidence(
+            metrics=metrics,
+            metric_problems=problems,
+            has_signature=mlmodel.has_signature if mlmodel else None,
+            files=frozenset(files),
+            run_tags=dict(run.tags) if run else None,
+            has_dataset_inputs=bool(run and run.has_dataset_inputs),
+        )
+        compare = loaded.policy.compare
+        if compare is None:
+            return evidence
+        holder = self._registry.get_alias_version(version.model_name, compare.alias)
+        if holder is None:
+            return evidence
+        if holder.version == version.version:
+            return replace(evidence, baseline_version=holder.version, is_baseline=True)
+        holder_dir = self._model_dir(holder, None)
+        _, holder_files = self._read_model_dir(holder_dir, need_mlmodel=False)
+        holder_metrics, _, _ = self._metrics(holder.model_id, holder.run_id, holder_dir, holder_files)
+        return replace(evidence, baseline_version=holder.version, baseline_metric=holder_metrics.get(compare.metric))
+
+    def _model_dir(self, version: VersionInfo, request: ValidationRequest | None) -> _ModelDir | None:
+        artifact = request.artifact if request else None
+        if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
+            return _ModelDir(artifact.bucket, artifact.key[: -len("MLmodel")])
+        source = version.source
+        if source.startswith("models:/m-"):
+            logged = self._registry.get_logged_model(source[len("models:/") :])
+            source = logged.artifact_location if logged and logged.artifact_location else ""
+        prefix = f"s3://{self._bucket}/"
+        if source.startswith(prefix):
+            return _ModelDir(self._bucket, source[len(prefix) :].rstrip("/") + "/")
+        return None
+
+    def _read_model_dir(
+        self, model_dir: _ModelDir | None, *, need_mlmodel: bool = True
+    ) -> tuple[MLmodel | None, set[str]]:
+        if model_dir is None:
+            return None, set()
+        keys = self._artifacts.list_keys(model_dir.bucket, model_dir.prefix)
+        files = {key[len(model_dir.prefix) :] for key in keys}
+        if not need_mlmodel or "MLmodel" not in files:
+            return None, files
+        try:
+            content = self._artifacts.read(
+                model_dir.bucket, f"{model_dir.prefix}MLmodel", version_id=None, max_bytes=MLMODEL_MAX_BYTES
+            )
+            return parse_mlmodel(content), files
+        except (ObjectMissing, ObjectTooLarge, Rejected):
+            return None, files
+
+    def _metrics(
+        self, model_id: str | None, run_id: str | None, model_dir: _ModelDir | None, files: set[str]
+    ) -> tuple[dict[str, Observed], dict[str, str], RunInfo | None]:
+        """Metrics by name with their source; the first source that has a metric wins."""
+        metrics: dict[str, Observed] = {}
+        problems: dict[str, str] = {}
+        logged = self._registry.get_logged_model(model_id) if model_id else None
+        run = self._registry.get_run(run_id) if run_id else None
+        for source, values in (("logged_model", logged.metrics if logged else {}), ("run", run.metrics if run else {})):
+            for name, value in values.items():
+                metrics.setdefault(name, Observed(value, source))
+        if model_dir is not None and METRICS_FILE in files:
+            values, problem = self._metrics_file(model_dir)
+            if problem:
+                problems[METRICS_FILE] = problem
+            for name, value in values.items():
+                metrics.setdefault(name, Observed(value, METRICS_FILE))
+        return metrics, problems, run
+
+    def _metrics_file(self, model_dir: _ModelDir) -> tuple[dict[str, float], str | None]:
+        key = f"{model_dir.prefix}{METRICS_FILE}"
+        try:
+            content = self._artifacts.read(model_dir.bucket, key, version_id=None, max_bytes=MAX_METRICS_FILE_BYTES)
+        except ObjectTooLarge:
+            return {}, f"{METRICS_FILE} is larger than {MAX_METRICS_FILE_BYTES} bytes"
+        except ObjectMissing:
+            return {}, None
+        return parse_metrics_file(content)
+
+    # --- verdict ----------------------------------------------------------------------------------
+
+    def _record(self, version: VersionInfo, verdict: Verdict, loaded: LoadedPolicy, correlation_id: str) -> bool:
+        tags = {
+            TAG_STATUS: verdict.status,
+            TAG_REASONS: _truncate("; ".join(verdict.reasons)) or "all checks passed",
+            TAG_POLICY: loaded.file,
+            TAG_POLICY_SHA256: loaded.sha256,
+        }
+        if all(version.tags.get(key) == value for key, value in tags.items()):
+            return False
+        tags[TAG_VALIDATED_AT] = self._now().isoformat(timespec="seconds")
+        tags[TAG_CORRELATION_ID] = correlation_id
+        # The status goes last: a crash half-way leaves the previous verdict, never a passed status with old reasons.
+        ordered = {key: value for key, value in tags.items() if key != TAG_STATUS} | {TAG_STATUS: verdict.status}
+        self._registry.set_version_tags(version.model_name, version.version, ordered)
+        return True
+
+
+def parse_metrics_file(content: bytes) -> tuple[dict[str, float], str | None]:
+    """`metrics.json`: a JSON object of metric name to number. Returns the numbers and a problem, if any."""
+    try:
+        document = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}, f"{METRICS_FILE} is not valid JSON"
+    if not isinstance(document, dict):
+        return {}, f"{METRICS_FILE} is not a JSON object of metric names to numbers"
+    values: dict[str, float] = {}
+    bad: list[str] = []
+    for name, value in document.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            bad.append(str(name)[:100])
+        else:
+            values[str(name)] = float(value)
+    problem = f"{METRICS_FILE} holds non-numbers for: {', '.join(sorted(bad)[:10])}" if bad else None
+    return values, problem
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 1] + "…"
+
+
+def _result(check: Check) -> CheckResult:
+    return CheckResult(
+        name=check.name,
+        passed=check.passed,
+        skipped=check.skipped,
+        observed=_json_safe(check.observed),
+        threshold=_json_safe(check.threshold),
+        source=check.source,
+        message=check.message,
+    )
+
+
+def _json_safe(value: float | str | None) -> float | str | None:
+    """NaN and infinity are not JSON: events carry them as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
