@@ -11,11 +11,16 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 
+import mlflow
+import mlflow.sklearn
 import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from functions.domain.webhooks import sign
 
 REGISTERED = "Model Version Registered"
+VALIDATED = "Model Version Validated"
 
 
 def wait_for(condition, *, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -91,20 +96,37 @@ def mlflow_webhook(sandbox, mlflow_client) -> Iterator[str]:  # type: ignore[no-
     time.sleep(1.5)  # the server caches its webhooks for 1 s in the sandbox: let later tests see none
 
 
-def test_hand_registered_version_is_announced_through_the_signed_webhook(
-    sandbox, mlflow_client, mlflow_webhook, model_name, tmp_path
+def test_hand_registered_version_is_announced_through_the_signed_webhook_and_validated(
+    sandbox, mlflow_client, mlflow_webhook, model_name
 ):
-    # GIVEN a webhook from the real MLflow server to the sandbox's endpoint
-    # WHEN someone registers a version by hand, from a source outside the artifact bucket
-    mlflow_client.create_registered_model(model_name)
-    version = mlflow_client.create_model_version(model_name, f"s3://team-bucket/{model_name}/1", await_creation_for=0)
+    # GIVEN a webhook from the real MLflow server to the sandbox's endpoint, and a model logged into the bucket with no
+    # name for the register route to use (it waits for one)
+    features, labels = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(features, labels)
+    mlflow.set_tracking_uri(sandbox.mlflow_tracking_uri)
+    experiment_id = mlflow.create_experiment(model_name, artifact_location=f"{sandbox.artifact_root}/{model_name}")
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_metric("accuracy", 0.97)
+        logged = mlflow.sklearn.log_model(model, name="model", input_example=features[:2])
 
-    # THEN the signed delivery is accepted and Model Version Registered is on the project bus
-    [event] = sandbox.wait_for_events(REGISTERED, model_name=model_name, timeout=30)
+    # WHEN someone registers a version of it by hand in the registry
+    mlflow_client.create_registered_model(model_name)
+    version = mlflow_client.create_model_version(
+        model_name, f"models:/{logged.model_id}", run_id=logged.run_id, model_id=logged.model_id, await_creation_for=0
+    )
+
+    # THEN the signed delivery is accepted and Model Version Registered is on the project bus (no artifact: it came
+    # from the registry)
+    def from_webhook() -> list[dict]:
+        return [
+            e for e in sandbox.observed_events(REGISTERED, model_name=model_name) if e["detail"]["artifact"] is None
+        ]
+
+    [event] = wait_for(from_webhook, timeout=30, what="the webhook's Model Version Registered")
     assert event["source"] == "registry-autopilot"
     assert event["detail"]["version"] == version.version
-    assert event["detail"]["source_uri"] == f"s3://team-bucket/{model_name}/1"
-    assert event["detail"]["artifact"] is None
+    assert event["detail"]["source_uri"] == f"models:/{logged.model_id}"
+    assert event["detail"]["model_id"] == logged.model_id
     assert event["detail"]["already_registered"] is False
     [announced] = [
         line
@@ -112,6 +134,17 @@ def test_hand_registered_version_is_announced_through_the_signed_webhook(
         if line.get("model_name") == model_name
     ]
     assert announced["delivery_id"]
+    # AND the validate route validates the hand-registered version like an uploaded one
+    validated = wait_for(
+        lambda: [
+            e
+            for e in sandbox.observed_events(VALIDATED, model_name=model_name)
+            if e["detail"]["correlation_id"] == event["detail"]["correlation_id"]
+        ],
+        timeout=60,
+        what="the validation of the hand-registered version",
+    )
+    assert validated[0]["detail"]["status"] == "passed"
 
 
 def test_versions_this_system_created_are_not_announced_twice(
