@@ -49,11 +49,18 @@ class Route:
     max_batching_window_seconds: int = 0
     max_receive_count: int = 5
     description: str = ""
+    fifo_group: str | None = None
+    """Set for a FIFO route: its queues are FIFO and every event goes into this one message group, so the
+    route's function handles one batch at a time, in arrival order (Lambda's ESM on FIFO queues)."""
 
     @property
     def visibility_timeout_seconds(self) -> int:
         # AWS recommends at least six times the function timeout for an SQS event source.
         return 6 * self.timeout_seconds
+
+    @property
+    def fifo(self) -> bool:
+        return self.fifo_group is not None
 
     @property
     def handler_module(self) -> str:
@@ -86,9 +93,22 @@ def _validate_pattern(bucket_name: str) -> dict[str, Any]:
     }
 
 
+def _aliases_pattern(bucket_name: str) -> dict[str, Any]:
+    # Failed verdicts come too: the function acknowledges them (no move), and the pattern stays one L2 shape.
+    return {
+        "source": [EVENT_SOURCE],
+        "detail-type": [
+            DetailType.MODEL_VERSION_VALIDATED.value,
+            DetailType.PROMOTION_REQUESTED.value,
+            DetailType.ROLLBACK_REQUESTED.value,
+        ],
+    }
+
+
 _PATTERNS = {
     "register": _register_pattern,
     "validate": _validate_pattern,
+    "aliases": _aliases_pattern,
 }
 
 REGISTER = Route(
@@ -114,7 +134,21 @@ VALIDATE = Route(
     description="Validates registered model versions against their policy",
 )
 
-ROUTES: tuple[Route, ...] = (REGISTER, VALIDATE)
+ALIASES = Route(
+    name="aliases",
+    handler="functions.handlers.aliases.lambda_handler",
+    bus=Bus.PROJECT,
+    timeout_seconds=60,
+    memory_mb=1024,
+    max_receive_count=8,
+    # One record per batch: a record that keeps failing then cannot drag the decisions behind it into the DLQ.
+    batch_size=1,
+    description="Moves aliases on passed verdicts, promotions and rollbacks, one decision at a time",
+    # One group: alias decisions never race, whatever the model (they are few and fast).
+    fifo_group="alias-moves",
+)
+
+ROUTES: tuple[Route, ...] = (REGISTER, VALIDATE, ALIASES)
 
 
 def route(name: str) -> Route:

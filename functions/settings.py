@@ -10,7 +10,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,6 +48,8 @@ class Settings(BaseModel):
     MLMODEL_MAX_BYTES: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = DEFAULT_MLMODEL_MAX_BYTES
     MAX_PENDING_SECONDS: Annotated[int, Field(ge=60)] = DEFAULT_MAX_PENDING_SECONDS
     POLICIES_DIR: NonEmpty = str(DEFAULT_POLICIES_DIR)
+    REPLAY_ALIAS_MOVES: Literal["dry-run", "live"] = "dry-run"
+    """Events replayed from an archive (`replay-name`) compute alias decisions but move nothing, unless live."""
 
     @field_validator("EXPERIMENT_MODEL_NAMES", mode="before")
     @classmethod
@@ -89,6 +91,7 @@ def function_environment(
     mlflow_insecure_tls: bool = False,
     mlflow_server_cert_path: str = "",
     policies_dir: str = "",
+    replay_alias_moves: str = "dry-run",
 ) -> dict[str, str]:
     """The environment of one route's function, on AWS and in the sandbox alike.
 
@@ -106,6 +109,7 @@ def function_environment(
         "MODEL_NAME_TAG": model_name_tag,
         "EXPERIMENT_MODEL_NAMES": json.dumps(experiment_model_names or {}, sort_keys=True),
         "MAX_PENDING_SECONDS": str(max_pending_seconds),
+        "REPLAY_ALIAS_MOVES": replay_alias_moves,
         "POWERTOOLS_SERVICE_NAME": f"registry-autopilot-{route.name}",
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": log_level,

@@ -5,6 +5,9 @@ any event); reads go to the MLflow registry. Target a sandbox with `--sandbox <i
 file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its registry for reads).
 
     python -m ops --stack RegistryAutopilot validate churn 7 --by alice
+    python -m ops --stack RegistryAutopilot promote churn 7 --alias champion --approver alice
+    python -m ops --stack RegistryAutopilot rollback churn --alias champion --by bob [--to 5]
+    python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
 """
 
@@ -16,6 +19,8 @@ import json
 import sys
 import uuid
 from collections.abc import Sequence
+
+from pydantic import BaseModel
 
 from ops.target import Target, TargetError, from_sandbox, from_stack
 
@@ -42,6 +47,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdict.add_argument("--json", action="store_true")
     verdict.set_defaults(run=run_verdict)
 
+    promote = commands.add_parser("promote", help="move an alias to a version that passed (Promotion Requested)")
+    promote.add_argument("model")
+    promote.add_argument("version")
+    promote.add_argument("--alias", default="champion")
+    promote.add_argument("--approver", default=None, help="who approves (default: your user name)")
+    promote.set_defaults(run=run_promote)
+
+    rollback = commands.add_parser("rollback", help="move an alias back to its previous holder (Rollback Requested)")
+    rollback.add_argument("model")
+    rollback.add_argument("--alias", default="champion")
+    rollback.add_argument(
+        "--to", dest="version", default=None, help="a version that passed (default: the previous holder)"
+    )
+    rollback.add_argument("--by", default=None, help="who asks (default: your user name)")
+    rollback.set_defaults(run=run_rollback)
+
+    history = commands.add_parser("history", help="show an alias's moves (newest last)")
+    history.add_argument("model")
+    history.add_argument("--alias", default="champion")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(run=run_history)
+
     args = parser.parse_args(argv)
     try:
         target = from_sandbox(args.sandbox) if args.sandbox else from_stack(args.stack, region=args.region)
@@ -51,10 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def run_validate(args: argparse.Namespace, target: Target) -> int:
+def publish(target: Target, request: BaseModel) -> None:
     from functions.adapters.eventbridge import EventBridgePublisher
-    from functions.models.events import ValidationRequested
     from functions.routing import EVENT_SOURCE
+
+    EventBridgePublisher(target.client("events"), bus_name=target.event_bus, source=EVENT_SOURCE).publish(request)
+
+
+def run_validate(args: argparse.Namespace, target: Target) -> int:
+    from functions.models.events import ValidationRequested
 
     request = ValidationRequested(
         model_name=args.model,
@@ -62,21 +94,105 @@ def run_validate(args: argparse.Namespace, target: Target) -> int:
         requested_by=args.by or getpass.getuser(),
         correlation_id=str(uuid.uuid4()),
     )
-    EventBridgePublisher(target.client("events"), bus_name=target.event_bus, source=EVENT_SOURCE).publish(request)
+    publish(target, request)
     print(f"Validation Requested for {args.model} v{args.version} (correlation id {request.correlation_id})")
     return 0
 
 
-def run_verdict(args: argparse.Namespace, target: Target) -> int:
+def run_promote(args: argparse.Namespace, target: Target) -> int:
+    from functions.models.events import PromotionRequested
+
+    refusal = _not_passed(target, args.model, args.version, "promote")
+    if refusal:
+        print(f"ops: refused: {refusal}", file=sys.stderr)
+        return EXIT_ERROR
+    request = PromotionRequested(
+        model_name=args.model,
+        version=args.version,
+        alias=args.alias,
+        approver=args.approver or getpass.getuser(),
+        correlation_id=str(uuid.uuid4()),
+    )
+    publish(target, request)
+    print(
+        f"Promotion Requested: {args.model}@{args.alias} -> v{args.version} (correlation id {request.correlation_id})"
+    )
+    return 0
+
+
+def run_rollback(args: argparse.Namespace, target: Target) -> int:
+    from functions.models.events import RollbackRequested
+
+    if args.version:
+        refusal = _not_passed(target, args.model, args.version, "roll back to")
+        if refusal:
+            print(f"ops: refused: {refusal}", file=sys.stderr)
+            return EXIT_ERROR
+    request = RollbackRequested(
+        model_name=args.model,
+        alias=args.alias,
+        version=args.version,
+        requested_by=args.by or getpass.getuser(),
+        correlation_id=str(uuid.uuid4()),
+    )
+    publish(target, request)
+    where = f"v{args.version}" if args.version else "its previous holder"
+    print(f"Rollback Requested: {args.model}@{args.alias} -> {where} (correlation id {request.correlation_id})")
+    return 0
+
+
+def run_history(args: argparse.Namespace, target: Target) -> int:
+    from dataclasses import asdict
+
+    from functions.domain.promotion import history_tag, parse_history
+
+    client = _client(target)
+    history = parse_history(_call(lambda: client.get_registered_model(args.model)).tags.get(history_tag(args.alias)))
+    if args.json:
+        print(json.dumps([asdict(entry) for entry in history]))
+        return 0
+    if not history:
+        print(f"{args.model}@{args.alias}: no moves recorded")
+    for entry in history:
+        print(
+            f"{entry.at}  v{entry.previous or '-'} -> v{entry.version}  by {entry.actor}: {entry.reason}"
+            f"  (correlation id {entry.correlation_id})"
+        )
+    return 0
+
+
+def _client(target: Target):  # type: ignore[no-untyped-def]
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     if not target.tracking_uri:
-        raise TargetError("set MLFLOW_TRACKING_URI to the stack's MLflow server to read verdicts")
+        raise TargetError("set MLFLOW_TRACKING_URI to the stack's MLflow server to read the registry")
+    return MlflowClient(tracking_uri=target.tracking_uri)
+
+
+def _call(read):  # type: ignore[no-untyped-def]
+    from mlflow.exceptions import MlflowException
+
     try:
-        version = MlflowClient(tracking_uri=target.tracking_uri).get_model_version(args.model, args.version)
+        return read()
     except MlflowException as error:
         raise TargetError(str(error).splitlines()[0]) from None
+
+
+def _not_passed(target: Target, model: str, version: str, verb: str) -> str | None:
+    """Why the functions would refuse this request (they check again): None when the version passed."""
+    client = _client(target)
+    tags = _call(lambda: client.get_model_version(model, version)).tags
+    status = tags.get("validation.status")
+    if status == "passed":
+        return None
+    return (
+        f"cannot {verb} {model} v{version}: its validation status is {status or 'missing (not validated)'}, not passed"
+    )
+
+
+def run_verdict(args: argparse.Namespace, target: Target) -> int:
+    client = _client(target)
+    version = _call(lambda: client.get_model_version(args.model, args.version))
     verdict = {key: value for key, value in sorted(version.tags.items()) if key.startswith("validation.")}
     if args.json:
         print(json.dumps({"model": args.model, "version": args.version, **verdict}, sort_keys=True))

@@ -2,7 +2,8 @@
 
 Pure functions (no I/O), so the shape of the event and the partial-batch rules are unit-tested:
 
-- `lambda_sqs_event` turns a ReceiveMessage response into the `{"Records": [...]}` event Lambda builds;
+- `lambda_sqs_event` turns a ReceiveMessage response into the `{"Records": [...]}` event Lambda builds (from a
+  FIFO queue with the FIFO attributes Lambda passes: `MessageGroupId`, `MessageDeduplicationId`, `SequenceNumber`);
 - `failed_message_ids` reads `batchItemFailures` the way Lambda does with `ReportBatchItemFailures`;
 - `LambdaContext` is the context object handlers (and Powertools) read.
 """
@@ -10,6 +11,7 @@ Pure functions (no I/O), so the shape of the event and the partial-batch rules a
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -18,6 +20,7 @@ from typing import Any
 
 ACCOUNT_ID = "123456789012"
 """moto's default account, so ARNs built here match the ones moto returns."""
+FIFO_SUFFIX = ".fifo"
 
 
 class WholeBatchFailed(Exception):
@@ -38,11 +41,14 @@ def lambda_sqs_event(messages: Iterable[Mapping[str, Any]], *, event_source_arn:
 
 
 def _record(message: Mapping[str, Any], *, event_source_arn: str, region: str) -> dict:
+    attributes = {name: str(value) for name, value in message.get("Attributes", {}).items()}
+    if event_source_arn.endswith(FIFO_SUFFIX) and "SequenceNumber" not in attributes:
+        attributes["SequenceNumber"] = fifo_sequence_number(message)
     record: dict[str, Any] = {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message.get("Body", ""),
-        "attributes": {name: str(value) for name, value in sorted(message.get("Attributes", {}).items())},
+        "attributes": dict(sorted(attributes.items())),
         "messageAttributes": {
             name: _message_attribute(value) for name, value in sorted(message.get("MessageAttributes", {}).items())
         },
@@ -54,6 +60,16 @@ def _record(message: Mapping[str, Any], *, event_source_arn: str, region: str) -
     if message.get("MD5OfMessageAttributes"):
         record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
     return record
+
+
+def fifo_sequence_number(message: Mapping[str, Any]) -> str:
+    """A stand-in for the `SequenceNumber` SQS gives every FIFO message, which moto leaves out of messages it
+    deduplicated on content (every message EventBridge sends): 20 digits that grow with `SentTimestamp` (the
+    millisecond), ties broken by the message id; the same message keeps its number when it is received again.
+    """
+    sent = int(message.get("Attributes", {}).get("SentTimestamp") or 0)
+    tie_break = int(hashlib.sha256(message["MessageId"].encode()).hexdigest(), 16) % 10**7
+    return f"{sent * 10**7 + tie_break:020d}"
 
 
 def _message_attribute(value: Mapping[str, Any]) -> dict:

@@ -7,6 +7,15 @@ process (`replay.worker`) with the environment `functions.settings.function_envi
 AWS, pointed at the local endpoints. An extra "observer" queue receives every event the project emits,
 so tools and tests can see them.
 
+A FIFO route (`route.fifo_group`) gets FIFO queues as on AWS: `<name>.fifo` and `<name>-dlq.fifo`, both with
+content-based deduplication (moto, like EventBridge, drops events sent to a FIFO queue without it), and a rule
+target that puts every event into the route's message group. moto keeps a group locked while any of its messages
+is in flight, as SQS does, so the route's worker gets the group one batch at a time, in order. (On AWS the rule
+target also has a standard dead-letter queue for undeliverable events; moto delivers or drops, so there is none.)
+moto checks that lock when a ReceiveMessage starts, though: a second consumer long-polling the same FIFO queue
+can be handed a later message of a group whose earlier one is still in flight. So a FIFO queue gets one worker
+(`start_worker` refuses a second), which is all Lambda's ordering needs to be reproduced.
+
     with Sandbox() as sandbox:
         sandbox.upload_dir("my-model", key_prefix="models/churn/1/")
         sandbox.wait_until_quiet(timeout=60)
@@ -56,6 +65,7 @@ from replay.processes import (
     tail,
     wait_until_healthy,
 )
+from replay.worker import route_to_json
 
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -64,6 +74,7 @@ DEFAULT_BUCKET = f"{NAME_PREFIX}-artifacts"
 PROJECT_BUS = NAME_PREFIX
 IDEMPOTENCY_TABLE = f"{NAME_PREFIX}-idempotency"
 OBSERVER_QUEUE = f"{NAME_PREFIX}-observer"
+FIFO_SUFFIX = ".fifo"
 WEBHOOK_SECRET = f"{NAME_PREFIX}-webhook"
 # MLflow refuses webhooks to http:// and private addresses unless told otherwise: the sandbox's endpoint is both.
 # A 1 s cache lets a webhook created (or deleted) in a test take effect at once.
@@ -100,6 +111,10 @@ class RouteWiring:
     queue_url: str
     dead_letter_queue_url: str
 
+    @property
+    def fifo(self) -> bool:
+        return self.queue_url.endswith(FIFO_SUFFIX)
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -114,6 +129,8 @@ class DeadLetter:
     error: str | None
     receive_count: int
     attributes: dict[str, str]
+    message_group_id: str | None = None
+    """Set for a letter in a FIFO dead-letter queue."""
 
     @property
     def key(self) -> str | None:
@@ -205,6 +222,7 @@ class Sandbox:
         self._servers: dict[str, ChildProcess] = {}
         self._workers: dict[str, ChildProcess] = {}
         self._extra_workers: list[ChildProcess] = []
+        self._fifo_consumers: dict[str, ChildProcess] = {}
         self._worker_pids: dict[str, int] = {}
         self._clients: dict[str, Any] = {}
         self._observed: list[dict] = []
@@ -508,7 +526,10 @@ class Sandbox:
 
     def _wire_route(self, route: Route, *, events: Any, sqs: Any) -> RouteWiring:
         name = f"{NAME_PREFIX}-{route.name}"
-        dead_letter_queue_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        suffix, fifo = (
+            (FIFO_SUFFIX, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}) if route.fifo else ("", {})
+        )
+        dead_letter_queue_url = sqs.create_queue(QueueName=f"{name}-dlq{suffix}", Attributes=fifo)["QueueUrl"]
         visibility = (
             self._visibility_timeout if self._visibility_timeout is not None else route.visibility_timeout_seconds
         )
@@ -517,8 +538,8 @@ class Sandbox:
             "maxReceiveCount": route.max_receive_count,
         }
         queue_url = sqs.create_queue(
-            QueueName=name,
-            Attributes={"VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(redrive)},
+            QueueName=f"{name}{suffix}",
+            Attributes={**fifo, "VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(redrive)},
         )["QueueUrl"]
         bus_name = "default" if route.bus is Bus.DEFAULT else self.event_bus
         self._put_rule(
@@ -527,14 +548,25 @@ class Sandbox:
             bus_name=bus_name,
             pattern=route.event_pattern(bucket_name=self.bucket),
             queue_url=queue_url,
+            message_group_id=route.fifo_group,
         )
         return RouteWiring(route, bus_name, name, queue_url, dead_letter_queue_url)
 
-    def _put_rule(self, events: Any, *, name: str, bus_name: str, pattern: dict, queue_url: str) -> None:
+    def _put_rule(
+        self,
+        events: Any,
+        *,
+        name: str,
+        bus_name: str,
+        pattern: dict,
+        queue_url: str,
+        message_group_id: str | None = None,
+    ) -> None:
         events.put_rule(Name=name, EventBusName=bus_name, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(
-            Rule=name, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": self._queue_arn(queue_url)}]
-        )
+        target: dict[str, Any] = {"Id": "queue", "Arn": self._queue_arn(queue_url)}
+        if message_group_id:
+            target["SqsParameters"] = {"MessageGroupId": message_group_id}
+        events.put_targets(Rule=name, EventBusName=bus_name, Targets=[target])
 
     def _queue_arn(self, queue_url: str) -> str:
         attributes = self.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
@@ -628,10 +660,17 @@ class Sandbox:
         `log_path(name)` and its status file `status_path(name)`.
         """
         worker_name = name or route.name
+        consumer = self._fifo_consumers.get(queue_url)
+        if consumer is not None and consumer.alive():
+            raise SandboxError(
+                f"{queue_url} already has a worker ({consumer.name}): a FIFO queue gets one, because moto may hand "
+                "a second consumer a later message of a group that is still in flight"
+            )
         child = ChildProcess.start(
             f"worker {worker_name}",
             [
                 *(sys.executable, "-m", "replay.worker", "--route", route.name, "--queue-url", queue_url),
+                *("--route-json", route_to_json(route)),
                 *("--region", REGION, "--function-name", f"{NAME_PREFIX}-{worker_name}"),
                 *("--status-file", str(self.status_path(worker_name)), "--parent-pid", str(os.getpid())),
                 *(("--handler", handler) if handler else ()),
@@ -647,6 +686,8 @@ class Sandbox:
             self._worker_pids[route.name] = child.pid
         else:
             self._extra_workers.append(child)
+        if queue_url.endswith(FIFO_SUFFIX):
+            self._fifo_consumers[queue_url] = child
         return child
 
     def _start_workers(self) -> None:
@@ -783,11 +824,15 @@ class Sandbox:
             time.sleep(0.1)
 
     def dlq_messages(self, route: str, *, delete: bool = False) -> list[DeadLetter]:
-        """The messages in `route`'s dead-letter queue (left there unless `delete`)."""
+        """The messages in `route`'s dead-letter queue (left there unless `delete`).
+
+        A FIFO dead-letter queue hides a message group's later messages while earlier ones are in flight, as SQS
+        does: without `delete` it shows the first 10 of each group; with `delete` every letter is read.
+        """
         queue_url = self.wiring[route].dead_letter_queue_url
         sqs = self.client("sqs")
         received: list[dict] = []
-        while True:  # hide what was read, so the next receive returns the rest
+        while True:  # hide (or delete) what was read, so the next receive returns the rest
             batch = sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=10,
@@ -799,14 +844,18 @@ class Sandbox:
             if not batch:
                 break
             received += batch
-        for start in range(0, len(received), 10):
-            chunk = received[start : start + 10]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
             if delete:
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
                 sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-            else:
+        if not delete:
+            for start in range(0, len(received), 10):
+                chunk = received[start : start + 10]
                 sqs.change_message_visibility_batch(
-                    QueueUrl=queue_url, Entries=[{**entry, "VisibilityTimeout": 0} for entry in entries]
+                    QueueUrl=queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(chunk)
+                    ],
                 )
         return [_dead_letter(route, message) for message in received]
 
@@ -966,4 +1015,5 @@ def _dead_letter(route: str, message: dict) -> DeadLetter:
         error=attributes.get("error") or None,
         receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
         attributes=attributes,
+        message_group_id=message.get("Attributes", {}).get("MessageGroupId") or None,
     )

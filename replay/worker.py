@@ -8,14 +8,24 @@ shortened it), and SQS moves them to the dead-letter queue after the queue's max
 handler that raises, times out or returns something Lambda cannot read fails the whole batch (nothing
 is deleted); the worker logs it and goes on polling.
 
+On a FIFO queue the order comes from SQS: a message group stays locked while any of its messages is in flight
+(received, neither deleted nor visible again), so the records left after a failure hold the group back until they
+come back, and the group's next batch starts with them, in order (Lambda's ESM on FIFO queues). The event's records
+carry the FIFO attributes Lambda passes (`replay.event_source`). Two moto quirks are handled: moto checks the group
+lock when a long poll starts, so a second consumer could break the order (the sandbox runs one worker per FIFO
+queue); and it returns a failed batch's records out of order unless only the first failed record of each group
+stays in flight (`Worker._let_the_first_failure_hold_each_group`).
+
 In-process (tests): `Worker(route=..., queue_url=..., sqs=client, handler="pkg.mod.fn").poll_once()`.
-As a process (the sandbox): `python -m replay.worker --route register --queue-url URL [--handler ...]`.
+As a process (the sandbox): `python -m replay.worker --route register --queue-url URL [--handler ...]`
+(`--route-json` passes a route that is not in `functions.routing`, such as one a test builds).
 Its log lines are JSON on stderr; its state (idle/busy) is in `--status-file` for the sandbox to read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import math
@@ -32,8 +42,9 @@ from typing import Any
 
 import boto3
 
-from functions.routing import Route, route
+from functions.routing import Bus, Route, route
 from replay.event_source import (
+    FIFO_SUFFIX,
     LambdaContext,
     WholeBatchFailed,
     failed_message_ids,
@@ -77,6 +88,17 @@ class BatchResult:
     deleted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+def route_to_json(route: Route) -> str:
+    """A route's settings as JSON, for `--route-json`."""
+    return json.dumps(dataclasses.asdict(route), sort_keys=True)
+
+
+def route_from_json(text: str) -> Route:
+    """The route `route_to_json` wrote."""
+    data = json.loads(text)
+    return Route(**{**data, "bus": Bus(data["bus"])})
 
 
 def import_handler(path: str) -> Handler:
@@ -218,6 +240,8 @@ class Worker:
 
         result.failed = [message_id for message_id in ids if message_id in failed]
         result.deleted = self._delete([message for message in messages if message["MessageId"] not in failed])
+        if self.fifo and failed:
+            self._let_the_first_failure_hold_each_group([m for m in messages if m["MessageId"] in failed])
         self._log(
             "INFO" if result.error is None else "ERROR",
             "batch done",
@@ -229,6 +253,39 @@ class Worker:
             duration_ms=int(elapsed * 1000),
         )
         return result
+
+    @property
+    def fifo(self) -> bool:
+        return self._event_source_arn.endswith(FIFO_SUFFIX)
+
+    def _let_the_first_failure_hold_each_group(self, failed: Sequence[dict]) -> None:
+        """Work around moto 5.2.5 so that a FIFO group comes back in order after a failed batch.
+
+        When several in-flight messages of one group become visible again, moto's next ReceiveMessage skips the
+        first of them and returns the later ones (it still counts the others as in flight when it checks the
+        group). SQS returns them in order. The group is locked while any of its messages is in flight, so the
+        first failed message of each group is enough to hold it: the others are made visible at once (no receive,
+        so no receive count), and when the first comes back the whole group follows it, in order. (Equivalent as
+        long as the first failure's visibility ends last or with the others, as `sqs_batch` sets it.)
+        """
+        seen_groups: set[str] = set()
+        release = []
+        for message in failed:
+            group = message.get("Attributes", {}).get("MessageGroupId", "")
+            if group in seen_groups:
+                release.append(message)
+            seen_groups.add(group)
+        for start in range(0, len(release), MAX_RECEIVE_BATCH):
+            chunk = release[start : start + MAX_RECEIVE_BATCH]
+            response = self._sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for index, message in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                self._log("WARNING", "could not release a FIFO message", route=self.route.name, failure=failure)
 
     def _delete(self, messages: Sequence[dict]) -> list[str]:
         deleted: list[str] = []
@@ -281,10 +338,13 @@ class Worker:
 
 def _describe(message: dict) -> dict:
     """The identifiers of one record, for the log (what `replay local` correlates on)."""
+    attributes = message.get("Attributes", {})
     described: dict[str, Any] = {
         "messageId": message["MessageId"],
-        "receiveCount": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+        "receiveCount": int(attributes.get("ApproximateReceiveCount", 0)),
     }
+    if attributes.get("MessageGroupId"):
+        described["messageGroupId"] = attributes["MessageGroupId"]
     try:
         body = json.loads(message.get("Body", ""))
     except ValueError:
@@ -308,6 +368,7 @@ def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m replay.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--route", required=True, help="route name in functions.routing (batch size, timeout, memory)")
+    parser.add_argument("--route-json", help="the route's settings as JSON (route_to_json), instead of routing's")
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--handler", help="package.module.function to call instead of the route's handler")
     parser.add_argument("--region", default=DEFAULT_REGION)
@@ -329,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stopping["signal"] is not None or (args.parent_pid is not None and os.getppid() != args.parent_pid)
 
     worker = Worker(
-        route=route(args.route),
+        route=route_from_json(args.route_json) if args.route_json else route(args.route),
         queue_url=args.queue_url,
         sqs=boto3.client("sqs", region_name=args.region),
         handler=args.handler,

@@ -191,6 +191,12 @@ class RegistryAutopilotStack(Stack):
             self._output(
                 f"{prefix}DeadLetterQueueUrl", pipeline.dead_letter_queue.queue_url, f"The {name} dead-letter queue"
             )
+            if pipeline.delivery_dead_letter_queue is not None:
+                self._output(
+                    f"{prefix}DeliveryDeadLetterQueueUrl",
+                    pipeline.delivery_dead_letter_queue.queue_url,
+                    f"Events EventBridge could not deliver to the {name} FIFO queue",
+                )
         if self.webhook is not None:
             self._output("WebhookUrl", self.webhook.url.url, "MLflow webhook URL (create_webhook(url=...))")
             self._output("WebhookSecretArn", self.webhook.secret.secret_arn, "The webhook's HMAC secret")

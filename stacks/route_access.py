@@ -32,6 +32,16 @@ ACCESS: dict[str, RouteAccess] = {
     "register": RouteAccess(read_artifacts=True),
     # Reads MLmodel, metrics.json and the file list; keeps no idempotency records (a verdict is idempotent).
     "validate": RouteAccess(read_artifacts=True, idempotency=False, requeue=False),
+    # Reads metrics.json of the candidate and of the alias holder; an alias move is idempotent (no records); a FIFO
+    # queue refuses per-message delays, so it never re-enqueues (a record that is not ready is retried in order).
+    "aliases": RouteAccess(
+        read_artifacts=True,
+        publish_events=True,
+        idempotency=False,
+        requeue=False,
+        dead_letter=True,
+        mlflow_credentials=True,
+    ),
 }
 
 

@@ -38,6 +38,9 @@ class FakeRegistry(ModelRegistry):
         self.create_calls: list[dict] = []
         self.aliases: dict[tuple[str, str], str] = {}
         self.tag_writes: list[tuple[str, str, dict]] = []
+        self.alias_writes: list[tuple[str, str, str]] = []
+        self.model_tags: dict[str, dict[str, str]] = {}
+        self.stages: dict[tuple[str, str], str] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -81,6 +84,30 @@ class FakeRegistry(ModelRegistry):
         for index, existing in enumerate(self.versions):
             if existing.model_name == model_name and existing.version == version:
                 self.versions[index] = replace(existing, tags={**existing.tags, **tags})
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self._check()
+        self.aliases[(model_name, alias)] = version
+        self.alias_writes.append((model_name, alias, version))
+
+    def get_model_tags(self, model_name: str) -> dict[str, str]:
+        self._check()
+        return dict(self.model_tags.get(model_name, {}))
+
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None:
+        self._check()
+        self.model_tags.setdefault(model_name, {})[key] = value
+
+    def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
+        self._check()
+        for index, existing in enumerate(self.versions):
+            if existing.model_name == model_name and existing.version == version:
+                tags = {k: v for k, v in existing.tags.items() if k != key}
+                self.versions[index] = replace(existing, tags=tags)
+
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        self._check()
+        self.stages[(model_name, version)] = stage
 
     def create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
         self._check()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -151,6 +152,41 @@ class MlflowRegistry(ModelRegistry):
         except MlflowException as error:
             raise self._unavailable("set_model_version_tag", error) from error
 
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        try:
+            self._client.set_registered_model_alias(model_name, alias, version)
+        except MlflowException as error:
+            raise self._unavailable("set_registered_model_alias", error) from error
+
+    def get_model_tags(self, model_name: str) -> dict[str, str]:
+        try:
+            return self._from_registry_tags(dict(self._client.get_registered_model(model_name).tags or {}))
+        except MlflowException as error:
+            raise self._unavailable("get_registered_model", error) from error
+
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None:
+        try:
+            for registry_key, registry_value in self._to_registry_tags({key: value}).items():
+                self._client.set_registered_model_tag(model_name, registry_key, registry_value)
+        except MlflowException as error:
+            raise self._unavailable("set_registered_model_tag", error) from error
+
+    def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
+        try:
+            (registry_key,) = self._to_registry_tags({key: ""})
+            self._client.delete_model_version_tag(model_name, version, registry_key)
+        except MlflowException as error:
+            if _code(error) not in _MISSING:
+                raise self._unavailable("delete_model_version_tag", error) from error
+
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        try:
+            with warnings.catch_warnings():  # the deprecation is logged by the caller, once per move
+                warnings.simplefilter("ignore", FutureWarning)
+                self._client.transition_model_version_stage(model_name, version, stage)
+        except MlflowException as error:
+            raise self._unavailable("transition_model_version_stage", error) from error
+
     def create_version(
         self,
         model_name: str,
@@ -213,8 +249,12 @@ class MlflowRegistry(ModelRegistry):
         """Tags as the registry stores them (MLflow servers: unchanged)."""
         return dict(tags)
 
+    def _from_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        """Tags as the domain names them (MLflow servers: unchanged)."""
+        return dict(tags)
+
     def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
-        return _version(version)
+        return _version(version, tags=self._from_registry_tags(_tags(version)))
 
 
 class UnityCatalogRegistry(MlflowRegistry):
@@ -266,8 +306,15 @@ class UnityCatalogRegistry(MlflowRegistry):
     def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
         return {uc_tag_key(key): uc_tag_value(key, value) for key, value in tags.items()}
 
-    def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
-        return _version(version, tags={from_uc_tag_key(key): value for key, value in _tags(version).items()})
+    def _from_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return {from_uc_tag_key(key): value for key, value in tags.items()}
+
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        raise Rejected(
+            "stages_unsupported",
+            f"Unity Catalog has no stages (asked to move {model_name} {version} to {stage}): remove promotion.stages "
+            "from the model's policy",
+        )
 
 
 def uc_tag_key(key: str) -> str:
@@ -281,13 +328,12 @@ def from_uc_tag_key(key: str) -> str:
 
 
 def uc_tag_value(key: str, value: str) -> str:
-    """Values past Unity Catalog's 1,000 characters: the identity becomes a digest (stable, so lookups still match),
-    anything else is cut with a marker."""
-    if len(value) <= UnityCatalogRegistry.MAX_TAG_VALUE:
-        return value
-    if key == IDENTITY_TAG:
+    """An identity past Unity Catalog's 1,000 characters becomes its digest (stable, so lookups still match). Other
+    values pass unchanged: cutting one (an alias history is JSON) would corrupt it, so a value UC finds too long is
+    refused by UC, loudly."""
+    if key == IDENTITY_TAG and len(value) > UnityCatalogRegistry.MAX_TAG_VALUE:
         return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}"
-    return value[: UnityCatalogRegistry.MAX_TAG_VALUE - 1] + "…"
+    return value
 
 
 def _tags(version) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import boto3
+
+FIFO_SUFFIX = ".fifo"
+DEFAULT_DEAD_LETTER_GROUP = "dead-letters"
+"""The message group of a dead letter sent to a FIFO queue when the original message's group is not known."""
+
+
+def is_fifo_queue(queue_url_or_arn: str) -> bool:
+    """SQS requires every FIFO queue's name, so its URL and ARN, to end with `.fifo`."""
+    return queue_url_or_arn.rstrip("/").endswith(FIFO_SUFFIX)
 
 
 class QueueControl:
@@ -14,6 +25,9 @@ class QueueControl:
         self._dead_letter_queue_url = dead_letter_queue_url
 
     def requeue(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
+        if is_fifo_queue(self._queue_url):
+            # A FIFO queue refuses per-message DelaySeconds, and a copy would go behind the messages that followed.
+            raise ValueError("a FIFO queue cannot re-enqueue a message with a delay: retry it in place instead")
         self._sqs.send_message(
             QueueUrl=self._queue_url,
             MessageBody=body,
@@ -21,14 +35,35 @@ class QueueControl:
             MessageAttributes=_string_attributes(attributes),
         )
 
-    def dead_letter(self, body: str, *, attributes: dict[str, str]) -> None:
+    def dead_letter(
+        self,
+        body: str,
+        *,
+        attributes: dict[str, str],
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> None:
+        """Send `body` to the dead-letter queue with `attributes` (the reason).
+
+        A FIFO dead-letter queue needs a message group and a deduplication id: the original message's group (so a
+        redrive puts the letters back into the route's one group, in order) and its message id (so a retried
+        dead-lettering within SQS's 5-minute window is not stored twice). Both are ignored for a standard queue.
+        """
+        fifo = {}
+        if is_fifo_queue(self._dead_letter_queue_url):
+            fifo = {
+                "MessageGroupId": group_id or DEFAULT_DEAD_LETTER_GROUP,
+                "MessageDeduplicationId": deduplication_id or hashlib.sha256(body.encode()).hexdigest(),
+            }
         self._sqs.send_message(
             QueueUrl=self._dead_letter_queue_url,
             MessageBody=body,
             MessageAttributes=_string_attributes(attributes),
+            **fifo,
         )
 
     def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        """The message comes back after `seconds` (FIFO too: its group stays locked until then)."""
         self._sqs.change_message_visibility(
             QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43200))
         )

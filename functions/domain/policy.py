@@ -20,18 +20,22 @@ what is wrong: the stack calls it at synth and `make test` runs it, so a broken 
     lineage:
       run_tags: [data.version]
       dataset_inputs: false
+    promotion:
+      aliases: {challenger: always, champion: auto}   # always | auto | approval | manual
+      stages: {champion: Production}                  # legacy stage mirror, off unless named
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_POLICY = "default"
 POLICY_SUFFIX = ".yaml"
@@ -48,6 +52,22 @@ class _Strict(BaseModel):
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_VERSION_LIKE = re.compile(r"^[vV]\d+$")
+
+
+def check_alias(alias: str) -> str:
+    """MLflow's alias rules, applied before anything moves: letters, digits, '_' and '-'; not `latest`, not `v3`."""
+    if not _ALIAS.fullmatch(alias):
+        raise ValueError(f"alias {alias!r} must be 1 to 255 letters, digits, '_' or '-'")
+    if alias.lower() == "latest" or _VERSION_LIKE.fullmatch(alias):
+        raise ValueError(f"alias {alias!r} is reserved by MLflow (latest, or a version like v3)")
+    return alias
+
+
+Alias = Annotated[str, AfterValidator(check_alias)]
+AliasMode = Literal["always", "auto", "approval", "manual"]
+
 
 class MetricRule(_Strict):
     min: FiniteFloat | None = None
@@ -62,7 +82,7 @@ class MetricRule(_Strict):
 
 
 class CompareRule(_Strict):
-    alias: str = Field(default="champion", min_length=1)
+    alias: Alias = "champion"
     metric: str = Field(min_length=1)
     direction: Literal["higher", "lower"] = "higher"
     min_improvement: FiniteFloat = Field(default=0.0, ge=0)
@@ -80,11 +100,26 @@ class LineageRule(_Strict):
     dataset_inputs: bool = False
 
 
+class PromotionRule(_Strict):
+    """Which aliases a passed version gets, and how.
+
+    - always: on every pass, unless the version is worse than the holder (an older verdict arriving late);
+    - auto: on a pass that also beats the holder under `compare` (its min_improvement included);
+    - approval: like auto, but the version is only marked pending until a `Promotion Requested` names an approver;
+    - manual: only by a `Promotion Requested`.
+    """
+
+    aliases: dict[Alias, AliasMode] = Field(default_factory=lambda: {"challenger": "always"})
+    stages: dict[Alias, Literal["Staging", "Production"]] = Field(default_factory=dict)
+    """Legacy workspace registries: mirror an alias to a stage (deprecated by MLflow; off by default)."""
+
+
 class Policy(_Strict):
     metrics: dict[Annotated[str, Field(min_length=1)], MetricRule] = Field(default_factory=dict)
     compare: CompareRule | None = None
     artifacts: ArtifactRule = Field(default_factory=ArtifactRule)
     lineage: LineageRule = Field(default_factory=LineageRule)
+    promotion: PromotionRule = Field(default_factory=PromotionRule)
 
 
 @dataclass(frozen=True)

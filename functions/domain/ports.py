@@ -92,6 +92,22 @@ class ModelRegistry(ABC):
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None: ...
 
     @abstractmethod
+    def set_alias(self, model_name: str, alias: str, version: str) -> None: ...
+
+    @abstractmethod
+    def get_model_tags(self, model_name: str) -> dict[str, str]: ...
+
+    @abstractmethod
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def delete_version_tag(self, model_name: str, version: str, key: str) -> None: ...
+
+    @abstractmethod
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        """Legacy workspace registries only (MLflow deprecated stages in 2.9)."""
+
+    @abstractmethod
     def create_version(
         self,
         model_name: str,

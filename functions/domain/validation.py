@@ -72,6 +72,80 @@ class _ModelDir:
     prefix: str  # ends with "/"
 
 
+class EvidenceReader:
+    """Reads what the checks look at: the model directory, the MLmodel, metrics from their three sources."""
+
+    def __init__(self, *, bucket: str, registry: ModelRegistry, artifacts: ArtifactStore) -> None:
+        self._bucket = bucket
+        self._registry = registry
+        self._artifacts = artifacts
+
+    def metric(self, version: VersionInfo, name: str) -> Observed | None:
+        """One metric of a version, from the first source that has it (None when none has it)."""
+        model_dir = self.model_dir(version, None)
+        _, files = self.read_model_dir(model_dir, need_mlmodel=False)
+        metrics, _, _ = self.metrics(version.model_id, version.run_id, model_dir, files)
+        return metrics.get(name)
+
+    def model_dir(self, version: VersionInfo, artifact: ArtifactOrigin | None) -> _ModelDir | None:
+        if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
+            return _ModelDir(artifact.bucket, artifact.key[: -len("MLmodel")])
+        source = version.source
+        if source.startswith("models:/m-"):
+            logged = self._registry.get_logged_model(source[len("models:/") :])
+            source = logged.artifact_location if logged and logged.artifact_location else ""
+        prefix = f"s3://{self._bucket}/"
+        if source.startswith(prefix):
+            return _ModelDir(self._bucket, source[len(prefix) :].rstrip("/") + "/")
+        return None
+
+    def read_model_dir(
+        self, model_dir: _ModelDir | None, *, need_mlmodel: bool = True
+    ) -> tuple[MLmodel | None, set[str]]:
+        if model_dir is None:
+            return None, set()
+        keys = self._artifacts.list_keys(model_dir.bucket, model_dir.prefix)
+        files = {key[len(model_dir.prefix) :] for key in keys}
+        if not need_mlmodel or "MLmodel" not in files:
+            return None, files
+        try:
+            content = self._artifacts.read(
+                model_dir.bucket, f"{model_dir.prefix}MLmodel", version_id=None, max_bytes=MLMODEL_MAX_BYTES
+            )
+            return parse_mlmodel(content), files
+        except (ObjectMissing, ObjectTooLarge, Rejected):
+            return None, files
+
+    def metrics(
+        self, model_id: str | None, run_id: str | None, model_dir: _ModelDir | None, files: set[str]
+    ) -> tuple[dict[str, Observed], dict[str, str], RunInfo | None]:
+        """Metrics by name with their source; the first source that has a metric wins."""
+        metrics: dict[str, Observed] = {}
+        problems: dict[str, str] = {}
+        logged = self._registry.get_logged_model(model_id) if model_id else None
+        run = self._registry.get_run(run_id) if run_id else None
+        for source, values in (("logged_model", logged.metrics if logged else {}), ("run", run.metrics if run else {})):
+            for name, value in values.items():
+                metrics.setdefault(name, Observed(value, source))
+        if model_dir is not None and METRICS_FILE in files:
+            values, problem = self._metrics_file(model_dir)
+            if problem:
+                problems[METRICS_FILE] = problem
+            for name, value in values.items():
+                metrics.setdefault(name, Observed(value, METRICS_FILE))
+        return metrics, problems, run
+
+    def _metrics_file(self, model_dir: _ModelDir) -> tuple[dict[str, float], str | None]:
+        key = f"{model_dir.prefix}{METRICS_FILE}"
+        try:
+            content = self._artifacts.read(model_dir.bucket, key, version_id=None, max_bytes=MAX_METRICS_FILE_BYTES)
+        except ObjectTooLarge:
+            return {}, f"{METRICS_FILE} is larger than {MAX_METRICS_FILE_BYTES} bytes"
+        except ObjectMissing:
+            return {}, None
+        return parse_metrics_file(content)
+
+
 class Validator:
     def __init__(
         self,
@@ -84,9 +158,8 @@ class Validator:
         now=lambda: datetime.now(UTC),
     ) -> None:
         self._policies = policies
-        self._bucket = bucket
         self._registry = registry
-        self._artifacts = artifacts
+        self._reader = EvidenceReader(bucket=bucket, registry=registry, artifacts=artifacts)
         self._events = events
         self._now = now
 
@@ -117,14 +190,13 @@ class Validator:
         )
         return Verdict(status, checks, loaded.identity, changed)
 
-    # --- evidence ---------------------------------------------------------------------------------
-
     def _gather(self, version: VersionInfo, request: ValidationRequest, loaded: LoadedPolicy) -> Evidence:
-        model_dir = self._model_dir(version, request)
-        mlmodel, files = self._read_model_dir(model_dir)
+        reader = self._reader
+        model_dir = reader.model_dir(version, request.artifact)
+        mlmodel, files = reader.read_model_dir(model_dir)
         model_id = version.model_id or (mlmodel.model_id if mlmodel else None)
         run_id = version.run_id or (mlmodel.run_id if mlmodel else None)
-        metrics, problems, run = self._metrics(model_id, run_id, model_dir, files)
+        metrics, problems, run = reader.metrics(model_id, run_id, model_dir, files)
         evidence = Evidence(
             metrics=metrics,
             metric_problems=problems,
@@ -141,69 +213,7 @@ class Validator:
             return evidence
         if holder.version == version.version:
             return replace(evidence, baseline_version=holder.version, is_baseline=True)
-        holder_dir = self._model_dir(holder, None)
-        _, holder_files = self._read_model_dir(holder_dir, need_mlmodel=False)
-        holder_metrics, _, _ = self._metrics(holder.model_id, holder.run_id, holder_dir, holder_files)
-        return replace(evidence, baseline_version=holder.version, baseline_metric=holder_metrics.get(compare.metric))
-
-    def _model_dir(self, version: VersionInfo, request: ValidationRequest | None) -> _ModelDir | None:
-        artifact = request.artifact if request else None
-        if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
-            return _ModelDir(artifact.bucket, artifact.key[: -len("MLmodel")])
-        source = version.source
-        if source.startswith("models:/m-"):
-            logged = self._registry.get_logged_model(source[len("models:/") :])
-            source = logged.artifact_location if logged and logged.artifact_location else ""
-        prefix = f"s3://{self._bucket}/"
-        if source.startswith(prefix):
-            return _ModelDir(self._bucket, source[len(prefix) :].rstrip("/") + "/")
-        return None
-
-    def _read_model_dir(
-        self, model_dir: _ModelDir | None, *, need_mlmodel: bool = True
-    ) -> tuple[MLmodel | None, set[str]]:
-        if model_dir is None:
-            return None, set()
-        keys = self._artifacts.list_keys(model_dir.bucket, model_dir.prefix)
-        files = {key[len(model_dir.prefix) :] for key in keys}
-        if not need_mlmodel or "MLmodel" not in files:
-            return None, files
-        try:
-            content = self._artifacts.read(
-                model_dir.bucket, f"{model_dir.prefix}MLmodel", version_id=None, max_bytes=MLMODEL_MAX_BYTES
-            )
-            return parse_mlmodel(content), files
-        except (ObjectMissing, ObjectTooLarge, Rejected):
-            return None, files
-
-    def _metrics(
-        self, model_id: str | None, run_id: str | None, model_dir: _ModelDir | None, files: set[str]
-    ) -> tuple[dict[str, Observed], dict[str, str], RunInfo | None]:
-        """Metrics by name with their source; the first source that has a metric wins."""
-        metrics: dict[str, Observed] = {}
-        problems: dict[str, str] = {}
-        logged = self._registry.get_logged_model(model_id) if model_id else None
-        run = self._registry.get_run(run_id) if run_id else None
-        for source, values in (("logged_model", logged.metrics if logged else {}), ("run", run.metrics if run else {})):
-            for name, value in values.items():
-                metrics.setdefault(name, Observed(value, source))
-        if model_dir is not None and METRICS_FILE in files:
-            values, problem = self._metrics_file(model_dir)
-            if problem:
-                problems[METRICS_FILE] = problem
-            for name, value in values.items():
-                metrics.setdefault(name, Observed(value, METRICS_FILE))
-        return metrics, problems, run
-
-    def _metrics_file(self, model_dir: _ModelDir) -> tuple[dict[str, float], str | None]:
-        key = f"{model_dir.prefix}{METRICS_FILE}"
-        try:
-            content = self._artifacts.read(model_dir.bucket, key, version_id=None, max_bytes=MAX_METRICS_FILE_BYTES)
-        except ObjectTooLarge:
-            return {}, f"{METRICS_FILE} is larger than {MAX_METRICS_FILE_BYTES} bytes"
-        except ObjectMissing:
-            return {}, None
-        return parse_metrics_file(content)
+        return replace(evidence, baseline_version=holder.version, baseline_metric=reader.metric(holder, compare.metric))
 
     # --- verdict ----------------------------------------------------------------------------------
 

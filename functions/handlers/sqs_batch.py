@@ -5,24 +5,54 @@
 - `NotReady`: the record is re-enqueued with a growing delay and counts as handled;
 - `Unavailable` or anything unexpected: the record's visibility is shortened to a backoff and it is
   reported as a batch item failure, so SQS retries it and dead-letters it after maxReceiveCount.
+
+Records from a FIFO queue (a FIFO route: its event source ARN ends with `.fifo`) keep their order:
+
+- they go through Powertools' `SqsFifoPartialProcessor`: once a record fails, the ones after it are not handled
+  and are reported as failures too, so nothing overtakes the failed record;
+- those records get the failed record's backoff as well, so the group (locked while any of its messages is in
+  flight) comes back after the backoff rather than after the full visibility timeout;
+- `NotReady` cannot re-enqueue (FIFO queues refuse per-message delays, and a copy would go behind later
+  messages): the record is retried in place with the backoff, like `Unavailable`, and so counts towards
+  maxReceiveCount;
+- `Rejected` is dead-lettered into the FIFO dead-letter queue in the record's own message group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.adapters.sqs import QueueControl
+from functions.adapters.sqs import QueueControl, is_fifo_queue
 from functions.domain.delivery import defer_delay, retry_delay
 from functions.domain.errors import NotReady, Rejected
 from functions.observability import count, logger
 
 DEFERRALS_ATTRIBUTE = "deferrals"
+_RECORD_LOG_KEYS = ["message_id", "bucket", "key", "model_name", "version", "correlation_id", "replay_name"]
 
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_fifo_processor = SqsFifoPartialProcessor()
+# Like `_processor`: a batch whose every record failed is reported record by record instead of raising (Lambda
+# reads both the same way, but a raise logs a traceback for what is an ordinary retry).
+_fifo_processor.raise_on_entire_batch_failure = False
+
+
+@dataclass
+class _Batch:
+    fifo: bool
+    handled: set[str] = field(default_factory=set)
+    retry_in_seconds: int | None = None
+    """The backoff of the first record that failed."""
 
 
 def process_batch(
@@ -32,31 +62,68 @@ def process_batch(
     queue: QueueControl,
     handle: Callable[[SQSRecord], None],
 ) -> dict:
+    batch = _Batch(fifo=_from_fifo_queue(event))
+
     def record_handler(record: SQSRecord) -> None:
-        _handle_record(record, queue=queue, handle=handle)
+        batch.handled.add(record.message_id)
+        _handle_record(record, queue=queue, handle=handle, batch=batch)
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=_processor, context=context)
+    processor = _fifo_processor if batch.fifo else _processor
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    if batch.fifo:
+        _hold_back_the_rest(event, response, batch=batch, queue=queue)
+    return response
 
 
-def _handle_record(record: SQSRecord, *, queue: QueueControl, handle: Callable[[SQSRecord], None]) -> None:
-    logger.remove_keys(["bucket", "key", "model_name", "version", "correlation_id", "replay_name"])
+def _from_fifo_queue(event: dict) -> bool:
+    records = event.get("Records") or []
+    return bool(records) and is_fifo_queue(str(records[0].get("eventSourceARN", "")))
+
+
+def _handle_record(
+    record: SQSRecord, *, queue: QueueControl, handle: Callable[[SQSRecord], None], batch: _Batch
+) -> None:
+    logger.remove_keys(_RECORD_LOG_KEYS)
     logger.append_keys(message_id=record.message_id)
     try:
         handle(record)
     except Rejected as error:
         logger.error("rejected: sent to the dead-letter queue", reason=error.reason, error=error.message)
-        queue.dead_letter(record.body, attributes={"reason": error.reason, "error": error.message})
+        fifo_ids = (
+            {"group_id": record.attributes.message_group_id, "deduplication_id": record.message_id}
+            if batch.fifo
+            else {}
+        )
+        queue.dead_letter(record.body, attributes={"reason": error.reason, "error": error.message}, **fifo_ids)
         count("Rejected", reason=error.reason)
     except NotReady as error:
+        if batch.fifo:
+            logger.info("not ready: retried in place to keep the order", reason=error.reason, detail=error.message)
+            count("Deferred", reason=error.reason)
+            _retry_later(record, queue=queue, batch=batch, reason=error.reason, error=error, log=False)
+            raise
         deferrals = _deferrals(record) + 1
         delay = defer_delay(deferrals)
         logger.info("not ready: re-enqueued", reason=error.reason, detail=error.message, delay_seconds=delay)
         queue.requeue(record.body, delay_seconds=delay, attributes={DEFERRALS_ATTRIBUTE: str(deferrals)})
         count("Deferred", reason=error.reason)
     except Exception as error:
-        receive_count = int(record.attributes.approximate_receive_count or 1)
-        delay = retry_delay(receive_count)
         reason = getattr(error, "reason", type(error).__name__)
+        _retry_later(record, queue=queue, batch=batch, reason=reason, error=error, log=True)
+        count("Retried", reason=reason)
+        raise
+
+
+def _retry_later(
+    record: SQSRecord, *, queue: QueueControl, batch: _Batch, reason: str, error: Exception, log: bool
+) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    delay = retry_delay(receive_count)
+    if batch.retry_in_seconds is None:
+        batch.retry_in_seconds = delay
+    if log:
         logger.warning(
             "failed: will be retried",
             reason=reason,
@@ -65,12 +132,31 @@ def _handle_record(record: SQSRecord, *, queue: QueueControl, handle: Callable[[
             retry_in_seconds=delay,
             exc_info=not hasattr(error, "reason"),
         )
-        count("Retried", reason=reason)
-        try:
-            queue.retry_after(record.receipt_handle, delay)
-        except Exception:  # noqa: BLE001 - the queue's visibility timeout still brings the message back
-            logger.exception("could not shorten the message visibility")
-        raise
+    _shorten_visibility(queue, record.receipt_handle, delay)
+
+
+def _hold_back_the_rest(event: dict, response: dict, *, batch: _Batch, queue: QueueControl) -> None:
+    """FIFO: the records skipped after a failure come back with it, after its backoff, in their order."""
+    failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    skipped = [r for r in event.get("Records", []) if r["messageId"] in failed and r["messageId"] not in batch.handled]
+    if not skipped:
+        return
+    delay = batch.retry_in_seconds if batch.retry_in_seconds is not None else retry_delay(1)
+    logger.remove_keys(_RECORD_LOG_KEYS)
+    logger.info(
+        "not handled: a record before them in their message group failed; retried after it, in order",
+        message_ids=[r["messageId"] for r in skipped],
+        retry_in_seconds=delay,
+    )
+    for record in skipped:
+        _shorten_visibility(queue, record["receiptHandle"], delay)
+
+
+def _shorten_visibility(queue: QueueControl, receipt_handle: str, seconds: int) -> None:
+    try:
+        queue.retry_after(receipt_handle, seconds)
+    except Exception:  # noqa: BLE001 - the queue's visibility timeout still brings the message back
+        logger.exception("could not shorten the message visibility")
 
 
 def _deferrals(record: SQSRecord) -> int:

@@ -22,6 +22,7 @@ class DetailType(StrEnum):
     PROMOTION_REQUESTED = "Promotion Requested"
     ROLLBACK_REQUESTED = "Rollback Requested"
     VALIDATION_REQUESTED = "Validation Requested"
+    PROMOTION_PENDING = "Promotion Pending"
 
 
 class _Detail(BaseModel):
@@ -88,9 +89,21 @@ class ModelVersionValidated(ModelVersionDetail):
 
 
 class ModelAliasMoved(ModelVersionDetail):
+    """An alias now points at `version` (it pointed at `previous_version`, or nothing)."""
+
     detail_type: Literal[DetailType.MODEL_ALIAS_MOVED] = Field(default=DetailType.MODEL_ALIAS_MOVED, exclude=True)
     alias: str
     previous_version: str | None = None
+    reason: str
+    actor: str
+    """`autopilot` for moves on a verdict; the approver or requester otherwise."""
+
+
+class PromotionPending(ModelVersionDetail):
+    """A passed version awaits an approver before `alias` moves to it (`python -m ops promote`)."""
+
+    detail_type: Literal[DetailType.PROMOTION_PENDING] = Field(default=DetailType.PROMOTION_PENDING, exclude=True)
+    alias: str
     reason: str
 
 
@@ -103,6 +116,7 @@ class PromotionRequested(_Detail):
     correlation_id: str = Field(min_length=1)
     source_uri: str | None = None
     run_id: str | None = None
+    replay_name: str | None = None
 
 
 class RollbackRequested(_Detail):
@@ -115,6 +129,7 @@ class RollbackRequested(_Detail):
     correlation_id: str = Field(min_length=1)
     source_uri: str | None = None
     run_id: str | None = None
+    replay_name: str | None = None
 
 
 class ValidationRequested(_Detail):
@@ -137,6 +152,7 @@ ProjectEvent = (
     | PromotionRequested
     | RollbackRequested
     | ValidationRequested
+    | PromotionPending
 )
 
 DETAIL_MODELS: dict[str, type[BaseModel]] = {
@@ -146,6 +162,7 @@ DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.PROMOTION_REQUESTED.value: PromotionRequested,
     DetailType.ROLLBACK_REQUESTED.value: RollbackRequested,
     DetailType.VALIDATION_REQUESTED.value: ValidationRequested,
+    DetailType.PROMOTION_PENDING.value: PromotionPending,
 }
 
 

@@ -29,7 +29,7 @@ CA_BUNDLE_MOUNT = "/opt/mlflow-ca/ca.pem"
 """Where the CA layer's file lands (Lambda extracts layers under /opt)."""
 
 # What the route functions call on a SageMaker tracking server, by route: the register route's own, and for every other
-# route the reads and the alias and tag writes that validation and promotion make. Names from the Service
+# route the reads and the alias, tag and stage writes that validation and promotion make (`MlflowRegistry`'s methods). Names from the Service
 # Authorization Reference (sagemaker-mlflow) and AWS's managed SageMaker policies.
 SAGEMAKER_MLFLOW_REGISTER_ACTIONS = (
     "sagemaker-mlflow:GetLoggedModel",
@@ -42,7 +42,6 @@ SAGEMAKER_MLFLOW_REGISTER_ACTIONS = (
 SAGEMAKER_MLFLOW_ACTIONS = (
     "sagemaker-mlflow:GetLoggedModel",
     "sagemaker-mlflow:GetRun",
-    "sagemaker-mlflow:GetMetricHistory",
     "sagemaker-mlflow:SearchModelVersions",
     "sagemaker-mlflow:GetModelVersion",
     "sagemaker-mlflow:GetRegisteredModel",
@@ -50,8 +49,10 @@ SAGEMAKER_MLFLOW_ACTIONS = (
     "sagemaker-mlflow:CreateRegisteredModel",
     "sagemaker-mlflow:CreateModelVersion",
     "sagemaker-mlflow:SetModelVersionTag",
+    "sagemaker-mlflow:DeleteModelVersionTag",
+    "sagemaker-mlflow:SetRegisteredModelTag",
     "sagemaker-mlflow:SetRegisteredModelAlias",
-    "sagemaker-mlflow:DeleteRegisteredModelAlias",
+    "sagemaker-mlflow:TransitionModelVersionStage",
 )
 
 # Lambda creates and removes the functions' network interfaces with their own role (AWSLambdaVPCAccessExecutionRole).

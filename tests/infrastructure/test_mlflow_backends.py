@@ -3,6 +3,7 @@ sizing), what cannot work refused at synth, and the webhook endpoint. Every synt
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ import pytest
 
 from functions.settings import webhook_function_environment
 from stacks.config import ConfigError, RegistryConfig
-from stacks.constructs.mlflow_access import CA_BUNDLE_MOUNT, SAGEMAKER_MLFLOW_REGISTER_ACTIONS
+from stacks.constructs.mlflow_access import (
+    CA_BUNDLE_MOUNT,
+    SAGEMAKER_MLFLOW_ACTIONS,
+    SAGEMAKER_MLFLOW_REGISTER_ACTIONS,
+)
 from stacks.constructs.webhook import RESERVED_CONCURRENCY
-from tests.infrastructure.conftest import SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
+from tests.infrastructure.conftest import REPO_ROOT, SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
 EXECUTE_API_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/*/*"
@@ -203,6 +208,20 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
     assert len(function["Layers"]) == 2
     assert plugin_layer in function["Layers"]
     assert len(_properties(default_synth, default_synth.stack.pipelines["register"].function)["Layers"]) == 1
+
+
+def test_every_registry_call_the_adapter_makes_is_a_granted_sagemaker_action():
+    # GIVEN the MlflowClient methods the registry adapter calls (SageMaker's IAM action is the method in PascalCase)
+    source = (REPO_ROOT / "functions" / "adapters" / "mlflow_registry.py").read_text()
+    methods = set(re.findall(r"\bclient\.([a-z_]+)\(", source)) | set(re.findall(r"self\._client\.([a-z_]+)\(", source))
+    actions = {"sagemaker-mlflow:" + "".join(part.capitalize() for part in method.split("_")) for method in methods}
+
+    # WHEN we compare them with what the stack grants on a SageMaker tracking server
+    # THEN every call is granted to the routes, nothing is granted that no call needs, and the register route's
+    # narrower list is a subset
+    assert len(methods) >= 10
+    assert actions == set(SAGEMAKER_MLFLOW_ACTIONS)
+    assert set(SAGEMAKER_MLFLOW_REGISTER_ACTIONS) <= set(SAGEMAKER_MLFLOW_ACTIONS)
 
 
 def test_a_private_server_gets_sigv4_its_api_permission_and_the_ca_layer(private_server_synth: Synth):

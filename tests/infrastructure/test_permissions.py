@@ -266,3 +266,60 @@ def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_sy
     # THEN X-Ray actions appear only with tracing
     assert not any(a.startswith("xray:") for a in default_actions)
     assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= custom_actions
+
+
+def test_aliases_role_has_exactly_the_permissions_its_route_needs(default_synth: Synth):
+    # GIVEN the aliases function's role in the default stack (no secret, no tracing)
+    pipeline = default_synth.stack.pipelines["aliases"]
+
+    # WHEN we collect its actions
+    actions = _actions(_role_statements(default_synth, pipeline.role))
+
+    # THEN it reads artifacts (metrics.json of the candidate and of the alias holder), publishes, dead-letters, and
+    # drains its queue; it keeps no idempotency records
+    access = access_for("aliases")
+    assert (access.read_artifacts, access.idempotency, access.requeue, access.dead_letter) == (True, False, False, True)
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "kms:Decrypt",
+        "events:PutEvents",
+        "sqs:SendMessage",
+        # granted by the SQS event source
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+
+
+def test_aliases_role_cannot_write_the_idempotency_table_nor_send_to_its_own_queue(default_synth: Synth):
+    # GIVEN the aliases pipeline and the idempotency table
+    pipeline = default_synth.stack.pipelines["aliases"]
+    statements = _role_statements(default_synth, pipeline.role)
+    table_id = default_synth.logical_id(default_synth.stack.idempotency.table)
+
+    # WHEN we look for DynamoDB statements and for what it may SendMessage to
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    send = [r for s in statements if "sqs:SendMessage" in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
+
+    # THEN it has no DynamoDB access at all, and sends only to its FIFO dead-letter queue: not to its own queue (a
+    # FIFO queue cannot re-enqueue with a delay) nor to the delivery dead-letter queue (EventBridge's)
+    assert dynamodb == []
+    assert table_id not in str(statements)
+    assert send == [{"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "Arn"]}]
+
+
+def test_aliases_role_reads_the_configured_secret_only_when_there_is_one(custom_synth: Synth):
+    # GIVEN the stack with mlflowCredentialsSecretArn set
+    role = custom_synth.stack.pipelines["aliases"].role
+
+    # WHEN we look for secretsmanager statements
+    secret = [s for s in _role_statements(custom_synth, role) if "secretsmanager" in str(s["Action"])]
+
+    # THEN the aliases function (it moves aliases in MLflow) may read exactly that secret
+    assert [(s["Action"], s["Resource"]) for s in secret] == [("secretsmanager:GetSecretValue", SECRET_ARN)]

@@ -10,9 +10,12 @@ import pytest
 from functions.routing import REGISTER, ROUTES, Bus, Route
 from functions.settings import function_environment
 from stacks.constants import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, pascal_case
+from stacks.constructs.route_pipeline import fifo_queue_name
 from tests.infrastructure.conftest import SECRET_ARN, Synth
 
 ROUTE_NAMES = [route.name for route in ROUTES]
+FIFO_ROUTE_NAMES = [route.name for route in ROUTES if route.fifo]
+STANDARD_ROUTE_NAMES = [route.name for route in ROUTES if not route.fifo]
 _BUCKET_MARKER = "__artifact-bucket-name__"
 
 
@@ -86,14 +89,15 @@ def test_rule_lives_on_the_routes_bus(default_synth: Synth, route_name: str):
 
 
 @pytest.mark.parametrize("route_name", ROUTE_NAMES)
-def test_rule_targets_the_queue_with_retries_and_the_dead_letter_queue(default_synth: Synth, route_name: str):
+def test_rule_targets_the_queue_with_retries_and_a_dead_letter_queue(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
     pipeline = default_synth.stack.pipelines[route_name]
 
     # WHEN we read the rule's targets
     targets = _resource(default_synth, pipeline.rule)["Properties"]["Targets"]
 
-    # THEN there is one: the queue, retried for a day and dead-lettered to the route's DLQ after that
+    # THEN there is one: the queue, retried for a day and dead-lettered after that (to the route's DLQ, or to the
+    # standard delivery DLQ of a FIFO route)
     assert len(targets) == 1
     target = targets[0]
     assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "Arn"]}
@@ -101,9 +105,117 @@ def test_rule_targets_the_queue_with_retries_and_the_dead_letter_queue(default_s
         "MaximumRetryAttempts": TARGET_RETRY_ATTEMPTS,
         "MaximumEventAgeInSeconds": TARGET_MAX_EVENT_AGE.to_seconds(),
     }
-    assert target["DeadLetterConfig"] == {
-        "Arn": {"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "Arn"]}
+    dead_letter_queue = pipeline.delivery_dead_letter_queue or pipeline.dead_letter_queue
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [default_synth.logical_id(dead_letter_queue), "Arn"]}}
+
+
+@pytest.mark.parametrize("route_name", STANDARD_ROUTE_NAMES)
+def test_standard_route_has_standard_queues_and_no_message_group(default_synth: Synth, route_name: str):
+    # GIVEN a route without a FIFO group
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its queues and its rule's target
+    queues = [_resource(default_synth, q)["Properties"] for q in (pipeline.queue, pipeline.dead_letter_queue)]
+    (target,) = _resource(default_synth, pipeline.rule)["Properties"]["Targets"]
+
+    # THEN both queues are standard (CloudFormation names them), the target sets no group, and the target
+    # dead-letters into the route's own DLQ (no separate delivery DLQ)
+    assert [("FifoQueue" in q, "QueueName" in q) for q in queues] == [(False, False), (False, False)]
+    assert "SqsParameters" not in target
+    assert pipeline.delivery_dead_letter_queue is None
+
+
+@pytest.mark.parametrize("route_name", FIFO_ROUTE_NAMES)
+def test_fifo_route_queue_and_dead_letter_queue_are_fifo_with_content_based_deduplication(
+    default_synth: Synth, route_name: str
+):
+    # GIVEN a FIFO route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its queue and dead-letter queue
+    queue = _resource(default_synth, pipeline.queue)["Properties"]
+    dlq = _resource(default_synth, pipeline.dead_letter_queue)["Properties"]
+
+    # THEN both are FIFO, deduplicate on content (EventBridge sends no deduplication id), are named after the stack
+    # and the route with SQS's `.fifo` suffix, and the queue redrives into the FIFO DLQ after max_receive_count
+    for props in (queue, dlq):
+        assert props["FifoQueue"] is True
+        assert props["ContentBasedDeduplication"] is True
+        assert props["QueueName"].endswith(".fifo")
+        assert len(props["QueueName"]) <= 80
+        assert props["SqsManagedSseEnabled"] is True
+    assert queue["QueueName"] == f"RegistryAutopilot-{route.name}.fifo"
+    assert dlq["QueueName"] == f"RegistryAutopilot-{route.name}-dlq.fifo"
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "Arn"]},
+        "maxReceiveCount": route.max_receive_count,
     }
+
+
+@pytest.mark.parametrize("route_name", FIFO_ROUTE_NAMES)
+def test_fifo_rule_sends_every_event_into_the_routes_group_and_dead_letters_to_a_standard_queue(
+    default_synth: Synth, route_name: str
+):
+    # GIVEN a FIFO route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+    assert pipeline.delivery_dead_letter_queue is not None
+    delivery_id = default_synth.logical_id(pipeline.delivery_dead_letter_queue)
+
+    # WHEN we read its rule's target, the delivery dead-letter queue and that queue's policy
+    (target,) = _resource(default_synth, pipeline.rule)["Properties"]["Targets"]
+    delivery = _resource(default_synth, pipeline.delivery_dead_letter_queue)["Properties"]
+    (policy,) = (
+        p["Properties"]["PolicyDocument"]
+        for p in default_synth.resources("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": delivery_id}]
+    )
+
+    # THEN every event goes into the route's one message group; undeliverable events go to a STANDARD queue
+    # (EventBridge refuses FIFO dead-letter queues), encrypted, kept 14 days, TLS-only, which only this rule may
+    # send to
+    assert target["SqsParameters"] == {"MessageGroupId": route.fifo_group}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [delivery_id, "Arn"]}}
+    assert "FifoQueue" not in delivery
+    assert delivery["SqsManagedSseEnabled"] is True
+    assert delivery["MessageRetentionPeriod"] == 14 * 24 * 3600
+    (allow,) = (s for s in policy["Statement"] if s["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [default_synth.logical_id(pipeline.rule), "Arn"]}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "expected"),
+    [
+        ("RegistryAutopilot", "RegistryAutopilot-aliases.fifo"),
+        ("R" * 67, "R" * 67 + "-aliases.fifo"),  # exactly 80 characters
+    ],
+    ids=["default", "longest-whole"],
+)
+def test_fifo_queue_names_that_fit_are_kept_whole(stack_name: str, expected: str):
+    # GIVEN a stack name short enough
+    # WHEN the FIFO queue of route `aliases` is named
+    name = fifo_queue_name(stack_name, "aliases")
+
+    # THEN the name is <stack>-<route>.fifo
+    assert name == expected
+    assert len(name) <= 80
+
+
+def test_long_fifo_queue_names_are_shortened_with_a_hash_to_sqs_limit():
+    # GIVEN two long stack names that differ only after the 80th character
+    first, second = "A" * 100 + "-one", "A" * 100 + "-two"
+
+    # WHEN their FIFO dead-letter queues are named
+    names = [fifo_queue_name(stack, "aliases", "dlq") for stack in (first, second)]
+
+    # THEN each fits SQS's 80 characters, keeps the .fifo suffix, and they still differ
+    assert all(len(name) == 80 and name.endswith(".fifo") for name in names)
+    assert names[0] != names[1]
 
 
 @pytest.mark.parametrize("route_name", ROUTE_NAMES)
@@ -135,7 +247,8 @@ def test_queues_refuse_requests_without_tls(default_synth: Synth, route_name: st
     # GIVEN a route's pipeline
     pipeline = default_synth.stack.pipelines[route_name]
 
-    for queue in (pipeline.queue, pipeline.dead_letter_queue):
+    queues = [pipeline.queue, pipeline.dead_letter_queue, pipeline.delivery_dead_letter_queue]
+    for queue in (q for q in queues if q is not None):
         queue_id = default_synth.logical_id(queue)
         # WHEN we find the queue's policy
         (policy,) = (
@@ -208,6 +321,26 @@ def test_event_source_reports_batch_item_failures_with_the_routes_batch(default_
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == route.batch_size
     assert 2 <= mapping["ScalingConfig"]["MaximumConcurrency"] <= 1000
+
+
+@pytest.mark.parametrize("route_name", FIFO_ROUTE_NAMES)
+def test_fifo_event_source_drains_the_fifo_queue_without_a_batching_window(default_synth: Synth, route_name: str):
+    # GIVEN a FIFO route's pipeline
+    route = _route(route_name)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its event source mapping and queue
+    mapping = _resource(default_synth, pipeline.event_source_mapping)["Properties"]
+    queue = _resource(default_synth, pipeline.queue)["Properties"]
+
+    # THEN it reads the FIFO queue with partial batch failures, at most 10 records (Lambda's FIFO maximum) and no
+    # batching window (Lambda has none for FIFO); a concurrency cap is allowed (one group: one batch at a time)
+    assert queue["FifoQueue"] is True
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == route.batch_size <= 10
+    assert "MaximumBatchingWindowInSeconds" not in mapping
+    assert "ScalingConfig" in mapping
 
 
 def test_register_concurrency_comes_from_context(default_synth: Synth, custom_synth: Synth):
@@ -323,7 +456,8 @@ def test_project_bus_name_derives_from_the_stack_name(custom_synth: Synth):
 def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     # GIVEN both stacks
     route_outputs = {f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl")}
-    expected = {"BucketName", "ArtifactRootUri", "WriterPolicyArn", "EventBusName", *route_outputs}
+    delivery_outputs = {f"{pascal_case(n)}DeliveryDeadLetterQueueUrl" for n in FIFO_ROUTE_NAMES}
+    expected = {"BucketName", "ArtifactRootUri", "WriterPolicyArn", "EventBusName", *route_outputs, *delivery_outputs}
 
     # WHEN we list their outputs
     default_outputs = default_synth.template_json["Outputs"]
@@ -333,6 +467,10 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     # webhooks their URL and secret
     assert expected == set(default_outputs)
     assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn", "WebhookUrl", "WebhookSecretArn"}
+    for name in FIFO_ROUTE_NAMES:
+        delivery = default_synth.stack.pipelines[name].delivery_dead_letter_queue
+        output = default_outputs[f"{pascal_case(name)}DeliveryDeadLetterQueueUrl"]
+        assert output["Value"] == {"Ref": default_synth.logical_id(delivery)}
     bucket_id = custom_synth.logical_id(custom_synth.stack.artifacts.bucket)
     assert custom_outputs["ArtifactRootUri"]["Value"] == {
         "Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/teams/mlflow"]]

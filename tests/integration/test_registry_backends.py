@@ -25,7 +25,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from functions.adapters.mlflow_registry import MlflowRegistry, UnityCatalogRegistry, connect_registry, uc_tag_key
-from functions.domain.errors import Unavailable
+from functions.domain.errors import Rejected, Unavailable
 from functions.domain.ports import IDENTITY_TAG
 from stacks.constructs.mlflow_access import SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 from tests.recorded_http import RecordedRegistry, RecordedRequest, recording
@@ -161,19 +161,51 @@ def test_unity_catalog_registration_copies_the_model_and_tags_it_as_uc_allows(
         tags={IDENTITY_TAG: identity, "registered_by": "registry-autopilot", "origin.key": "k" * 1500},
     )
 
-    # THEN UC got the source and tags with UC-legal keys (no dots) and values (cut at 1,000 characters),
+    # THEN UC got the source and tags with UC-legal keys (no dots),
     # the model files were copied into the version's storage location, and the version was finalized
     assert created.version == "3"
     [create] = server.calls(f"{UC}/model-versions/create")
     tags = {tag["key"]: tag["value"] for tag in create.json()["tags"]}
     assert tags["origin__identity"] == identity
     assert tags["registered_by"] == "registry-autopilot"
-    assert tags["origin__key"] == "k" * 999 + "…"
+    assert tags["origin__key"] == "k" * 1500  # passed unchanged: UC would refuse it loudly, never a cut value
     assert create.json()["source"] == f"s3://{artifacts}/{prefix}"
     copied = {o["Key"] for o in s3.list_objects_v2(Bucket=uc_storage, Prefix="models/0f3a/versions/3/")["Contents"]}
     assert "models/0f3a/versions/3/MLmodel" in copied
     assert len(copied) == len([p for p in local.rglob("*") if p.is_file()])
     assert len(server.calls(f"{UC}/model-versions/finalize")) == 1
+
+
+def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_keys(server: RecordedRegistry):
+    # GIVEN UC holding a registered model whose alias history tag was written by this adapter
+    history = '[{"version":"3","verdict":"c-1"}]'
+    server.routes = {
+        ("POST", f"{UC}/model-versions/set-tag"): (200, {}),
+        ("POST", f"{UC}/registered-models/set-tag"): (200, {}),
+        ("DELETE", f"{UC}/model-versions/delete-tag"): (200, {}),
+        ("GET", f"{UC}/registered-models/get"): (
+            200,
+            {"registered_model": {"name": MODEL, "tags": [{"key": "alias__history__champion", "value": history}]}},
+        ),
+    }
+    registry = _databricks_registry(server)
+
+    # WHEN the validate and aliases routes write and read their tags
+    registry.set_version_tags(MODEL, "3", {"validation.status": "passed"})
+    registry.set_model_tag(MODEL, "alias.history.champion", history)
+    registry.delete_version_tag(MODEL, "3", "approval.pending.champion")
+    tags = registry.get_model_tags(MODEL)
+
+    # THEN UC only ever sees keys without dots, and the domain gets its dotted keys back
+    written = [r.json()["key"] for r in server.calls(f"{UC}/model-versions/set-tag")]
+    written += [r.json()["key"] for r in server.calls(f"{UC}/registered-models/set-tag")]
+    written += [r.json()["key"] for r in server.calls(f"{UC}/model-versions/delete-tag")]
+    assert written == ["validation__status", "alias__history__champion", "approval__pending__champion"]
+    assert tags == {"alias.history.champion": history}
+    # AND a policy that mirrors aliases to stages is refused clearly: UC has no stages
+    with pytest.raises(Rejected, match=r"Unity Catalog has no stages") as refused:
+        registry.transition_stage(MODEL, "3", "Production")
+    assert refused.value.reason == "stages_unsupported"
 
 
 def test_sagemaker_requests_are_signed_for_the_tracking_server_and_allowed_by_the_stack(tmp_path: Path):

@@ -22,7 +22,7 @@ from functions.routing import EVENT_SOURCE
 from tests.conftest import load_event
 
 
-def test_the_project_has_one_source_and_six_detail_types():
+def test_the_project_has_one_source_and_seven_detail_types():
     assert EVENT_SOURCE == "registry-autopilot"
     assert {t.value for t in DetailType} == {
         "Model Version Registered",
@@ -31,6 +31,7 @@ def test_the_project_has_one_source_and_six_detail_types():
         "Promotion Requested",
         "Rollback Requested",
         "Validation Requested",
+        "Promotion Pending",
     }
     assert set(DETAIL_MODELS) == {t.value for t in DetailType}
 

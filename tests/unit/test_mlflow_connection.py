@@ -17,8 +17,16 @@ from functions.adapters.mlflow_connection import (
     credential_environment,
     parse_credentials,
 )
-from functions.adapters.mlflow_registry import MlflowRegistry, UnityCatalogRegistry, connect_registry
+from functions.adapters.mlflow_registry import (
+    MlflowRegistry,
+    UnityCatalogRegistry,
+    connect_registry,
+    from_uc_tag_key,
+    uc_tag_key,
+    uc_tag_value,
+)
 from functions.domain.errors import Unavailable
+from functions.domain.ports import IDENTITY_TAG
 from functions.models.mlflow_backend import Backend, backend_of, is_unity_catalog
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
@@ -233,3 +241,21 @@ def test_unity_catalog_gets_its_own_adapter(tracking: str, registry: str, adapte
     # THEN Unity Catalog gets the adapter that searches by name and finds versions by identity; others the plain one
     assert type(built) is adapter
     assert built.requirements.three_level_names is (adapter is UnityCatalogRegistry)
+
+
+def test_unity_catalog_tag_keys_round_trip_and_long_identities_become_digests():
+    # GIVEN the tag keys the routes write, and an identity longer than UC's 1,000 characters
+    keys = [IDENTITY_TAG, "registered_by", "validation.status", "alias.history.champion", "approval.pending.champion"]
+    identity = "s3://bucket/" + "k" * 1100 + "#v1"
+
+    # WHEN they are written as UC stores them and read back
+    written = [uc_tag_key(key) for key in keys]
+
+    # THEN UC sees no dots, the domain gets its keys back unchanged, and the identity is a stable digest
+    assert not any("." in key for key in written)
+    assert [from_uc_tag_key(key) for key in written] == keys
+    digest = uc_tag_value(IDENTITY_TAG, identity)
+    assert digest == uc_tag_value(IDENTITY_TAG, identity)
+    assert digest.startswith("sha256:")
+    assert len(digest) == len("sha256:") + 64
+    assert uc_tag_value("alias.history.champion", "x" * 5000) == "x" * 5000

@@ -6,9 +6,17 @@ import base64
 
 import pytest
 
-from replay.event_source import LambdaContext, WholeBatchFailed, failed_message_ids, lambda_sqs_event, queue_arn
+from replay.event_source import (
+    LambdaContext,
+    WholeBatchFailed,
+    failed_message_ids,
+    fifo_sequence_number,
+    lambda_sqs_event,
+    queue_arn,
+)
 
 QUEUE_URL = "http://127.0.0.1:5000/123456789012/registry-autopilot-register"
+FIFO_QUEUE_URL = "http://127.0.0.1:5000/123456789012/registry-autopilot-aliases.fifo"
 
 
 def _message(message_id: str = "m-1", **extra: object) -> dict:
@@ -86,6 +94,46 @@ def test_message_attributes_are_camel_cased_and_binary_values_base64() -> None:
         },
     }
     assert record["md5OfMessageAttributes"] == "abc"
+
+
+def _fifo_message(message_id: str, sent: str, **attributes: str) -> dict:
+    message = _message(message_id)
+    message["Attributes"] |= {"SentTimestamp": sent, "MessageGroupId": "alias-moves", **attributes}
+    message["Attributes"]["MessageDeduplicationId"] = f"sha-of-{message_id}"
+    return message
+
+
+def test_records_from_a_fifo_queue_carry_the_fifo_attributes_lambda_passes() -> None:
+    # GIVEN two messages of a FIFO queue as moto returns them (content-deduplicated: no SequenceNumber)
+    first, second = _fifo_message("m-1", "1700000000000"), _fifo_message("m-2", "1700000000001")
+
+    # WHEN they become a Lambda SQS event
+    event = lambda_sqs_event(
+        [first, second], event_source_arn=queue_arn(FIFO_QUEUE_URL, region="us-east-1"), region="us-east-1"
+    )
+
+    # THEN each record has its group, deduplication id and a 20-digit sequence number that grows with send order
+    records = event["Records"]
+    assert records[0]["eventSourceARN"] == "arn:aws:sqs:us-east-1:123456789012:registry-autopilot-aliases.fifo"
+    assert [r["attributes"]["MessageGroupId"] for r in records] == ["alias-moves", "alias-moves"]
+    assert [r["attributes"]["MessageDeduplicationId"] for r in records] == ["sha-of-m-1", "sha-of-m-2"]
+    numbers = [r["attributes"]["SequenceNumber"] for r in records]
+    assert all(len(n) == 20 and n.isdigit() for n in numbers)
+    assert int(numbers[0]) < int(numbers[1])
+    assert numbers[0] == fifo_sequence_number(first)
+
+
+def test_a_sequence_number_sqs_gave_is_kept_and_standard_queues_get_none() -> None:
+    # GIVEN a FIFO message with its own SequenceNumber, and a standard queue's message
+    fifo = _fifo_message("m-1", "1700000000000", SequenceNumber="18849496460467696128")
+
+    # WHEN they become Lambda SQS events
+    fifo_record = lambda_sqs_event([fifo], event_source_arn="arn:aws:sqs:r:1:q.fifo", region="r")["Records"][0]
+    standard_record = lambda_sqs_event([_message()], event_source_arn="arn:aws:sqs:r:1:q", region="r")["Records"][0]
+
+    # THEN SQS's number is passed as is, and a standard record has no FIFO attributes
+    assert fifo_record["attributes"]["SequenceNumber"] == "18849496460467696128"
+    assert not {"SequenceNumber", "MessageGroupId", "MessageDeduplicationId"} & set(standard_record["attributes"])
 
 
 @pytest.mark.parametrize(

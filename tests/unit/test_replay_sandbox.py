@@ -75,6 +75,25 @@ def test_attach_reads_the_json_line_of_a_running_sandbox() -> None:
     sandbox.stop()
 
 
+def test_attach_knows_a_fifo_routes_queues() -> None:
+    # GIVEN the JSON line of a sandbox that wired the FIFO aliases route
+    fifo_queues = {
+        "queue_url": "http://127.0.0.1:5002/123456789012/registry-autopilot-aliases.fifo",
+        "dead_letter_queue_url": "http://127.0.0.1:5002/123456789012/registry-autopilot-aliases-dlq.fifo",
+    }
+    info = {**INFO, "queues": {**INFO["queues"], "aliases": fifo_queues}}
+
+    # WHEN a client attaches to it
+    sandbox = Sandbox.attach(json.dumps(info))
+
+    # THEN the aliases wiring is FIFO, the register wiring is not, and info() gives the same queues back
+    assert sandbox.wiring["aliases"].fifo
+    assert sandbox.wiring["aliases"].route.fifo_group
+    assert not sandbox.wiring["register"].fifo
+    assert sandbox.info()["queues"]["aliases"] == fifo_queues
+    sandbox.stop()
+
+
 def test_attach_refuses_what_is_no_sandbox_description() -> None:
     # GIVEN JSON that does not describe a sandbox
     # WHEN a client attaches to it

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.routing import REGISTER
-from replay.worker import HandlerImportError, Worker, import_handler
+from functions.routing import REGISTER, ROUTES, Bus, Route
+from replay.worker import HandlerImportError, Worker, import_handler, route_from_json, route_to_json
 
 QUEUE_URL = "http://127.0.0.1:5000/123456789012/registry-autopilot-register"
 
@@ -193,3 +193,82 @@ def test_a_handler_that_cannot_be_imported_is_reported(path: str, problem: str) 
     # THEN the error says why
     with pytest.raises(HandlerImportError, match=problem):
         import_handler(path)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        *ROUTES,
+        Route(
+            name="aliases",
+            handler="tests.integration.fake_handlers.fifo_recorder",
+            bus=Bus.PROJECT,
+            timeout_seconds=5,
+            memory_mb=128,
+            batch_size=1,
+            max_receive_count=2,
+            fifo_group="test-group",
+        ),
+    ],
+    ids=lambda route: f"{route.name}-{route.handler.rsplit('.', 1)[-1]}",
+)
+def test_a_route_travels_to_the_worker_process_as_json(route: Route) -> None:
+    # GIVEN a route of functions.routing, or one a test builds (FIFO, its own handler and settings)
+    # WHEN it is written for `--route-json` and read back by the worker process
+    text = route_to_json(route)
+
+    # THEN the worker runs exactly that route
+    assert route_from_json(text) == route
+
+
+class FakeFifoSqs(FakeSqs):
+    """FakeSqs whose messages belong to message groups, recording visibility changes."""
+
+    def __init__(self, groups: list[str]) -> None:
+        super().__init__([f"body-{index}" for index in range(1, len(groups) + 1)])
+        for message, group in zip(self.waiting, groups, strict=True):
+            message["Attributes"] |= {"MessageGroupId": group, "MessageDeduplicationId": message["MessageId"]}
+        self.visibility_changes: list[tuple[str, int]] = []
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        self.visibility_changes += [(entry["ReceiptHandle"], entry["VisibilityTimeout"]) for entry in Entries]
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+def test_on_a_fifo_queue_the_first_failure_of_each_group_alone_stays_in_flight() -> None:
+    # GIVEN a FIFO queue's batch of two groups, and a handler failing everything from the second record on
+    sqs = FakeFifoSqs(["g1", "g1", "g2", "g1", "g2"])
+    worker = Worker(
+        route=REGISTER,
+        queue_url=QUEUE_URL + ".fifo",
+        sqs=sqs,
+        handler=lambda event, context: {
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"][1:]]
+        },
+        log=lambda *args, **fields: None,
+    )
+
+    # WHEN the worker polls
+    result = worker.poll_once()
+
+    # THEN the succeeded record is deleted; of the failed ones, the first of each group stays in flight (it holds
+    # its group) and the later ones are made visible at once, so moto returns the group in order (SQS's behaviour)
+    assert result is not None
+    assert sqs.deleted == ["r-1"]
+    assert result.failed == ["m-2", "m-3", "m-4", "m-5"]
+    assert sqs.visibility_changes == [("r-4", 0), ("r-5", 0)]
+
+
+def test_on_a_standard_queue_failed_records_are_left_alone() -> None:
+    # GIVEN a standard queue's batch whose records all fail
+    sqs = FakeSqs(["a", "b"])
+    worker, _ = _worker(
+        sqs, lambda event, context: {"batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}]}
+    )
+
+    # WHEN the worker polls
+    result = worker.poll_once()
+
+    # THEN nothing is deleted and no visibility is touched (FakeSqs could not change one)
+    assert result is not None
+    assert (sqs.deleted, result.failed, worker.fifo) == ([], ["m-1", "m-2"], False)

@@ -1,0 +1,118 @@
+"""Promotion rules, pure: which version should hold an alias, and the alias history.
+
+`outranks` decides whether a candidate may take an alias from its holder. It is what makes the final
+holder independent of the order verdicts arrive in: a better metric wins (by the policy's direction, and
+by its minimum improvement for `auto` aliases); an equal metric goes to the higher version; a version
+with no known metric never displaces one that has it; without a compared metric, the higher version wins.
+(A non-zero minimum improvement is path-dependent by nature: 0.90 → 0.905 → 0.91 with a 0.01 minimum
+keeps 0.90 or 0.905 depending on order. The README says so.)
+
+The history of an alias is a JSON list in a registered-model tag, newest last, capped to fit MLflow's
+tag size: each entry records the new and previous version, the reason, who moved it, the correlation id,
+the time, and the verdict it acted on (so one verdict never moves an alias twice).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+HISTORY_TAG_PREFIX = "autopilot.alias_history."
+MAX_HISTORY_CHARS = 4500
+AUTOPILOT = "autopilot"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A version and its compared metric (None when unknown or not finite)."""
+
+    version: str
+    metric: float | None = None
+
+
+def outranks(
+    candidate: Standing,
+    holder: Standing | None,
+    *,
+    direction: str = "higher",
+    min_improvement: float = 0.0,
+    relative: bool = False,
+) -> bool:
+    """May `candidate` take the alias from `holder`? (Never from itself.)"""
+    if holder is None:
+        return True
+    if candidate.version == holder.version:
+        return False
+    newer = _number(candidate.version) > _number(holder.version)
+    mine, theirs = _finite(candidate.metric), _finite(holder.metric)
+    if mine is None and theirs is None:
+        return newer
+    if mine is None:
+        return False
+    if theirs is None:
+        return True
+    gain = mine - theirs if direction == "higher" else theirs - mine
+    if relative:
+        gain = gain / abs(theirs) if theirs else math.copysign(math.inf, gain) if gain else 0.0
+    if math.isclose(gain, 0.0, abs_tol=1e-12):
+        return newer and min_improvement <= 0
+    return gain > 0 and (gain >= min_improvement or math.isclose(gain, min_improvement, rel_tol=1e-9))
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: str
+    previous: str | None
+    reason: str
+    actor: str
+    correlation_id: str
+    at: str
+    verdict: str | None = None
+    """`<version>@<validated_at>` of the verdict a move on a verdict acted on."""
+
+
+def history_tag(alias: str) -> str:
+    return f"{HISTORY_TAG_PREFIX}{alias}"
+
+
+def parse_history(value: str | None) -> list[HistoryEntry]:
+    """The alias history from its tag; an unreadable tag reads as empty (it is rewritten on the next move)."""
+    if not value:
+        return []
+    try:
+        entries = json.loads(value)
+        return [HistoryEntry(**entry) for entry in entries]
+    except (ValueError, TypeError):
+        return []
+
+
+def append_history(history: list[HistoryEntry], entry: HistoryEntry) -> str:
+    """The tag value with `entry` appended, oldest entries dropped to stay within MLflow's tag size."""
+    entries = [*history, entry]
+    while True:
+        text = json.dumps([asdict(e) for e in entries], separators=(",", ":"))
+        if len(text) <= MAX_HISTORY_CHARS or len(entries) == 1:
+            return text
+        entries = entries[1:]
+
+
+def applied(history: list[HistoryEntry], verdict: str) -> bool:
+    """Has this verdict already moved the alias (so a redelivery must not move it again)?"""
+    return any(entry.verdict == verdict for entry in history)
+
+
+def rollback_target(history: list[HistoryEntry], holder: str | None) -> str | None:
+    """The version that held the alias before the current holder took it, from the history."""
+    for entry in reversed(history):
+        if entry.version == holder:
+            return entry.previous
+    return None
+
+
+def _number(version: str) -> int:
+    return int(version) if version.isdigit() else -1
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,95 @@
+"""Aliases function: passed verdicts, promotion and rollback requests → alias moves, one at a time (FIFO).
+
+Thin on purpose: parse each record, hand it to the `AliasKeeper`, log and count each decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.domain.aliases import AliasKeeper, Decision
+from functions.domain.policy import load_policies
+from functions.handlers.project_events import parse_project_event
+from functions.handlers.sqs_batch import process_batch
+from functions.models.events import ModelVersionValidated, PromotionRequested, RollbackRequested
+from functions.observability import count, logger, metrics, tracer
+from functions.settings import load_settings
+
+_METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasKept", "dry_run": "AliasDryRun"}
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    keeper: AliasKeeper
+    queue: object
+    """A `functions.adapters.sqs.QueueControl` (or a fake with the same methods)."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependencies | None = None) -> dict:
+    deps = dependencies or _dependencies()
+    return process_batch(event, context, queue=deps.queue, handle=lambda record: _handle(record, deps.keeper))
+
+
+def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
+    event, detail = parse_project_event(record.body, ModelVersionValidated, PromotionRequested, RollbackRequested)
+    logger.append_keys(model_name=detail.model_name, correlation_id=detail.correlation_id)
+    if getattr(detail, "version", None):
+        logger.append_keys(version=detail.version)
+    replay = event.replay_name or detail.replay_name
+    if replay:
+        logger.append_keys(replay_name=replay)
+        detail = detail.model_copy(update={"replay_name": replay})
+    if isinstance(detail, ModelVersionValidated):
+        decisions = keeper.on_verdict(detail)
+        if detail.status != "passed":
+            logger.info("failed verdict: no alias moves")
+    elif isinstance(detail, PromotionRequested):
+        decisions = [keeper.promote(detail)]
+    else:
+        decisions = [keeper.rollback(detail)]
+    for decision in decisions:
+        _report(decision)
+    for warning in keeper.warnings:
+        logger.warning(warning)
+    keeper.warnings.clear()
+
+
+def _report(decision: Decision) -> None:
+    fields = {"alias": decision.alias, "previous_version": decision.previous, "reason": decision.reason}
+    if decision.action == "moved":
+        logger.info(f"alias {decision.alias} moved to v{decision.version}", **fields)
+    elif decision.action == "dry_run":
+        logger.info(f"dry run: alias {decision.alias} would move to v{decision.version}", **fields)
+    else:
+        logger.info(f"alias {decision.alias}: {decision.action}", **fields)
+    count(_METRIC[decision.action], alias=decision.alias)
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> Dependencies:
+    """Built on the first invocation and reused while the container is warm (one MLflow client)."""
+    from functions.adapters.eventbridge import EventBridgePublisher
+    from functions.adapters.mlflow_registry import registry_from_settings
+    from functions.adapters.s3_artifacts import S3ArtifactStore
+    from functions.adapters.sqs import QueueControl
+    from functions.domain.validation import EvidenceReader
+
+    settings = load_settings()
+    registry = registry_from_settings(settings)
+    keeper = AliasKeeper(
+        load_policies(Path(settings.POLICIES_DIR)),
+        registry=registry,
+        reader=EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=registry, artifacts=S3ArtifactStore()),
+        events=EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE),
+        dry_run_replays=settings.REPLAY_ALIAS_MOVES == "dry-run",
+    )
+    queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
+    return Dependencies(keeper=keeper, queue=queue)
