@@ -20,10 +20,13 @@ help:
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt functions/requirements-sagemaker.lock
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@# Beside the venv, not in it: the plugin would log a warning on every non-SageMaker MLflow request (see the file).
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(VENV)/plugins/sagemaker-mlflow \
+		-r functions/requirements-sagemaker.lock
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

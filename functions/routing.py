@@ -181,3 +181,24 @@ def s3_recorder_pattern(bucket_name: str) -> dict[str, Any]:
 def project_archive_pattern() -> dict[str, Any]:
     """What the project-bus archive keeps: every event the project emits."""
     return {"source": [EVENT_SOURCE]}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An HTTP entry point (a Lambda function URL): no rule or queue in front, the caller waits for the answer."""
+
+    name: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    description: str = ""
+
+
+WEBHOOK = Endpoint(
+    name="webhook",
+    handler="functions.handlers.webhook.lambda_handler",
+    # MLflow waits 30 s for an answer; verifying and publishing takes well under a second.
+    timeout_seconds=10,
+    memory_mb=256,
+    description="Receives signed MLflow registry webhooks and announces hand-registered versions",
+)

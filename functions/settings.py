@@ -87,10 +87,17 @@ def function_environment(
     max_pending_seconds: int = DEFAULT_MAX_PENDING_SECONDS,
     log_level: str = "INFO",
     tracing: bool = False,
+    mlflow_sigv4: bool = False,
+    mlflow_insecure_tls: bool = False,
+    mlflow_server_cert_path: str = "",
     policies_dir: str = "",
     replay_alias_moves: str = "dry-run",
 ) -> dict[str, str]:
-    """The environment of one route's function, on AWS and in the sandbox alike."""
+    """The environment of one route's function, on AWS and in the sandbox alike.
+
+    The `mlflow_*` ones are MLflow's own client settings: SigV4-signed requests (an MLflow server behind API Gateway
+    with IAM auth), TLS verification off (never the default), and a CA bundle for a server with a private CA.
+    """
     env = {
         "ARTIFACT_BUCKET": bucket,
         "ARTIFACT_ROOT_PREFIX": artifact_root_prefix,
@@ -114,6 +121,71 @@ def function_environment(
         env["MLFLOW_REGISTRY_URI"] = registry_uri
     if credentials_secret_arn:
         env["MLFLOW_CREDENTIALS_SECRET_ARN"] = credentials_secret_arn
+    env.update(mlflow_client_environment(mlflow_sigv4, mlflow_insecure_tls, mlflow_server_cert_path))
     if policies_dir:
         env["POLICIES_DIR"] = policies_dir
     return env
+
+
+def mlflow_client_environment(sigv4: bool, insecure_tls: bool, server_cert_path: str) -> dict[str, str]:
+    """MLflow's variables for SigV4, TLS verification and a private CA; verification stays on unless told."""
+    env = {}
+    if sigv4:
+        env["MLFLOW_TRACKING_AWS_SIGV4"] = "true"
+    if insecure_tls:
+        env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+    if server_cert_path:
+        env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = server_cert_path
+    return env
+
+
+# --- the webhook receiver (an HTTP endpoint, not a queue route) ---------------------------------------------------
+
+DEFAULT_WEBHOOK_TOLERANCE_SECONDS = 300
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_WEBHOOK_DELIVERY_TTL_SECONDS = 3600
+
+
+class WebhookSettings(BaseModel):
+    """What the webhook function needs: where to publish, the HMAC secret, and its limits."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ARTIFACT_BUCKET: NonEmpty
+    EVENT_BUS_NAME: NonEmpty
+    EVENT_SOURCE: NonEmpty = EVENT_SOURCE
+    IDEMPOTENCY_TABLE: NonEmpty
+    WEBHOOK_SECRET_ARN: NonEmpty
+    WEBHOOK_TOLERANCE_SECONDS: Annotated[int, Field(ge=30, le=3600)] = DEFAULT_WEBHOOK_TOLERANCE_SECONDS
+    WEBHOOK_MAX_BODY_BYTES: Annotated[int, Field(ge=1024, le=1024 * 1024)] = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+    # Delivery ids are remembered at least as long as a signed timestamp is accepted, so a replay is always seen.
+    WEBHOOK_DELIVERY_TTL_SECONDS: Annotated[int, Field(ge=3600)] = DEFAULT_WEBHOOK_DELIVERY_TTL_SECONDS
+
+
+@lru_cache(maxsize=1)
+def load_webhook_settings() -> WebhookSettings:
+    return WebhookSettings.model_validate(dict(os.environ))
+
+
+def webhook_function_environment(
+    *,
+    bucket: str,
+    event_bus_name: str,
+    idempotency_table: str,
+    secret_arn: str,
+    log_level: str = "INFO",
+    tracing: bool = False,
+) -> dict[str, str]:
+    """The environment of the webhook function, on AWS and in the sandbox alike."""
+    return {
+        "ARTIFACT_BUCKET": bucket,
+        "EVENT_BUS_NAME": event_bus_name,
+        "IDEMPOTENCY_TABLE": idempotency_table,
+        "WEBHOOK_SECRET_ARN": secret_arn,
+        "WEBHOOK_TOLERANCE_SECONDS": str(DEFAULT_WEBHOOK_TOLERANCE_SECONDS),
+        "WEBHOOK_MAX_BODY_BYTES": str(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
+        "POWERTOOLS_SERVICE_NAME": "registry-autopilot-webhook",
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+    }

@@ -30,6 +30,7 @@ import atexit
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -44,8 +45,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, MLMODEL_FILE, ROUTES, Bus, Route, project_archive_pattern
-from functions.settings import function_environment
+from functions.routing import (
+    DEFAULT_ARTIFACT_ROOT_PREFIX,
+    MLMODEL_FILE,
+    ROUTES,
+    WEBHOOK,
+    Bus,
+    Route,
+    project_archive_pattern,
+)
+from functions.settings import function_environment, webhook_function_environment
 from replay.processes import (
     LOCALHOST,
     ChildProcess,
@@ -66,6 +75,14 @@ PROJECT_BUS = NAME_PREFIX
 IDEMPOTENCY_TABLE = f"{NAME_PREFIX}-idempotency"
 OBSERVER_QUEUE = f"{NAME_PREFIX}-observer"
 FIFO_SUFFIX = ".fifo"
+WEBHOOK_SECRET = f"{NAME_PREFIX}-webhook"
+# MLflow refuses webhooks to http:// and private addresses unless told otherwise: the sandbox's endpoint is both.
+# A 1 s cache lets a webhook created (or deleted) in a test take effect at once.
+MLFLOW_WEBHOOK_SETTINGS = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _REQUIRED_MODULES = {
@@ -196,6 +213,7 @@ class Sandbox:
         self.workdir: Path | None = None
         self.mlflow_port: int | None = None
         self.aws_port: int | None = None
+        self.webhook_port: int | None = None
         self.wiring: dict[str, RouteWiring] = {}
         self.observer_queue_url: str | None = None
         self.startup_seconds: float | None = None
@@ -222,6 +240,11 @@ class Sandbox:
     @property
     def mlflow_tracking_uri(self) -> str:
         return f"http://{LOCALHOST}:{self.mlflow_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        """The webhook function's URL (a function URL on AWS): give it to `MlflowClient().create_webhook`."""
+        return f"http://{LOCALHOST}:{self.webhook_port}/"
 
     @property
     def artifact_root(self) -> str:
@@ -273,6 +296,8 @@ class Sandbox:
                 for name, wiring in sorted(self.wiring.items())
             },
             "observer_queue_url": self.observer_queue_url,
+            "webhook_url": self.webhook_url,
+            "webhook_secret_id": WEBHOOK_SECRET,
             "workdir": str(self.workdir),
             "pids": {
                 **{name: child.pid for name, child in self._servers.items()},
@@ -292,6 +317,8 @@ class Sandbox:
             sandbox.mlflow_port = int(data["mlflow_tracking_uri"].rsplit(":", 1)[1])
             sandbox.workdir = Path(data["workdir"])
             sandbox.observer_queue_url = data["observer_queue_url"]
+            if data.get("webhook_url"):
+                sandbox.webhook_port = int(data["webhook_url"].rstrip("/").rsplit(":", 1)[1])
             known = {r.name: r for r in ROUTES}
             sandbox.routes = tuple(known[name] for name in data["queues"] if name in known)
             for route in sandbox.routes:
@@ -340,6 +367,7 @@ class Sandbox:
             self._progress("creating the bucket, the project bus, the idempotency table, queues and rules")
             self._create_resources()
             self._start_workers()
+            self._start_webhook_endpoint()
             wait_until_healthy(
                 f"{self.mlflow_tracking_uri}/health",
                 child=self._servers["mlflow"],
@@ -347,6 +375,12 @@ class Sandbox:
                 what="MLflow server",
             )
             self._wait_for_workers(deadline)
+            wait_until_healthy(
+                f"{self.webhook_url}_sandbox/health",
+                child=self._servers["webhook"],
+                deadline=deadline,
+                what="webhook endpoint",
+            )
         except BaseException as error:
             if not isinstance(error, KeyboardInterrupt):
                 self._remove_workdir = False  # keep the logs the error message points to
@@ -427,6 +461,9 @@ class Sandbox:
         self.mlflow_port = self._requested_ports["mlflow"] or free_port()
         while self.mlflow_port == self.aws_port:
             self.mlflow_port = free_port()
+        self.webhook_port = free_port()
+        while self.webhook_port in (self.aws_port, self.mlflow_port):
+            self.webhook_port = free_port()
 
     def _base_environment(self) -> dict[str, str]:
         """This process's environment without AWS, MLflow or Powertools settings that could leak in."""
@@ -454,7 +491,7 @@ class Sandbox:
                 *("--backend-store-uri", f"sqlite:///{self._workdir() / 'mlflow.db'}"),
                 *("--default-artifact-root", self.artifact_root, "--no-serve-artifacts"),
             ],
-            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **MLFLOW_WEBHOOK_SETTINGS},
             log_path=self.log_path("mlflow"),
             cwd=self.workdir,
         )
@@ -478,6 +515,7 @@ class Sandbox:
         for route in self.routes:
             self.wiring[route.name] = self._wire_route(route, events=events, sqs=sqs)
         self.observer_queue_url = sqs.create_queue(QueueName=OBSERVER_QUEUE)["QueueUrl"]
+        self.client("secretsmanager").create_secret(Name=WEBHOOK_SECRET, SecretString=secrets.token_urlsafe(48))
         self._put_rule(
             events,
             name=OBSERVER_QUEUE,
@@ -570,6 +608,42 @@ class Sandbox:
             "_HANDLER": route.handler,
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+
+    def _start_webhook_endpoint(self) -> None:
+        """The webhook function behind a local function URL, with its AWS environment pointed at this sandbox."""
+        secret_arn = self.client("secretsmanager").describe_secret(SecretId=WEBHOOK_SECRET)["ARN"]
+        env = {
+            **self._base_environment(),
+            **webhook_function_environment(
+                bucket=self.bucket,
+                event_bus_name=self.event_bus,
+                idempotency_table=self.idempotency_table,
+                secret_arn=secret_arn,
+                log_level=self._log_level,
+            ),
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            **DUMMY_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_LAMBDA_FUNCTION_NAME": f"{NAME_PREFIX}-{WEBHOOK.name}",
+            "_HANDLER": WEBHOOK.handler,
+        }
+        self._servers["webhook"] = ChildProcess.start(
+            "webhook endpoint",
+            [
+                *(sys.executable, "-m", "replay.function_url", "--handler", WEBHOOK.handler),
+                *("--host", LOCALHOST, "--port", str(self.webhook_port), "--parent-pid", str(os.getpid())),
+                *("--function-name", f"{NAME_PREFIX}-{WEBHOOK.name}", "--memory-mb", str(WEBHOOK.memory_mb)),
+                *("--timeout-seconds", str(WEBHOOK.timeout_seconds)),
+            ],
+            env=env,
+            log_path=self.log_path(WEBHOOK.name),
+            cwd=REPO_ROOT,
+        )
+
+    def webhook_secret(self) -> str:
+        """The HMAC secret the webhook function verifies with (in the sandbox's Secrets Manager)."""
+        return self.client("secretsmanager").get_secret_value(SecretId=WEBHOOK_SECRET)["SecretString"]
 
     def start_worker(
         self,

@@ -6,6 +6,9 @@ The CLI passes `-c` values as strings, so numbers, booleans and objects are also
 (`-c registerMaxConcurrency=10`, `-c tracing=true`, `-c experimentModelNames='{"12": "churn"}'`).
 A wrong value stops the synth with a `ConfigError` that names the key.
 
+The MLflow keys are checked together too (`_check_mlflow`): a Databricks tracking URI needs a credentials secret,
+SageMaker needs none, SigV4 needs the API's execute-api ARN, and so on; the README has a worked example per backend.
+
 `mlflowTrackingUri` is the one value a real deployment must provide. It defaults to empty so that a fresh checkout
 synthesizes (tests, `cdk synth`, reviews of the template); the functions then get `PLACEHOLDER_TRACKING_URI` and
 the stack adds a synth warning. `cdk deploy --strict` (and `cdk synth --strict`) fail on that warning, so a
@@ -16,16 +19,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.models.mlflow_backend import (
+    SAGEMAKER_MLFLOW_APP,
+    SAGEMAKER_TRACKING_SERVER,
+    Backend,
+    backend_of,
+    is_unity_catalog,
+)
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, PLAIN_UPLOAD_PREFIX
 from functions.settings import DEFAULT_MODEL_NAME_TAG
 
 if TYPE_CHECKING:
     from constructs import Node
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_TRACKING_URI = "https://mlflow.example.invalid"
 """Used when `mlflowTrackingUri` is empty, so that synth and tests work; the stack then warns (see README)."""
 
@@ -39,6 +51,15 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
+_EXECUTE_API_ARN = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+/[A-Za-z0-9_*/.$-]+$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+# Unity Catalog downloads every model into the function and uploads it again (see the README): when the two keys
+# below are left at 0, a Unity Catalog registry gets these, any other registry the route's own settings.
+UNITY_CATALOG_REGISTER_TIMEOUT_SECONDS = 900
+UNITY_CATALOG_REGISTER_EPHEMERAL_STORAGE_MB = 4096
+DEFAULT_EPHEMERAL_STORAGE_MB = 512
 
 
 class ConfigError(ValueError):
@@ -63,6 +84,15 @@ class RegistryConfig:
     noncurrent_version_expiration_days: int = 90
     databricks_instance_profile: bool = False
     tracing: bool = False
+    mlflow_sig_v4: bool = False
+    mlflow_execute_api_arn: str = ""
+    mlflow_insecure_tls: bool = False
+    mlflow_ca_bundle: str = ""
+    vpc_subnet_ids: Sequence[str] = field(default_factory=list)
+    vpc_security_group_ids: Sequence[str] = field(default_factory=list)
+    register_timeout_seconds: int = 0
+    register_ephemeral_storage_mb: int = 0
+    webhooks: bool = False
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -75,6 +105,32 @@ class RegistryConfig:
     @property
     def max_pending_seconds(self) -> int:
         return self.max_pending_hours * 3600
+
+    @property
+    def backend(self) -> Backend:
+        return backend_of(self.mlflow_tracking_uri)
+
+    @property
+    def unity_catalog(self) -> bool:
+        return bool(self.mlflow_tracking_uri) and is_unity_catalog(self.mlflow_tracking_uri, self.mlflow_registry_uri)
+
+    @property
+    def sagemaker_tracking_server_arn(self) -> str:
+        """The tracking server the functions' role may call (empty unless the backend is SageMaker)."""
+        return self.mlflow_tracking_uri if self.backend is Backend.SAGEMAKER else ""
+
+    @property
+    def effective_register_timeout_seconds(self) -> int | None:
+        """None: the route's own timeout (`functions.routing.REGISTER`)."""
+        if self.register_timeout_seconds:
+            return self.register_timeout_seconds
+        return UNITY_CATALOG_REGISTER_TIMEOUT_SECONDS if self.unity_catalog else None
+
+    @property
+    def effective_register_ephemeral_storage_mb(self) -> int:
+        if self.register_ephemeral_storage_mb:
+            return self.register_ephemeral_storage_mb
+        return UNITY_CATALOG_REGISTER_EPHEMERAL_STORAGE_MB if self.unity_catalog else DEFAULT_EPHEMERAL_STORAGE_MB
 
     @classmethod
     def from_node(cls, node: Node) -> RegistryConfig:
@@ -89,7 +145,9 @@ class RegistryConfig:
         for attribute, key in CONTEXT_KEYS.items():
             raw = context.get(key)
             values[attribute] = getattr(defaults, attribute) if raw is None else _PARSERS[attribute](key, raw)
-        return cls(**values)
+        config = cls(**values)
+        _check_mlflow(config)
+        return config
 
 
 def context_key(attribute: str) -> str:
@@ -179,6 +237,87 @@ def _experiment_model_names(key: str, raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+def _id_list(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], list[str]]:
+    def parse(key: str, raw: Any) -> list[str]:
+        if isinstance(raw, str):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            raise ConfigError(
+                f"context key {key!r} must be a list of {what} (or a comma-separated string), got {raw!r}"
+            )
+        bad = [item for item in raw if not pattern.fullmatch(item)]
+        if bad:
+            raise ConfigError(f"context key {key!r} holds values that are not {what}: {', '.join(bad)}")
+        return list(dict.fromkeys(raw))
+
+    return parse
+
+
+def _ca_bundle(key: str, raw: Any) -> str:
+    value = _string(allow_empty=True)(key, raw)
+    if not value:
+        return ""
+    path = Path(value) if Path(value).is_absolute() else REPO_ROOT / value
+    if not path.is_file():
+        raise ConfigError(f"context key {key!r} must name a PEM file (relative to the project root); {value!r} is none")
+    if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1_000_000]:
+        raise ConfigError(f"context key {key!r}: {value!r} holds no PEM certificate")
+    return value
+
+
+def _check_mlflow(config: RegistryConfig) -> None:
+    """The MLflow keys that only make sense together; raises ConfigError naming the keys."""
+    uri, registry, secret = config.mlflow_tracking_uri, config.mlflow_registry_uri, config.mlflow_credentials_secret_arn
+    backend = config.backend
+    for key, value in (("mlflowTrackingUri", uri), ("mlflowRegistryUri", registry)):
+        if value.startswith(("databricks://", "databricks-uc://")):
+            raise ConfigError(
+                f"context key {key!r}: Databricks profiles ({value!r}) need a config file the functions do not have; "
+                "use 'databricks' (or 'databricks-uc') and put host and token in mlflowCredentialsSecretArn"
+            )
+    if uri and backend is Backend.SAGEMAKER:
+        if SAGEMAKER_MLFLOW_APP.fullmatch(uri):
+            raise ConfigError(
+                "context key 'mlflowTrackingUri': SageMaker MLflow Apps (mlflow-app/...) are not supported yet (the IAM "
+                "actions they need could not be verified); use a tracking server ARN (mlflow-tracking-server/...)"
+            )
+        if not SAGEMAKER_TRACKING_SERVER.fullmatch(uri):
+            raise ConfigError(
+                "context key 'mlflowTrackingUri' must be a SageMaker tracking server ARN "
+                f"(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>); got {uri!r}"
+            )
+        if secret:
+            raise ConfigError(
+                "context key 'mlflowCredentialsSecretArn' must be empty for SageMaker: the functions' role signs requests"
+            )
+    if backend is Backend.DATABRICKS and uri and not secret:
+        raise ConfigError(
+            "context key 'mlflowCredentialsSecretArn' is required with the databricks tracking URI (a secret holding "
+            "host and token, or host, client_id and client_secret)"
+        )
+    if registry.startswith("databricks") and backend is not Backend.DATABRICKS:
+        raise ConfigError("context key 'mlflowRegistryUri': a Databricks registry needs mlflowTrackingUri=databricks")
+    if registry.startswith("arn:") and registry != uri:
+        raise ConfigError("context key 'mlflowRegistryUri': a SageMaker registry must be the tracking server itself")
+    if config.mlflow_sig_v4 != bool(config.mlflow_execute_api_arn):
+        raise ConfigError(
+            "context keys 'mlflowSigV4' and 'mlflowExecuteApiArn' go together: SigV4-signed requests need the "
+            "execute-api ARN the functions may invoke (and the ARN is only used for SigV4)"
+        )
+    self_hosted_only = {
+        "mlflowSigV4": config.mlflow_sig_v4,
+        "mlflowInsecureTls": config.mlflow_insecure_tls,
+        "mlflowCaBundle": bool(config.mlflow_ca_bundle),
+    }
+    for key, is_set in self_hosted_only.items():
+        if is_set and backend is not Backend.SELF_HOSTED:
+            raise ConfigError(f"context key {key!r} applies to a self-hosted MLflow server (an https:// tracking URI)")
+    if config.mlflow_insecure_tls and config.mlflow_ca_bundle:
+        raise ConfigError("context keys 'mlflowInsecureTls' and 'mlflowCaBundle' exclude each other")
+    if bool(config.vpc_subnet_ids) != bool(config.vpc_security_group_ids):
+        raise ConfigError("context keys 'vpcSubnetIds' and 'vpcSecurityGroupIds' go together (both or neither)")
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "stack_name": _string(
         _STACK_NAME,
@@ -211,4 +350,19 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "noncurrent_version_expiration_days": _integer(1, 3650),
     "databricks_instance_profile": _boolean,
     "tracing": _boolean,
+    "mlflow_sig_v4": _boolean,
+    "mlflow_execute_api_arn": _string(
+        _EXECUTE_API_ARN,
+        allow_empty=True,
+        hint="must be an execute-api ARN (arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<method>/<path>)",
+    ),
+    "mlflow_insecure_tls": _boolean,
+    "mlflow_ca_bundle": _ca_bundle,
+    "vpc_subnet_ids": _id_list(_SUBNET_ID, "subnet ids (subnet-...)"),
+    "vpc_security_group_ids": _id_list(_SECURITY_GROUP_ID, "security group ids (sg-...)"),
+    # 0 = automatic (the route's 60 s, or 900 s for Unity Catalog); Lambda allows up to 900 s.
+    "register_timeout_seconds": _integer(0, 900),
+    # 0 = automatic (512 MB, or 4096 MB for Unity Catalog); Lambda allows 512 to 10240 MB.
+    "register_ephemeral_storage_mb": _integer(0, 10240),
+    "webhooks": _boolean,
 }

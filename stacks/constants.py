@@ -16,6 +16,8 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 # Every package of the bundle, pinned for Lambda's platform (`make lock` writes it from requirements.txt).
 FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
+# The SageMaker MLflow plugin, in a layer of its own that only SageMaker deployments get (see the file).
+FUNCTIONS_SAGEMAKER_LOCK = FUNCTIONS_DIR / "requirements-sagemaker.lock"
 # Validation policies ship in the code asset beside `functions/` (checked at synth by stacks/registry_stack.py).
 POLICIES_DIR = REPO_ROOT / "policies"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Stack, Tags
@@ -16,12 +17,15 @@ from stacks.constructs.artifact_bucket import ArtifactBucket
 from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode
 from stacks.constructs.idempotency_table import IdempotencyTable
+from stacks.constructs.mlflow_access import MlflowAccess
 from stacks.constructs.recorder import Recorder
 from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
+from stacks.constructs.webhook import WebhookReceiver
 from stacks.constructs.writer_access import WriterAccess
 from stacks.nag import acknowledge
 
 PLACEHOLDER_WARNING_ID = "registry-autopilot:placeholderTrackingUri"
+INSECURE_TLS_WARNING_ID = "registry-autopilot:insecureTls"
 
 # The Lambda function CDK adds for `event_bridge_enabled=True` (Custom::S3BucketNotifications); its id is fixed.
 _NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -81,6 +85,7 @@ class RegistryAutopilotStack(Stack):
         )
         self.idempotency = IdempotencyTable(self, "Idempotency")
         self.code = FunctionCode(self, "FunctionCode", layout=layout)
+        self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
         self.recorder = Recorder(
@@ -91,8 +96,10 @@ class RegistryAutopilotStack(Stack):
             bucket_name=self.artifacts.bucket.bucket_name,
             retention=_LOG_RETENTION[config.log_retention_days],
         )
+        self.webhook = self._build_webhook() if config.webhooks else None
         self._acknowledge_notifications_handler()
         self._warn_about_placeholder_tracking_uri()
+        self._warn_about_insecure_tls()
         self._add_outputs()
         self._add_replay_outputs()
         self._add_tags()
@@ -115,6 +122,7 @@ class RegistryAutopilotStack(Stack):
             max_pending_seconds=config.max_pending_seconds,
             log_retention=_LOG_RETENTION[config.log_retention_days],
             tracing=config.tracing,
+            mlflow=self.mlflow,
         )
 
     def _build_pipeline(self, route: Route, context: PipelineContext) -> RoutePipeline:
@@ -122,13 +130,29 @@ class RegistryAutopilotStack(Stack):
         concurrency = (
             self.config.register_max_concurrency if route.name == "register" else DEFAULT_ROUTE_MAX_CONCURRENCY
         )
+        # `register` may copy whole models (Unity Catalog): its timeout and disk can be sized from context.
+        storage = self.config.effective_register_ephemeral_storage_mb if route.name == "register" else 512
+        timeout = self.config.effective_register_timeout_seconds if route.name == "register" else None
         return RoutePipeline(
             self,
             f"{pascal_case(route.name)}Pipeline",
-            route=route,
+            route=replace(route, timeout_seconds=timeout) if timeout else route,
             bus=self.buses.bus(route.bus),
             context=context,
             max_concurrency=concurrency,
+            ephemeral_storage_mb=storage,
+        )
+
+    def _build_webhook(self) -> WebhookReceiver:
+        return WebhookReceiver(
+            self,
+            "Webhook",
+            bucket_name=self.artifacts.bucket.bucket_name,
+            project_bus=self.buses.project_bus,
+            idempotency_table=self.idempotency.table,
+            code=self.code,
+            log_retention=_LOG_RETENTION[self.config.log_retention_days],
+            tracing=self.config.tracing,
         )
 
     def _acknowledge_notifications_handler(self) -> None:
@@ -153,6 +177,15 @@ class RegistryAutopilotStack(Stack):
                 "anything. Deploy with -c mlflowTrackingUri=<your MLflow URL>; `cdk deploy --strict` refuses to deploy while this warning stands.",
             )
 
+    def _warn_about_insecure_tls(self) -> None:
+        if self.config.mlflow_insecure_tls:
+            Annotations.of(self).add_warning_v2(
+                INSECURE_TLS_WARNING_ID,
+                "mlflowInsecureTls=true: the functions do not verify the MLflow server's TLS certificate, so anyone on "
+                "the path can read the credentials and forge answers. Prefer mlflowCaBundle with the server's CA. "
+                "`cdk deploy --strict` refuses to deploy while this warning stands.",
+            )
+
     def _add_outputs(self) -> None:
         bucket = self.artifacts.bucket
         self._output("BucketName", bucket.bucket_name, "The artifact bucket")
@@ -175,6 +208,9 @@ class RegistryAutopilotStack(Stack):
                     pipeline.delivery_dead_letter_queue.queue_url,
                     f"Events EventBridge could not deliver to the {name} FIFO queue",
                 )
+        if self.webhook is not None:
+            self._output("WebhookUrl", self.webhook.url.url, "MLflow webhook URL (create_webhook(url=...))")
+            self._output("WebhookSecretArn", self.webhook.secret.secret_arn, "The webhook's HMAC secret")
         if self.writer.instance_profile is not None:
             self._output(
                 "DatabricksInstanceProfileArn",

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from pydantic import BaseModel
 
 from functions.domain.errors import Unavailable
 from functions.domain.ports import (
+    IDENTITY_TAG,
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
     ModelRegistry,
     ObjectMissing,
     ObjectTooLarge,
+    RegistryRequirements,
     RunInfo,
     VersionInfo,
 )
 
 
 class FakeRegistry(ModelRegistry):
-    def __init__(self) -> None:
+    """An in-memory registry. `unity_catalog=True` behaves like Unity Catalog: its requirements, and versions
+    whose source is a copy in the registry's own storage (so only the identity tag can find them again)."""
+
+    def __init__(self, *, unity_catalog: bool = False) -> None:
+        self.unity_catalog = unity_catalog
+        if unity_catalog:
+            self.requirements = RegistryRequirements(three_level_names=True, signature_required=True)
+        self.find_calls: list[dict] = []
         self.logged_models: dict[str, LoggedModelInfo] = {}
         self.runs: dict[str, RunInfo] = {}
         self.models: set[str] = set()
@@ -45,9 +55,19 @@ class FakeRegistry(ModelRegistry):
         self._check()
         return self.runs.get(run_id)
 
-    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
+    def find_version(
+        self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None
+    ) -> VersionInfo | None:
         self._check()
-        return next((v for v in self.versions if v.model_name == model_name and v.source in sources), None)
+        self.find_calls.append({"name": model_name, "sources": list(sources), "identity": identity})
+        return next(
+            (
+                v
+                for v in self.versions
+                if v.model_name == model_name and (v.source in sources or v.tags.get(IDENTITY_TAG) == identity)
+            ),
+            None,
+        )
 
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         self._check()
@@ -94,8 +114,14 @@ class FakeRegistry(ModelRegistry):
         self.create_calls.append({"name": model_name, "source": source, "run_id": run_id, "model_id": model_id})
         self.models.add(model_name)
         number = str(sum(1 for v in self.versions if v.model_name == model_name) + 1)
+        stored_source = f"dbfs:/uc/{model_name}/{number}" if self.unity_catalog else source
         version = VersionInfo(
-            model_name=model_name, version=number, source=source, run_id=run_id, tags=dict(tags), model_id=model_id
+            model_name=model_name,
+            version=number,
+            source=stored_source,
+            run_id=run_id,
+            tags=dict(tags),
+            model_id=model_id,
         )
         self.versions.append(version)
         return version

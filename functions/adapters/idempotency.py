@@ -43,3 +43,7 @@ class IdempotentCall:
         if context is not None:
             self._config.register_lambda_context(context)
         return self._once(payload=payload)
+
+    def register_context(self, context: LambdaContext) -> None:
+        """Lets an in-progress record expire with the invocation (for callers that pass only the payload)."""
+        self._config.register_lambda_context(context)

@@ -1,54 +1,93 @@
 """The MLflow Model Registry behind the `ModelRegistry` port (mlflow-skinny's `MlflowClient`).
 
-MLflow's error codes are mapped to the domain's: "does not exist" becomes `None`, anything else that
-stops a call (server down, timeouts, 5xx, auth) becomes `Unavailable`, which the queue retries.
+MLflow's error codes are mapped to the domain's: "does not exist" becomes `None`; a refused request (401/403)
+becomes `Unavailable("registry_auth_failed")` and makes the connection re-read its secret; a request the registry
+calls invalid becomes `Rejected("registry_refused")`; anything else that stops a call (server down, timeouts, 5xx)
+becomes `Unavailable("registry_unavailable")`, which the queue retries.
+
+Two flavours of registry:
+- `MlflowRegistry`: an MLflow server (self-hosted, SageMaker) or the Databricks workspace registry. Finding an
+  earlier version searches by source (`source_path`), one request per candidate source.
+- `UnityCatalogRegistry`: Unity Catalog allows only `name=` or `run_id=` in version searches, returns no tags in
+  search results and keeps its own copy of the artifacts. An earlier version is found by source, or else by the
+  `origin.identity` tag (read with one `get_model_version` per version created since the upload). Tag keys are
+  written with `__` for `.` and read back, and values are capped, as Unity Catalog tags require; the domain sees
+  the same tags on every registry.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from functions.adapters.secrets import read_secret
-from functions.domain.errors import Unavailable
-from functions.domain.ports import LoggedModelInfo, ModelRegistry, RunInfo, VersionInfo
+from functions.adapters.mlflow_connection import (  # noqa: F401 - re-exported for the handlers
+    CLIENT_DEFAULTS,
+    RegistryConnection,
+    apply_client_environment,
+    make_client,
+)
+from functions.domain.errors import Rejected, Unavailable
+from functions.domain.ports import (
+    IDENTITY_TAG,
+    LoggedModelInfo,
+    ModelRegistry,
+    RegistryRequirements,
+    RunInfo,
+    VersionInfo,
+)
+from functions.models.mlflow_backend import is_unity_catalog
 from functions.settings import Settings
 
 _MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 _EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
-
-# The queue retries with backoff; the client must fail fast instead of retrying for minutes itself.
-CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-}
+_REFUSED_CREDENTIALS = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED", "UNAUTHORIZED"})
+_INVALID = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
 
 
 def _code(error: MlflowException) -> str:
     return str(getattr(error, "error_code", "") or "")
 
 
-def _unavailable(operation: str, error: Exception) -> Unavailable:
-    message = str(error).splitlines()[0][:500] if str(error) else type(error).__name__
-    return Unavailable("registry_unavailable", f"MLflow {operation} failed: {message}")
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:500] if str(error) else type(error).__name__
 
 
 class MlflowRegistry(ModelRegistry):
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
+    """An MLflow registry reached through `client` (an `MlflowClient`, or a `RegistryConnection` that builds one)."""
+
+    def __init__(self, client: MlflowClient | RegistryConnection) -> None:
+        self._connection = client if isinstance(client, RegistryConnection) else None
+        self._fixed_client = None if isinstance(client, RegistryConnection) else client
+
+    @property
+    def _client(self) -> MlflowClient:
+        return self._connection.client() if self._connection is not None else self._fixed_client
+
+    def _unavailable(self, operation: str, error: Exception) -> Unavailable:
+        if isinstance(error, MlflowException) and _code(error) in _REFUSED_CREDENTIALS:
+            if self._connection is not None:
+                self._connection.reset()
+            return Unavailable(
+                "registry_auth_failed",
+                f"MLflow refused {operation} ({_code(error)}): check the credentials secret and the identity's "
+                f"permissions in the registry. {_first_line(error)}",
+            )
+        return Unavailable("registry_unavailable", f"MLflow {operation} failed: {_first_line(error)}")
 
     def get_logged_model(self, model_id: str) -> LoggedModelInfo | None:
+        client = self._client
         try:
-            model = self._client.get_logged_model(model_id)
+            model = client.get_logged_model(model_id)
         except MlflowException as error:
             if _code(error) in _MISSING:
                 return None
-            raise _unavailable("get_logged_model", error) from error
+            raise self._unavailable("get_logged_model", error) from error
         return LoggedModelInfo(
             model_id=model.model_id,
             experiment_id=str(model.experiment_id),
@@ -60,12 +99,13 @@ class MlflowRegistry(ModelRegistry):
         )
 
     def get_run(self, run_id: str) -> RunInfo | None:
+        client = self._client
         try:
-            run = self._client.get_run(run_id)
+            run = client.get_run(run_id)
         except MlflowException as error:
             if _code(error) in _MISSING:
                 return None
-            raise _unavailable("get_run", error) from error
+            raise self._unavailable("get_run", error) from error
         inputs = getattr(run, "inputs", None)
         return RunInfo(
             run_id=run.info.run_id,
@@ -75,68 +115,71 @@ class MlflowRegistry(ModelRegistry):
             has_dataset_inputs=bool(inputs and inputs.dataset_inputs),
         )
 
-    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
+    def find_version(
+        self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None
+    ) -> VersionInfo | None:
+        client = self._client
         for source in sources:
             try:
-                found = self._client.search_model_versions(
-                    f"name='{model_name}' and source_path='{source}'", max_results=1
-                )
+                found = client.search_model_versions(f"name='{model_name}' and source_path='{source}'", max_results=1)
             except MlflowException as error:
-                raise _unavailable("search_model_versions", error) from error
+                raise self._unavailable("search_model_versions", error) from error
             if found:
-                return _version(found[0])
+                return self._to_version(found[0])
         return None
 
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         try:
-            return _version(self._client.get_model_version(model_name, version))
+            return self._to_version(self._client.get_model_version(model_name, version))
         except MlflowException as error:
             if _code(error) in _MISSING:
                 return None
-            raise _unavailable("get_model_version", error) from error
+            raise self._unavailable("get_model_version", error) from error
 
     def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
         try:
-            return _version(self._client.get_model_version_by_alias(model_name, alias))
+            return self._to_version(self._client.get_model_version_by_alias(model_name, alias))
         except MlflowException as error:
             # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
             if _code(error) in _MISSING or (_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
                 return None
-            raise _unavailable("get_model_version_by_alias", error) from error
+            raise self._unavailable("get_model_version_by_alias", error) from error
 
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         try:
-            for key, value in tags.items():
+            for key, value in self._to_registry_tags(tags).items():
                 self._client.set_model_version_tag(model_name, version, key, value)
         except MlflowException as error:
-            raise _unavailable("set_model_version_tag", error) from error
+            raise self._unavailable("set_model_version_tag", error) from error
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         try:
             self._client.set_registered_model_alias(model_name, alias, version)
         except MlflowException as error:
-            raise _unavailable("set_registered_model_alias", error) from error
+            raise self._unavailable("set_registered_model_alias", error) from error
 
     def get_model_tags(self, model_name: str) -> dict[str, str]:
         try:
-            return dict(self._client.get_registered_model(model_name).tags or {})
+            return self._from_registry_tags(dict(self._client.get_registered_model(model_name).tags or {}))
         except MlflowException as error:
             if _code(error) in _MISSING:
                 return {}
-            raise _unavailable("get_registered_model", error) from error
+            raise self._unavailable("get_registered_model", error) from error
 
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:
         try:
-            self._client.set_registered_model_tag(model_name, key, value)
+            for registry_key, registry_value in self._to_registry_tags({key: value}).items():
+                self._client.set_registered_model_tag(model_name, registry_key, registry_value)
         except MlflowException as error:
-            raise _unavailable("set_registered_model_tag", error) from error
+            raise self._unavailable("set_registered_model_tag", error) from error
 
     def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
         try:
-            self._client.delete_model_version_tag(model_name, version, key)
+            (registry_key,) = self._to_registry_tags({key: ""})
+            self._client.delete_model_version_tag(model_name, version, registry_key)
         except MlflowException as error:
             if _code(error) not in _MISSING:
-                raise _unavailable("delete_model_version_tag", error) from error
+                raise self._unavailable("delete_model_version_tag", error) from error
 
     def transition_stage(self, model_name: str, version: str, stage: str) -> None:
         try:
@@ -144,7 +187,7 @@ class MlflowRegistry(ModelRegistry):
                 warnings.simplefilter("ignore", FutureWarning)
                 self._client.transition_model_version_stage(model_name, version, stage)
         except MlflowException as error:
-            raise _unavailable("transition_model_version_stage", error) from error
+            raise self._unavailable("transition_model_version_stage", error) from error
 
     def create_version(
         self,
@@ -163,32 +206,149 @@ class MlflowRegistry(ModelRegistry):
         try:
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
-            if _code(error) not in _MISSING:
-                raise _unavailable("create_model_version", error) from error
+            # MLflow's basic-auth app answers 403, not "does not exist", for a version of a model not created yet.
+            first_version = _code(error) in _MISSING or (
+                _code(error) == "PERMISSION_DENIED" and not self._model_exists(model_name)
+            )
+            if not first_version:
+                raise self._create_error(error) from error
         try:
             self._client.create_registered_model(model_name)
         except MlflowException as error:
             if _code(error) not in _EXISTS:
-                raise _unavailable("create_registered_model", error) from error
+                raise self._unavailable("create_registered_model", error) from error
         try:
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
-            raise _unavailable("create_model_version", error) from error
+            raise self._create_error(error) from error
+
+    def _model_exists(self, model_name: str) -> bool:
+        try:
+            self._client.get_registered_model(model_name)
+        except MlflowException as error:
+            if _code(error) in _MISSING:
+                return False
+            raise self._unavailable("get_registered_model", error) from error
+        return True
+
+    def _create_error(self, error: MlflowException) -> Exception:
+        if _code(error) in _INVALID:
+            return Rejected("registry_refused", f"MLflow refused the model version: {_first_line(error)}")
+        return self._unavailable("create_model_version", error)
 
     def _create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
         created = self._client.create_model_version(
-            model_name, source, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=0
+            model_name,
+            source,
+            run_id=run_id,
+            tags=self._to_registry_tags(tags),
+            model_id=model_id,
+            await_creation_for=0,
         )
-        return _version(created)
+        return self._to_version(created)
+
+    def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        """Tags as the registry stores them (MLflow servers: unchanged)."""
+        return dict(tags)
+
+    def _from_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        """Tags as the domain names them (MLflow servers: unchanged)."""
+        return dict(tags)
+
+    def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
+        return _version(version, tags=self._from_registry_tags(_tags(version)))
 
 
-def _version(version) -> VersionInfo:  # type: ignore[no-untyped-def]
+class UnityCatalogRegistry(MlflowRegistry):
+    """Databricks Unity Catalog (`databricks-uc`): three-level names, signatures required, artifacts copied."""
+
+    requirements = RegistryRequirements(three_level_names=True, signature_required=True)
+
+    MAX_TAG_VALUE = 1000
+    CLOCK_SKEW = timedelta(minutes=5)
+    MAX_IDENTITY_READS = 50
+    """Versions created since the upload whose tags are read, newest first. More than 50 versions of one model
+    created after a single upload is not expected; past that, an earlier version may be missed (and duplicated)."""
+
+    def find_version(
+        self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None
+    ) -> VersionInfo | None:
+        client = self._client
+        since_ms = int((not_before - self.CLOCK_SKEW).timestamp() * 1000) if not_before else None
+        recent = []
+        token = None
+        while True:
+            try:
+                page = client.search_model_versions(f"name='{model_name}'", page_token=token)
+            except MlflowException as error:
+                raise self._unavailable("search_model_versions", error) from error
+            for version in page:
+                if version.name != model_name:
+                    continue
+                if version.source in sources:
+                    return _version(version, tags={})  # UC search results carry no tags
+                if since_ms is None or (version.creation_timestamp or 0) >= since_ms:
+                    recent.append(version)
+            token = page.token
+            if not token:
+                break
+        recent.sort(key=lambda v: int(v.version), reverse=True)
+        for version in recent[: self.MAX_IDENTITY_READS]:
+            try:
+                full = client.get_model_version(model_name, str(version.version))
+            except MlflowException as error:
+                if _code(error) in _MISSING:
+                    continue
+                raise self._unavailable("get_model_version", error) from error
+            found = self._to_version(full)
+            if found.tags.get(IDENTITY_TAG) == uc_tag_value(IDENTITY_TAG, identity):
+                return found
+        return None
+
+    def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return {uc_tag_key(key): uc_tag_value(key, value) for key, value in tags.items()}
+
+    def _from_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return {from_uc_tag_key(key): value for key, value in tags.items()}
+
+    def transition_stage(self, model_name: str, version: str, stage: str) -> None:
+        raise Rejected(
+            "stages_unsupported",
+            f"Unity Catalog has no stages (asked to move {model_name} {version} to {stage}): remove promotion.stages "
+            "from the model's policy",
+        )
+
+
+def uc_tag_key(key: str) -> str:
+    """Unity Catalog tag keys may not hold `. , - = / :`; ours hold only letters, digits, `_` and `.`, so `.` is
+    written as `__` (reversibly: no key of ours holds `__`)."""
+    return key.replace(".", "__")
+
+
+def from_uc_tag_key(key: str) -> str:
+    return key.replace("__", ".")
+
+
+def uc_tag_value(key: str, value: str) -> str:
+    """An identity past Unity Catalog's 1,000 characters becomes its digest (stable, so lookups still match). Other
+    values pass unchanged: cutting one (an alias history is JSON) would corrupt it, so a value UC finds too long is
+    refused by UC, loudly."""
+    if key == IDENTITY_TAG and len(value) > UnityCatalogRegistry.MAX_TAG_VALUE:
+        return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+    return value
+
+
+def _tags(version) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return dict(version.tags or {})
+
+
+def _version(version, tags: dict[str, str] | None = None) -> VersionInfo:  # type: ignore[no-untyped-def]
     return VersionInfo(
         model_name=version.name,
         version=str(version.version),
         source=version.source,
         run_id=version.run_id or None,
-        tags=dict(version.tags or {}),
+        tags=dict(version.tags or {}) if tags is None else tags,
         model_id=getattr(version, "model_id", None) or None,
     )
 
@@ -203,35 +363,36 @@ def _latest(metrics: list) -> dict[str, float]:
     return {key: value for key, (_, _, value) in latest.items()}
 
 
-def configure_client_environment(secret: str | None) -> None:
-    """Put MLflow client settings and the credentials secret into the environment MLflow reads.
-
-    The secret is a JSON object with `username` and `password` (basic auth) or `token` (bearer).
-    Its values are never logged.
-    """
-    for name, value in CLIENT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    if not secret:
-        return
-    try:
-        credentials = json.loads(secret)
-    except json.JSONDecodeError:
-        raise ValueError("the MLflow credentials secret is not a JSON object") from None
-    mapping = {
-        "username": "MLFLOW_TRACKING_USERNAME",
-        "password": "MLFLOW_TRACKING_PASSWORD",
-        "token": "MLFLOW_TRACKING_TOKEN",
-    }
-    for field, variable in mapping.items():
-        if credentials.get(field):
-            os.environ[variable] = str(credentials[field])
-
-
-def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or None)
+def connect_registry(
+    *,
+    tracking_uri: str,
+    registry_uri: str = "",
+    credentials_secret_arn: str = "",
+    read_secret: Callable[..., str | None] | None = None,
+) -> MlflowRegistry:
+    """The registry adapter for these URIs, connecting (reading the secret) on first use."""
+    connection = RegistryConnection(
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        credentials_secret_arn=credentials_secret_arn,
+        read_secret=read_secret,
+    )
+    registry_class = UnityCatalogRegistry if is_unity_catalog(tracking_uri, registry_uri) else MlflowRegistry
+    return registry_class(connection)
 
 
 def registry_from_settings(settings: Settings) -> MlflowRegistry:
-    """The registry adapter a function uses: client settings and credentials applied, one client per container."""
-    configure_client_environment(read_secret(settings.MLFLOW_CREDENTIALS_SECRET_ARN))
-    return MlflowRegistry(make_client(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_REGISTRY_URI))
+    """The registry adapter a function uses, from its settings (one client per container, connected on first use)."""
+    return connect_registry(
+        tracking_uri=settings.MLFLOW_TRACKING_URI,
+        registry_uri=settings.MLFLOW_REGISTRY_URI,
+        credentials_secret_arn=settings.MLFLOW_CREDENTIALS_SECRET_ARN,
+    )
+
+
+def configure_client_environment(secret: str | None, tracking_uri: str | None = None) -> None:
+    """Put MLflow's client settings and the secret's credentials into the environment MLflow reads.
+
+    Kept for callers that build their client themselves; `connect_registry` does this on first use.
+    """
+    apply_client_environment(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""), secret)

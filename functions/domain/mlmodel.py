@@ -45,6 +45,8 @@ class MLmodel:
     run_id: str | None = None
     model_id: str | None = None
     has_signature: bool = False
+    has_full_signature: bool = False
+    """A signature with both inputs and outputs (what Unity Catalog requires)."""
     referenced_paths: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -72,6 +74,7 @@ def parse_mlmodel(content: bytes) -> MLmodel:
         run_id=_optional_str(document.get("run_id")),
         model_id=_optional_str(document.get("model_id")),
         has_signature=isinstance(document.get("signature"), dict),
+        has_full_signature=_full_signature(document.get("signature")),
         referenced_paths=frozenset(_referenced_paths(flavors)),
     )
 
@@ -94,6 +97,10 @@ def _referenced_paths(flavors: dict[str, dict]) -> set[str]:
 def _is_relative_path(value: str) -> bool:
     parts = value.strip("/").split("/")
     return bool(value) and not value.startswith("/") and "://" not in value and ".." not in parts
+
+
+def _full_signature(signature: object) -> bool:
+    return isinstance(signature, dict) and bool(signature.get("inputs")) and bool(signature.get("outputs"))
 
 
 def _optional_str(value: object) -> str | None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import BaseModel
+
+IDENTITY_TAG = "origin.identity"
+"""Every version the pipeline creates carries its upload's identity in this tag (see `find_version`)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,20 @@ class VersionInfo:
     model_id: str | None = None
 
 
+@dataclass(frozen=True)
+class RegistryRequirements:
+    """What a registry demands of a version before it accepts it (Unity Catalog demands both)."""
+
+    three_level_names: bool = False
+    """Model names are `catalog.schema.model`."""
+    signature_required: bool = False
+    """The MLmodel must have a signature with inputs and outputs."""
+
+
 class ModelRegistry(ABC):
     """The registry operations the pipeline uses. Unreachable registry → `Unavailable`."""
+
+    requirements: RegistryRequirements = RegistryRequirements()
 
     @abstractmethod
     def get_logged_model(self, model_id: str) -> LoggedModelInfo | None: ...
@@ -54,8 +70,15 @@ class ModelRegistry(ABC):
     def get_run(self, run_id: str) -> RunInfo | None: ...
 
     @abstractmethod
-    def find_version(self, model_name: str, sources: list[str]) -> VersionInfo | None:
-        """The version of `model_name` whose source is one of `sources`, if any."""
+    def find_version(
+        self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None
+    ) -> VersionInfo | None:
+        """The version of `model_name` registered earlier for this upload, if any.
+
+        That is a version whose source is one of `sources`, or (where the registry cannot search by source, or
+        rewrites it) whose `IDENTITY_TAG` is `identity`. `not_before` (the upload time) lets an adapter skip
+        versions created before the upload.
+        """
 
     @abstractmethod
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:

@@ -30,6 +30,7 @@ from functions.domain.layouts import (
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
+    IDENTITY_TAG,
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
@@ -176,9 +177,10 @@ class Registrar:
             return Outcome("skipped", reason="no_model_name")
 
         self._check_complete(obj, location, mlmodel, target)
+        self._check_registry_requirements(target, mlmodel)
         source_uri = f"s3://{obj.bucket}/{location.model_dir}"
         sources = [source_uri] + ([f"models:/{target.model_id}"] if target.model_id else [])
-        existing = self._registry.find_version(target.model_name, sources)
+        existing = self._registry.find_version(target.model_name, sources, obj.identity, not_before=obj.uploaded_at)
         if existing is not None:
             self._emit(obj, existing, target, already_registered=True)
             return Outcome("already_registered", "", existing.model_name, existing.version, existing.source)
@@ -270,6 +272,21 @@ class Registrar:
         if missing:
             self._defer(obj, f"files named by the MLmodel flavors are not uploaded yet: {', '.join(missing)}")
 
+    def _check_registry_requirements(self, target: _Target, mlmodel: MLmodel) -> None:
+        """What the registry would refuse (Unity Catalog: three-level names, a full signature), refused here first."""
+        requirements = self._registry.requirements
+        if requirements.three_level_names and len(target.model_name.split(".")) != 3:
+            raise Rejected(
+                "invalid_model_name",
+                f"the registry (Unity Catalog) needs catalog.schema.model names; got {target.model_name!r}",
+            )
+        if requirements.signature_required and not mlmodel.has_full_signature:
+            raise Rejected(
+                "missing_signature",
+                "the registry (Unity Catalog) needs a model signature with inputs and outputs; log the model with "
+                "signature=... or input_example=...",
+            )
+
     def _age(self, obj: UploadedObject) -> float:
         """Seconds since the upload; unknown upload times count as old, so nothing waits forever."""
         return (self._now() - obj.uploaded_at).total_seconds() if obj.uploaded_at else float("inf")
@@ -293,7 +310,7 @@ class Registrar:
             f"{ORIGIN_TAG_PREFIX}etag": obj.etag,
             f"{ORIGIN_TAG_PREFIX}version_id": obj.version_id or "",
             f"{ORIGIN_TAG_PREFIX}uploaded_at": obj.uploaded_at.isoformat() if obj.uploaded_at else "",
-            f"{ORIGIN_TAG_PREFIX}identity": obj.identity,
+            IDENTITY_TAG: obj.identity,
             f"{ORIGIN_TAG_PREFIX}correlation_id": obj.correlation_id,
             # Set when EventBridge replayed the event from an archive: the version came from a replay.
             f"{ORIGIN_TAG_PREFIX}replay_name": obj.replay_name or "",

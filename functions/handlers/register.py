@@ -98,7 +98,7 @@ def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
     from functions.adapters.eventbridge import EventBridgePublisher
     from functions.adapters.idempotency import IdempotentCall
-    from functions.adapters.mlflow_registry import registry_from_settings
+    from functions.adapters.mlflow_registry import connect_registry
     from functions.adapters.s3_artifacts import S3ArtifactStore
     from functions.adapters.sqs import QueueControl
 
@@ -112,7 +112,12 @@ def _dependencies() -> Dependencies:
             mlmodel_max_bytes=settings.MLMODEL_MAX_BYTES,
             max_pending_seconds=settings.MAX_PENDING_SECONDS,
         ),
-        registry=registry_from_settings(settings),
+        # Connects on first use: a missing or wrong secret fails the record (retried), not the container.
+        registry=connect_registry(
+            tracking_uri=settings.MLFLOW_TRACKING_URI,
+            registry_uri=settings.MLFLOW_REGISTRY_URI,
+            credentials_secret_arn=settings.MLFLOW_CREDENTIALS_SECRET_ARN,
+        ),
         artifacts=S3ArtifactStore(),
         events=EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE),
     )

@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -43,6 +43,7 @@ from stacks.constants import (
 )
 from stacks.constructs.event_buses import to_event_pattern
 from stacks.constructs.function_code import FunctionCode
+from stacks.constructs.mlflow_access import MlflowAccess
 from stacks.constructs.writer_access import kms_via_s3_statement, list_bucket_statement
 from stacks.nag import acknowledge, wildcard_resource_finding
 from stacks.route_access import access_for
@@ -84,6 +85,8 @@ class PipelineContext:
     max_pending_seconds: int = 6 * 3600
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     tracing: bool = False
+    mlflow: MlflowAccess | None = None
+    """SageMaker/SigV4 permissions, VPC placement, CA layer and MLflow client settings (None: none of them)."""
 
 
 class RoutePipeline(Construct):
@@ -102,9 +105,11 @@ class RoutePipeline(Construct):
         bus: events.IEventBus,
         context: PipelineContext,
         max_concurrency: int,
+        ephemeral_storage_mb: int = 512,
     ):
         super().__init__(scope, construct_id)
         self.route = route
+        self._ephemeral_storage_mb = ephemeral_storage_mb
         self._context = context
         self.dead_letter_queue = self._build_dead_letter_queue()
         self.queue = self._build_queue()
@@ -253,11 +258,13 @@ class RoutePipeline(Construct):
                     resources=[ctx.credentials_secret_arn],
                 )
             )
+        if access.mlflow_credentials and ctx.mlflow is not None:
+            statements += ctx.mlflow.statements(self.route.name)
         return statements
 
     def _build_function(self) -> lambda_.Function:
         ctx = self._context
-        return lambda_.Function(
+        function = lambda_.Function(
             self,
             "Function",
             description=self.route.description or f"registry-autopilot {self.route.name}",
@@ -265,9 +272,12 @@ class RoutePipeline(Construct):
             architecture=LAMBDA_ARCHITECTURE,
             handler=self.route.handler,
             code=ctx.code.code,
-            layers=ctx.code.layers,
+            layers=[*ctx.code.layers, *(ctx.mlflow.layers if ctx.mlflow else [])],
             timeout=Duration.seconds(self.route.timeout_seconds),
             memory_size=self.route.memory_mb,
+            ephemeral_storage_size=(
+                Size.mebibytes(self._ephemeral_storage_mb) if self._ephemeral_storage_mb != 512 else None
+            ),
             role=self.role,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
@@ -287,8 +297,12 @@ class RoutePipeline(Construct):
                 experiment_model_names=dict(ctx.experiment_model_names),
                 max_pending_seconds=ctx.max_pending_seconds,
                 tracing=ctx.tracing,
+                **(ctx.mlflow.environment if ctx.mlflow else {}),
             ),
         )
+        if ctx.mlflow is not None:
+            ctx.mlflow.place(function, self.role)
+        return function
 
     def _build_event_source(self, max_concurrency: int) -> lambda_.EventSourceMapping:
         # On a FIFO queue Lambda invokes at most min(message groups, max_concurrency) at once: one, for a FIFO route.

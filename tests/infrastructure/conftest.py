@@ -28,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAG_PACKS = {"AwsSolutions", "Serverless"}
 TRACKING_URI = "https://mlflow.example.com"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow/credentials-AbCdEf"
+SUBNET_IDS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+SECURITY_GROUP_IDS = ["sg-0123456789abcdef0"]
 
 # Everything off the defaults at once, in the string form `cdk -c key=value` passes.
 CUSTOM_CONTEXT = {
@@ -36,7 +38,7 @@ CUSTOM_CONTEXT = {
     "archiveRetentionDays": "7",
     "logRetentionDays": "90",
     "registerMaxConcurrency": "17",
-    "mlflowTrackingUri": TRACKING_URI,
+    "mlflowTrackingUri": "databricks",
     "mlflowRegistryUri": "databricks-uc",
     "mlflowCredentialsSecretArn": SECRET_ARN,
     "modelNameTag": "team.model",
@@ -45,6 +47,9 @@ CUSTOM_CONTEXT = {
     "noncurrentVersionExpirationDays": "30",
     "databricksInstanceProfile": "true",
     "tracing": "true",
+    "vpcSubnetIds": ",".join(SUBNET_IDS),
+    "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
+    "webhooks": "true",
 }
 
 

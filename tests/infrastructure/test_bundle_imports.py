@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from functions.routing import ROUTES
+from functions.routing import ROUTES, WEBHOOK
 from functions.settings import function_environment
 from stacks.bundling import LocalPythonBundler
 from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK
 from tests.infrastructure.conftest import REPO_ROOT
+
+# Every route's handler, and the webhook endpoint's.
+HANDLERS = [(r.handler_module, r.handler_function) for r in ROUTES] + [tuple(WEBHOOK.handler.rsplit(".", 1))]
 
 
 def _runtime_boto3_pin() -> str:
@@ -70,7 +73,7 @@ def test_every_handler_imports_with_only_the_bundled_dependencies(tmp_path: Path
     code = (
         "import importlib, sys\n"
         f"sys.path[:0] = [{str(bundle)!r}, {str(runtime)!r}]\n"
-        f"for module, function in {[(r.handler_module, r.handler_function) for r in ROUTES]!r}:\n"
+        f"for module, function in {HANDLERS!r}:\n"
         "    assert callable(getattr(importlib.import_module(module), function))\n"
     )
     result = subprocess.run(

@@ -103,19 +103,18 @@ def test_bad_values_raise_an_error_naming_the_key(key: str, value: object, messa
 
 
 @pytest.mark.parametrize(
-    "uri",
+    ("uri", "secret"),
     [
-        "https://mlflow.example.com",
-        "http://10.0.0.12:5000",
-        "databricks",
-        "databricks://prod",
-        "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main",
+        ("https://mlflow.example.com", ""),
+        ("http://10.0.0.12:5000", ""),
+        ("databricks", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:databricks-AbCdEf"),
+        ("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main", ""),
     ],
 )
-def test_supported_tracking_uris_are_accepted(uri: str):
-    # GIVEN a tracking URI of a supported MLflow backend
+def test_supported_tracking_uris_are_accepted(uri: str, secret: str):
+    # GIVEN a tracking URI of a supported MLflow backend (with the credentials secret it needs)
     # WHEN it is read
-    config = RegistryConfig.from_mapping({"mlflowTrackingUri": uri})
+    config = RegistryConfig.from_mapping({"mlflowTrackingUri": uri, "mlflowCredentialsSecretArn": secret})
 
     # THEN it is kept as is
     assert config.mlflow_tracking_uri == uri

@@ -71,9 +71,20 @@ def test_star_resources_are_only_the_ones_aws_apis_require(synth_name: str, requ
     # WHEN we collect statements whose resource is literally `*`
     star = [s for _, s in _allow_statements(synth) if "*" in _as_list(s.get("Resource"))]
 
-    # THEN only X-Ray's trace-writing actions (which have no resource-level permissions) use it, and only with tracing
-    assert _actions(star) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-    assert bool(star) == synth.stack.config.tracing
+    # THEN only X-Ray's trace-writing actions (which have no resource-level permissions) use it, only with tracing,
+    # and the network-interface actions Lambda needs for a function in a VPC, only with a VPC
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    vpc = {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+    assert _actions(star) <= xray | vpc
+    assert bool(_actions(star) & xray) == synth.stack.config.tracing
+    assert bool(_actions(star) & vpc) == bool(synth.stack.config.vpc_subnet_ids)
 
 
 def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(default_synth: Synth):

@@ -11,7 +11,7 @@ from functions.routing import REGISTER, ROUTES, Bus, Route
 from functions.settings import function_environment
 from stacks.constants import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, pascal_case
 from stacks.constructs.route_pipeline import fifo_queue_name
-from tests.infrastructure.conftest import SECRET_ARN, TRACKING_URI, Synth
+from tests.infrastructure.conftest import SECRET_ARN, Synth
 
 ROUTE_NAMES = [route.name for route in ROUTES]
 FIFO_ROUTE_NAMES = [route.name for route in ROUTES if route.fifo]
@@ -374,7 +374,7 @@ def test_function_environment_is_what_functions_settings_builds(custom_synth: Sy
         idempotency_table="TABLE",
         queue_url="QUEUE",
         dead_letter_queue_url="DLQ",
-        tracking_uri=TRACKING_URI,
+        tracking_uri="databricks",
         registry_uri="databricks-uc",
         credentials_secret_arn=SECRET_ARN,
         model_name_tag="team.model",
@@ -474,9 +474,10 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     default_outputs = default_synth.template_json["Outputs"]
     custom_outputs = custom_synth.template_json["Outputs"]
 
-    # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile
+    # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile,
+    # webhooks their URL and secret
     assert expected == set(default_outputs)
-    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn"}
+    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn", "WebhookUrl", "WebhookSecretArn"}
     for name in FIFO_ROUTE_NAMES:
         delivery = default_synth.stack.pipelines[name].delivery_dead_letter_queue
         output = default_outputs[f"{pascal_case(name)}DeliveryDeadLetterQueueUrl"]
