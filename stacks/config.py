@@ -39,6 +39,8 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
+# One address (a distribution list for several): no spaces, commas or angle brackets, and a dot in the domain.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,7 @@ class RegistryConfig:
     """Everything the stack can be told from outside, with the defaults a fresh checkout deploys."""
 
     stack_name: str = "RegistryAutopilot"
+    alarm_email: str = ""
     artifact_root_prefix: str = DEFAULT_ARTIFACT_ROOT_PREFIX
     archive_retention_days: int = 30
     log_retention_days: int = 30
@@ -185,6 +188,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
         allow_empty=False,
         hint="must start with a letter and hold only letters, digits and '-' (at most 100)",
     ),
+    # Subscribed to the alarm topic (SNS asks the address to confirm); empty: subscribe to `AlarmTopicArn` yourself.
+    "alarm_email": _string(_EMAIL, allow_empty=True, hint="must be one e-mail address such as oncall@example.com"),
     "artifact_root_prefix": _artifact_root_prefix,
     # 0 keeps archived events forever (EventBridge's own meaning of RetentionDays=0).
     "archive_retention_days": _integer(0, 3650),

@@ -15,6 +15,7 @@ from stacks.constructs.artifact_bucket import ArtifactBucket
 from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode
 from stacks.constructs.idempotency_table import IdempotencyTable
+from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
 from stacks.constructs.writer_access import WriterAccess
 from stacks.nag import acknowledge
@@ -85,6 +86,14 @@ class RegistryAutopilotStack(Stack):
         self._warn_about_placeholder_tracking_uri()
         self._add_outputs()
         self._add_tags()
+        # Last, so it sees every pipeline: dashboard, alarms, notifications (and their outputs).
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipelines=self.pipelines,
+            project_bus=self.buses.project_bus,
+            alarm_email=config.alarm_email,
+        )
 
     def _pipeline_context(self) -> PipelineContext:
         config = self.config

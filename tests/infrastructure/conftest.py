@@ -32,6 +32,7 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow/creden
 # Everything off the defaults at once, in the string form `cdk -c key=value` passes.
 CUSTOM_CONTEXT = {
     "stackName": "RegistryAutopilotCustom",
+    "alarmEmail": "oncall@example.com",
     "artifactRootPrefix": "teams/mlflow",
     "archiveRetentionDays": "7",
     "logRetentionDays": "90",
