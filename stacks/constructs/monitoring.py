@@ -287,16 +287,28 @@ class Monitoring(Construct):
         )
         for dead_letters in dead_letter_queues(pipeline):
             kind = kebab_case(dead_letters.node.id)
+            if dead_letters.node.path == pipeline.dead_letter_queue.node.path:
+                description = (
+                    f"The {name} dead-letter queue holds messages: events the function refused (bad input: their "
+                    f"`reason` attribute says why) or gave up on after {route.max_receive_count} tries (a dependency "
+                    f"was down), or events EventBridge could not deliver. List them with their reasons: python -m ops "
+                    f"--stack {stack} redrive {name} --dry-run. Once the cause is fixed, move them back: python -m ops "
+                    f"--stack {stack} redrive {name} (or aws sqs start-message-move-task --source-arn "
+                    f"{dead_letters.queue_arn} --destination-arn {queue.queue_arn})."
+                )
+            else:  # a FIFO route's standard queue for what EventBridge could not deliver to the FIFO queue
+                archive = "project" if route.bus is Bus.PROJECT else "artifacts"
+                description = (
+                    f"The {name} {kind.replace('-', ' ')} holds events EventBridge could not deliver to the {name} "
+                    "queue (its policy, its KMS key, or the queue was deleted). Fix the cause; the events are in the "
+                    f"{archive} archive: replay that window (python -m replay archive --stack {stack} --archive "
+                    f"{archive} --rule {name} --from <when it began>), then purge this queue."
+                )
             self._alarm(
                 f"{name}/{kind}",
                 dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                 threshold=1,
-                description=f"The {name} {kind.replace('-', ' ')} holds messages: events the function refused (bad "
-                f"input: their `reason` attribute says why) or gave up on after {route.max_receive_count} tries (a "
-                f"dependency was down), or events EventBridge could not deliver. List them with their reasons: "
-                f"python -m ops --stack {stack} redrive {name} --dry-run. Once the cause is fixed, move them back: "
-                f"python -m ops --stack {stack} redrive {name} (or aws sqs start-message-move-task --source-arn "
-                f"{dead_letters.queue_arn} --destination-arn {queue.queue_arn}). Runbook: {README_RUNBOOK}.",
+                description=f"{description} Runbook: {README_RUNBOOK}.",
             )
         self._add_rule_alarms(name, pipeline.rule, route.bus, f"the {name} queue")
 

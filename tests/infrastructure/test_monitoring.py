@@ -8,8 +8,9 @@ import re
 from typing import Any
 
 import pytest
-from aws_cdk import Stack
+from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
 from constructs import Construct
 
 from functions.metrics import BUSINESS_METRICS, Unit, service_name
@@ -18,7 +19,8 @@ from functions.routing import Bus
 from functions.settings import METRICS_NAMESPACE
 from stacks.config import ConfigError, RegistryConfig
 from stacks.constructs.monitoring import NOTIFICATIONS, dead_letter_queues
-from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth
+from stacks.registry_stack import RegistryAutopilotStack
+from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth, cdk_json_context
 
 ROUTE_ALARMS = ("errors", "throttles", "queue-age", "dead-letter-queue", "delivery-failed", "events-lost")
 
@@ -450,3 +452,30 @@ def test_dashboard_shows_the_alarms_first(default_synth: Synth):
     alarms = default_synth.stack.monitoring.alarms.values()
     assert status["properties"]["alarms"] == [f"{{{default_synth.logical_id(a)}.Arn}}" for a in alarms]
     assert status["y"] < min(w["y"] for w in body["widgets"] if w["type"] == "metric")
+
+
+def test_a_second_dead_letter_queue_in_a_pipeline_gets_its_own_alarm(tmp_path):
+    # GIVEN a stack whose validate pipeline also has a delivery dead-letter queue (as a FIFO route has), added before
+    # the monitoring construct is built (it is built last)
+    class WithDeliveryQueue(RegistryAutopilotStack):
+        def _add_tags(self) -> None:
+            sqs.Queue(self.pipelines["validate"], "DeliveryDeadLetterQueue", enforce_ssl=True)
+            super()._add_tags()
+
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    stack = WithDeliveryQueue(app, "Fifoish", config=RegistryConfig(stack_name="Fifoish"))
+
+    # WHEN it is synthesized
+    template = Template.from_stack(stack).to_json()
+
+    # THEN that queue has its own alarm, which says to replay from the archive rather than redrive
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in template["Resources"].values()
+        if a["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    delivery = alarms["Fifoish-validate-delivery-dead-letter-queue"]
+    description = render(delivery["AlarmDescription"])
+    assert "python -m replay archive --stack Fifoish --archive project --rule validate" in description
+    assert "redrive" not in description
+    assert "Fifoish-validate-dead-letter-queue" in alarms
