@@ -171,8 +171,8 @@ class Monitoring(Construct):
                 conditions=self._alarm_source_conditions(),
             )
         )
-        # The notification rules publish through their own roles (`authorize_using_role`), whose IAM policies grant
-        # this key's use: neither the key nor the topic needs a statement for EventBridge's service principal.
+        # The notification rules publish through a role whose IAM policy grants this key's use (the key policy's
+        # account statement lets IAM decide): neither the key nor the topic has a statement for EventBridge itself.
         return key
 
     def _alarm_source_conditions(self) -> dict[str, Any]:
