@@ -39,8 +39,6 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
-# One address (a distribution list for several): no spaces, commas or angle brackets, and a dot in the domain.
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 class ConfigError(ValueError):
@@ -189,7 +187,12 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
         hint="must start with a letter and hold only letters, digits and '-' (at most 100)",
     ),
     # Subscribed to the alarm topic (SNS asks the address to confirm); empty: subscribe to `AlarmTopicArn` yourself.
-    "alarm_email": _string(_EMAIL, allow_empty=True, hint="must be one e-mail address such as oncall@example.com"),
+    # One address (a distribution list for several): no spaces, commas or angle brackets, and a dot in the domain.
+    "alarm_email": _string(
+        re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"),
+        allow_empty=True,
+        hint="must be one e-mail address such as oncall@example.com",
+    ),
     "artifact_root_prefix": _artifact_root_prefix,
     # 0 keeps archived events forever (EventBridge's own meaning of RetentionDays=0).
     "archive_retention_days": _integer(0, 3650),
