@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -23,3 +24,17 @@ def count(name: str, **dimensions: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         for key, value in dimensions.items():
             metric.add_dimension(name=key, value=value)
+
+
+def record_latency(name: str, since: datetime | None, *, now: datetime | None = None) -> float | None:
+    """Emit the seconds from `since` (an upload's time) to now as one value of `name`; nothing when it is unknown.
+
+    A clock running behind S3's gives a small negative difference: it counts as 0 rather than skewing the metric.
+    """
+    if since is None:
+        return None
+    if since.tzinfo is None:  # event times are UTC; a naive one has lost its zone on the way
+        since = since.replace(tzinfo=UTC)
+    seconds = max(((now or datetime.now(UTC)) - since).total_seconds(), 0.0)
+    metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=seconds)
+    return seconds

@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--stack", help="a deployed stack's name (its outputs name the bus)")
     parser.add_argument("--region", help="AWS region of the stack (default: your AWS configuration's)")
     commands = parser.add_subparsers(dest="command", required=True)
+    from ops.redrive import add_parser as add_redrive_parser  # self-contained: ops/redrive.py
+
+    add_redrive_parser(commands)
 
     validate = commands.add_parser("validate", help="re-run the validation gate for a version (Validation Requested)")
     validate.add_argument("model")

@@ -71,6 +71,7 @@ class RegistryConfig:
     """Everything the stack can be told from outside, with the defaults a fresh checkout deploys."""
 
     stack_name: str = "RegistryAutopilot"
+    alarm_email: str = ""
     artifact_root_prefix: str = DEFAULT_ARTIFACT_ROOT_PREFIX
     archive_retention_days: int = 30
     log_retention_days: int = 30
@@ -323,6 +324,13 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
         _STACK_NAME,
         allow_empty=False,
         hint="must start with a letter and hold only letters, digits and '-' (at most 100)",
+    ),
+    # Subscribed to the alarm topic (SNS asks the address to confirm); empty: subscribe to `AlarmTopicArn` yourself.
+    # One address (a distribution list for several): no spaces, commas or angle brackets, and a dot in the domain.
+    "alarm_email": _string(
+        re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"),
+        allow_empty=True,
+        hint="must be one e-mail address such as oncall@example.com",
     ),
     "artifact_root_prefix": _artifact_root_prefix,
     # 0 keeps archived events forever (EventBridge's own meaning of RetentionDays=0).

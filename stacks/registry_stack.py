@@ -18,6 +18,7 @@ from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode
 from stacks.constructs.idempotency_table import IdempotencyTable
 from stacks.constructs.mlflow_access import MlflowAccess
+from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.recorder import Recorder
 from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
 from stacks.constructs.webhook import WebhookReceiver
@@ -103,6 +104,14 @@ class RegistryAutopilotStack(Stack):
         self._add_outputs()
         self._add_replay_outputs()
         self._add_tags()
+        # Last, so it sees every pipeline: dashboard, alarms, notifications (and their outputs).
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipelines=self.pipelines,
+            project_bus=self.buses.project_bus,
+            alarm_email=config.alarm_email,
+        )
 
     def _pipeline_context(self) -> PipelineContext:
         config = self.config

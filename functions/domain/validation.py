@@ -186,6 +186,7 @@ class Validator:
                 reasons=verdict.reasons,
                 checks=[_result(check) for check in checks],
                 policy=loaded.identity,
+                uploaded_at=request.artifact.uploaded_at if request.artifact else None,
             )
         )
         return Verdict(status, checks, loaded.identity, changed)

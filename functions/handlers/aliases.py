@@ -16,8 +16,9 @@ from functions.domain.aliases import AliasKeeper, Decision
 from functions.domain.policy import load_policies
 from functions.handlers.project_events import parse_project_event
 from functions.handlers.sqs_batch import process_batch
+from functions.metrics import UPLOAD_TO_ALIAS_MOVED
 from functions.models.events import ModelVersionValidated, PromotionRequested, RollbackRequested
-from functions.observability import count, logger, metrics, tracer
+from functions.observability import count, logger, metrics, record_latency, tracer
 from functions.settings import load_settings
 
 _METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasKept", "dry_run": "AliasDryRun"}
@@ -40,7 +41,8 @@ def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependenci
 
 def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
     event, detail = parse_project_event(record.body, ModelVersionValidated, PromotionRequested, RollbackRequested)
-    logger.append_keys(model_name=detail.model_name, correlation_id=detail.correlation_id)
+    logger.set_correlation_id(detail.correlation_id)
+    logger.append_keys(model_name=detail.model_name)
     if getattr(detail, "version", None):
         logger.append_keys(version=detail.version)
     replay = event.replay_name or detail.replay_name
@@ -51,6 +53,8 @@ def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
         decisions = keeper.on_verdict(detail)
         if detail.status != "passed":
             logger.info("failed verdict: no alias moves")
+        if not replay and any(decision.action == "moved" for decision in decisions):
+            record_latency(UPLOAD_TO_ALIAS_MOVED, detail.uploaded_at)
     elif isinstance(detail, PromotionRequested):
         decisions = [keeper.promote(detail)]
     else:

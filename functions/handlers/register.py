@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from functions.domain.errors import Rejected
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
 from functions.handlers.sqs_batch import process_batch
+from functions.metrics import UPLOAD_TO_REGISTERED
 from functions.models.s3 import S3ObjectEvent
-from functions.observability import count, logger, metrics, tracer
+from functions.observability import count, logger, metrics, record_latency, tracer
 from functions.settings import load_settings
 
 
@@ -50,7 +51,9 @@ def _handle(record: SQSRecord, deps: Dependencies, context: LambdaContext | None
         uploaded_at=event.time,
         replay_name=event.replay_name,
     )
-    logger.append_keys(bucket=upload.bucket, key=upload.key, correlation_id=upload.correlation_id)
+    # One correlation id per upload (its identity), in every log line and every event about it.
+    logger.set_correlation_id(upload.correlation_id)
+    logger.append_keys(bucket=upload.bucket, key=upload.key)
     if event.replay_name:
         logger.append_keys(replay_name=event.replay_name)
     if event.detail_type != "Object Created":
@@ -67,6 +70,8 @@ def _handle(record: SQSRecord, deps: Dependencies, context: LambdaContext | None
     elif outcome["status"] == "registered":
         logger.info("model version registered", source_uri=outcome.get("source_uri"))
         count("VersionRegistered")
+        if not upload.replay_name:  # a replay's upload time is its original one: not a latency
+            record_latency(UPLOAD_TO_REGISTERED, upload.uploaded_at)
     elif outcome["status"] == "already_registered":
         logger.info("model version already in the registry", source_uri=outcome.get("source_uri"))
         count("DuplicateSuppressed")

@@ -17,8 +17,9 @@ from functions.domain.policy import load_policies
 from functions.domain.validation import ValidationRequest, Validator
 from functions.handlers.project_events import parse_project_event
 from functions.handlers.sqs_batch import process_batch
+from functions.metrics import UPLOAD_TO_VALIDATED
 from functions.models.events import ModelVersionRegistered, ValidationRequested
-from functions.observability import count, logger, metrics, tracer
+from functions.observability import count, logger, metrics, record_latency, tracer
 from functions.settings import load_settings
 
 
@@ -46,7 +47,8 @@ def _handle(record: SQSRecord, deps: Dependencies) -> None:
         artifact=detail.artifact if isinstance(detail, ModelVersionRegistered) else None,
         replay_name=event.replay_name or detail.replay_name,
     )
-    logger.append_keys(model_name=request.model_name, version=request.version, correlation_id=request.correlation_id)
+    logger.set_correlation_id(request.correlation_id)
+    logger.append_keys(model_name=request.model_name, version=request.version)
     if request.replay_name:
         logger.append_keys(replay_name=request.replay_name)
     verdict = deps.validator.validate(request)
@@ -58,6 +60,8 @@ def _handle(record: SQSRecord, deps: Dependencies) -> None:
         f"validation {verdict.status}", policy=verdict.policy, reasons=verdict.reasons, tags_changed=verdict.changed
     )
     count("ValidationPassed" if verdict.status == "passed" else "ValidationFailed", model=request.model_name)
+    if request.artifact and not request.replay_name:  # first verdict after an upload (not a re-run or a replay)
+        record_latency(UPLOAD_TO_VALIDATED, request.artifact.uploaded_at)
 
 
 @lru_cache(maxsize=1)

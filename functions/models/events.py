@@ -85,6 +85,9 @@ class ModelVersionValidated(ModelVersionDetail):
     checks: list[CheckResult] = Field(default_factory=list)
     policy: str | None = None
     """The policy's identity: `<file>@sha256:<first 12 hex>`."""
+    uploaded_at: datetime | None = None
+    """When the artifact was uploaded, for a verdict on a new upload (from `Model Version Registered`): later
+    steps measure their latency from it. None for re-runs (`Validation Requested`)."""
     model_id: str | None = None
 
 

@@ -34,6 +34,7 @@ SECURITY_GROUP_IDS = ["sg-0123456789abcdef0"]
 # Everything off the defaults at once, in the string form `cdk -c key=value` passes.
 CUSTOM_CONTEXT = {
     "stackName": "RegistryAutopilotCustom",
+    "alarmEmail": "oncall@example.com",
     "artifactRootPrefix": "teams/mlflow",
     "archiveRetentionDays": "7",
     "logRetentionDays": "90",
