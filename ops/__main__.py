@@ -9,6 +9,7 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
     python -m ops --stack RegistryAutopilot rollback churn --alias champion --by bob [--to 5]
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
+    python -m ops --stack RegistryAutopilot redrive --route register
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("--alias", default="champion")
     history.add_argument("--json", action="store_true")
     history.set_defaults(run=run_history)
+
+    redrive = commands.add_parser("redrive", help="move a route's dead letters back to its queue (cause fixed)")
+    redrive.add_argument("--route", required=True, help="register, validate or aliases")
+    redrive.add_argument("--limit", type=int, default=None, help="at most this many letters (default: all)")
+    redrive.set_defaults(run=run_redrive)
 
     args = parser.parse_args(argv)
     try:
@@ -188,6 +194,24 @@ def _not_passed(target: Target, model: str, version: str, verb: str) -> str | No
     return (
         f"cannot {verb} {model} v{version}: its validation status is {status or 'missing (not validated)'}, not passed"
     )
+
+
+def run_redrive(args: argparse.Namespace, target: Target) -> int:
+    from ops.redrive import redrive
+
+    urls = (target.queues or {}).get(args.route)
+    if not urls:
+        known = ", ".join(sorted(target.queues or {})) or "none"
+        raise TargetError(f"no route {args.route!r} in the target (routes: {known})")
+    result = redrive(
+        target.client("sqs"),
+        dead_letter_queue_url=urls["dead_letter_queue_url"],
+        queue_url=urls["queue_url"],
+        limit=args.limit,
+    )
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.reasons.items())) or "none"
+    print(f"redrove {result.moved} message(s) from the {args.route} dead-letter queue (reasons: {reasons})")
+    return 0
 
 
 def run_verdict(args: argparse.Namespace, target: Target) -> int:

@@ -217,8 +217,8 @@ def configure_client_environment(secret: str | None) -> None:
         raise ValueError("the MLflow credentials secret is not a JSON object") from None
     mapping = {
         "username": "MLFLOW_TRACKING_USERNAME",
-        "password": "MLFLOW_TRACKING_PASSWORD",
-        "token": "MLFLOW_TRACKING_TOKEN",
+        "password": "MLFLOW_TRACKING_PASSWORD",  # nosec B105: an environment variable name, not a password
+        "token": "MLFLOW_TRACKING_TOKEN",  # nosec B105: an environment variable name
     }
     for field, variable in mapping.items():
         if credentials.get(field):
