@@ -50,19 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         result.observed["wall_seconds"] = round(time.monotonic() - started, 1)
         results.append(result)
         print(row(result), flush=True)
-    report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "quick": args.quick,
-        "results": [dataclasses.asdict(result) for result in results],
-    }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        path = write_report(Path(args.json), results, quick=args.quick)  # after each: a long run keeps what it saw
     print(f"\n{'scenario':<12} {'ok':<4} {'seconds':>8}  tried")
     for result in results:
         print(f"{result.scenario:<12} {'yes' if result.ok else 'NO':<4} {result.seconds:>8}  {result.tried}")
     print(f"report: {path}")
     return 0 if all(result.ok for result in results) else 1
+
+
+def write_report(path: Path, results: list[Result], *, quick: bool) -> Path:
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "quick": quick,
+        "results": [dataclasses.asdict(result) for result in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    return path
 
 
 def row(result: Result) -> str:

@@ -131,18 +131,23 @@ def dlq_depth(sandbox: Sandbox, route: str) -> int:
 
 
 def champions_right(sandbox: Sandbox, accuracies: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """For each model: is the champion the version with the best accuracy, and did every version pass?"""
+    """For each model: is the champion the version with the best accuracy, and has every version a verdict?
+
+    A version that does not beat the champion validated before it fails its `compare` check: a verdict, not a loss.
+    """
     state = {model["name"]: model for model in sandbox.registry_state()}
     wrong, unvalidated = [], 0
     for name, by_key in accuracies.items():
         model = state.get(name, {"versions": [], "aliases": {}})
         version_of = {v["tags"].get("origin.key"): v for v in model["versions"]}
-        unvalidated += sum(1 for v in model["versions"] if v["tags"].get("validation.status") != "passed")
+        unvalidated += sum(
+            1 for v in model["versions"] if v["tags"].get("validation.status") not in ("passed", "failed")
+        )
         best_key = max(by_key, key=by_key.__getitem__)
         best = version_of.get(best_key, {}).get("version")
         if model["aliases"].get("champion") != best:
             wrong.append(f"{name}: champion {model['aliases'].get('champion')}, best {best}")
-    return {"wrong_champions": wrong, "not_passed": unvalidated}
+    return {"wrong_champions": wrong, "without_verdict": unvalidated}
 
 
 # --- 1. duplicates ---------------------------------------------------------------------------------------
@@ -210,7 +215,7 @@ def outage(uploads: int = 50, outage_seconds: float = 30.0, models: int = 5) -> 
         result.ok = (
             len(origins) == uploads == len(set(origins))
             and not result.observed["wrong_champions"]
-            and result.observed["not_passed"] == 0
+            and result.observed["without_verdict"] == 0
             and not any(result.observed["dead_letters"].values())
         )
     return result
@@ -288,7 +293,7 @@ def concurrency(versions: int = 20, register_workers: int = 5, validate_workers:
         sandbox.wait_until_quiet(timeout=300)
         result.seconds = round(time.monotonic() - started, 1)
         result.observed = {**champions_right(sandbox, accuracies), "dead_letters": dead_letters(sandbox)}
-        result.ok = not result.observed["wrong_champions"] and result.observed["not_passed"] == 0
+        result.ok = not result.observed["wrong_champions"] and result.observed["without_verdict"] == 0
     return result
 
 
