@@ -9,6 +9,7 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
     python -m ops --stack RegistryAutopilot rollback churn --alias champion --by bob [--to 5]
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
+    python -m ops --stack RegistryAutopilot redrive register --dry-run
 """
 
 from __future__ import annotations
@@ -183,14 +184,12 @@ def _call(read):  # type: ignore[no-untyped-def]
 
 def _not_passed(target: Target, model: str, version: str, verb: str) -> str | None:
     """Why the functions would refuse this request (they check again): None when the version passed."""
+    from functions.domain.aliases import not_passed
+    from functions.domain.ports import VersionInfo
+
     client = _client(target)
-    tags = _call(lambda: client.get_model_version(model, version)).tags
-    status = tags.get("validation.status")
-    if status == "passed":
-        return None
-    return (
-        f"cannot {verb} {model} v{version}: its validation status is {status or 'missing (not validated)'}, not passed"
-    )
+    found = _call(lambda: client.get_model_version(model, version))
+    return not_passed(VersionInfo(model, str(found.version), found.source, tags=dict(found.tags)), verb)
 
 
 def run_verdict(args: argparse.Namespace, target: Target) -> int:

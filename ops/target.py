@@ -22,6 +22,8 @@ class Target:
     tracking_uri: str | None
     endpoint_url: str | None = None
     region: str | None = None
+    queues: dict[str, dict[str, str]] | None = None
+    """route name → {"queue_url", "dead_letter_queue_url"} (for `redrive`)."""
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
@@ -37,6 +39,7 @@ def from_sandbox(description: str) -> Target:
             tracking_uri=info["mlflow_tracking_uri"],
             endpoint_url=info["aws_endpoint_url"],
             region=info.get("region", "us-east-1"),
+            queues=info.get("queues") or {},
         )
     except (ValueError, KeyError, TypeError) as error:
         raise TargetError(f"--sandbox wants the JSON line of `python -m replay sandbox --json`: {error}") from None
@@ -59,4 +62,18 @@ def from_stack(stack_name: str, *, region: str | None = None) -> Target:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     if "EventBusName" not in outputs:
         raise TargetError(f"stack {stack_name!r} has no EventBusName output: is it a registry-autopilot stack?")
-    return Target(event_bus=outputs["EventBusName"], tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"), region=region)
+    queues = {
+        output[: -len("DeadLetterQueueUrl")]: value
+        for output, value in outputs.items()
+        if output.endswith("DeadLetterQueueUrl")
+    }
+    return Target(
+        event_bus=outputs["EventBusName"],
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"),
+        region=region,
+        queues={
+            prefix.lower(): {"queue_url": outputs[f"{prefix}QueueUrl"], "dead_letter_queue_url": url}
+            for prefix, url in queues.items()
+            if f"{prefix}QueueUrl" in outputs
+        },
+    )

@@ -68,7 +68,7 @@ from replay.processes import (
 from replay.worker import route_to_json
 
 REGION = "us-east-1"
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105: dummy, for the local emulator
 NAME_PREFIX = "registry-autopilot"
 DEFAULT_BUCKET = f"{NAME_PREFIX}-artifacts"
 PROJECT_BUS = NAME_PREFIX
@@ -170,6 +170,10 @@ class Sandbox:
         handlers: route name → `package.module.function` to run instead of the route's handler.
         function_settings: extra keyword arguments for `function_environment` (say, `max_pending_seconds`).
         visibility_timeout_seconds: overrides every route queue's visibility timeout (tests of retries).
+        worker_counts: route name → how many worker processes drain its queue (default 1 each), mirroring the
+            event source mapping's maximum concurrency; a FIFO route keeps one (a second is refused).
+        functions_tracking_uri: the MLflow URI the workers call instead of the sandbox's server (a proxy
+            in front of it, say); reads by the sandbox itself still go to the server.
         handle_signals: while the sandbox runs, SIGTERM and SIGHUP act like Ctrl+C (KeyboardInterrupt), so
             `with Sandbox()` and pytest stop it cleanly (main thread only; the old handlers come back on stop).
         progress: called with one-line progress messages (the CLI prints them on stderr).
@@ -187,6 +191,8 @@ class Sandbox:
         handlers: Mapping[str, str] | None = None,
         function_settings: Mapping[str, Any] | None = None,
         visibility_timeout_seconds: int | None = None,
+        worker_counts: Mapping[str, int] | None = None,
+        functions_tracking_uri: str | None = None,
         log_level: str = "INFO",
         startup_timeout: float = 90.0,
         handle_signals: bool = True,
@@ -203,6 +209,13 @@ class Sandbox:
             raise SandboxError(f"handlers given for unknown routes: {', '.join(unknown)}")
         self._function_settings = dict(function_settings or {})
         self._visibility_timeout = visibility_timeout_seconds
+        self.worker_counts = {r.name: int((worker_counts or {}).get(r.name, 1)) for r in self.routes}
+        unknown = sorted(set(worker_counts or {}) - {r.name for r in self.routes})
+        bad = [f"{r.name}={self.worker_counts[r.name]}" for r in self.routes if self.worker_counts[r.name] < 1]
+        bad += [f"{r.name} (FIFO: one worker)" for r in self.routes if r.fifo and self.worker_counts[r.name] > 1]
+        if unknown or bad:
+            raise SandboxError(f"worker counts refused: {', '.join(unknown + bad)}")
+        self._functions_tracking_uri = functions_tracking_uri
         self._log_level = log_level
         self._startup_timeout = startup_timeout
         self._handle_signals = handle_signals
@@ -222,6 +235,7 @@ class Sandbox:
         self._servers: dict[str, ChildProcess] = {}
         self._workers: dict[str, ChildProcess] = {}
         self._extra_workers: list[ChildProcess] = []
+        self._replicas: dict[str, ChildProcess] = {}
         self._fifo_consumers: dict[str, ChildProcess] = {}
         self._worker_pids: dict[str, int] = {}
         self._clients: dict[str, Any] = {}
@@ -396,7 +410,7 @@ class Sandbox:
             return
         self._stopping = True
         try:
-            workers = [*self._workers.values(), *self._extra_workers]
+            workers = [*self._workers.values(), *self._replicas.values(), *self._extra_workers]
             if workers:
                 stop_all(workers, timeout=5.0)
             if self._servers:
@@ -483,6 +497,11 @@ class Sandbox:
             log_path=self.log_path("moto"),
             cwd=REPO_ROOT,
         )
+        self._start_mlflow_process()
+
+    def _start_mlflow_process(self) -> None:
+        env = {**self._base_environment(), **self.client_environment()}
+        env.pop("MLFLOW_TRACKING_URI")
         self._servers["mlflow"] = ChildProcess.start(
             "MLflow server",
             [
@@ -494,6 +513,22 @@ class Sandbox:
             env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **MLFLOW_WEBHOOK_SETTINGS},
             log_path=self.log_path("mlflow"),
             cwd=self.workdir,
+        )
+
+    def stop_mlflow(self) -> None:
+        """Stop the MLflow server (an outage); the registry's database stays for `start_mlflow`."""
+        self._servers["mlflow"].stop(timeout=8.0)
+
+    def start_mlflow(self, timeout: float = 60.0) -> None:
+        """Start the MLflow server again on the same port and database, and wait until it is healthy."""
+        if self._servers["mlflow"].alive():
+            return
+        self._start_mlflow_process()
+        wait_until_healthy(
+            f"{self.mlflow_tracking_uri}/health",
+            child=self._servers["mlflow"],
+            deadline=time.monotonic() + timeout,
+            what="MLflow server",
         )
 
     def _create_resources(self) -> None:
@@ -591,7 +626,7 @@ class Sandbox:
                 idempotency_table=self.idempotency_table,
                 queue_url=queue_url,
                 dead_letter_queue_url=dead_letter_queue_url,
-                tracking_uri=self.mlflow_tracking_uri,
+                tracking_uri=self._functions_tracking_uri or self.mlflow_tracking_uri,
                 log_level=self._log_level,
                 **self._function_settings,
             ),
@@ -699,6 +734,15 @@ class Sandbox:
                 dead_letter_queue_url=wiring.dead_letter_queue_url,
                 handler=self._handlers.get(route.name),
             )
+            for index in range(2, self.worker_counts[route.name] + 1):
+                replica = f"{route.name}-{index}"
+                self._replicas[replica] = self.start_worker(
+                    route,
+                    queue_url=wiring.queue_url,
+                    dead_letter_queue_url=wiring.dead_letter_queue_url,
+                    handler=self._handlers.get(route.name),
+                    name=replica,
+                )
 
     def wait_for_worker(self, name: str, child: ChildProcess, *, deadline: float) -> None:
         """Until the worker has imported its handler and polls; `SandboxError` if it cannot."""
@@ -719,7 +763,7 @@ class Sandbox:
             time.sleep(0.05)
 
     def _wait_for_workers(self, deadline: float) -> None:
-        for name, child in self._workers.items():
+        for name, child in {**self._workers, **self._replicas}.items():
             self.wait_for_worker(name, child, deadline=deadline)
 
     def worker_status(self, name: str) -> dict | None:
@@ -882,7 +926,7 @@ class Sandbox:
         while True:
             self._check_workers_alive()
             depths = self.queue_depths()
-            statuses = {name: self.worker_status(name) or {} for name in self.wiring}
+            statuses = {name: self.worker_status(name) or {} for name in [*self.wiring, *self._replicas]}
             snapshot = (
                 tuple(sorted((name, tuple(d.values())) for name, d in depths.items())),
                 tuple(sorted((name, s.get("state"), s.get("batches")) for name, s in statuses.items())),
@@ -922,7 +966,7 @@ class Sandbox:
 
     def _check_workers_alive(self) -> None:
         if self._owned:
-            for name, child in self._workers.items():
+            for name, child in {**self._workers, **self._replicas}.items():
                 if not child.alive():
                     raise SandboxError(f"the worker of route {name!r} died: {child.exited_message()}")
             return

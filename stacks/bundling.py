@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404: runs pip to bundle the layer
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -93,7 +93,7 @@ class LocalPythonBundler:
         ]
 
     def _pip_install(self, target: Path) -> None:
-        subprocess.run(self.pip_command(target), check=True)
+        subprocess.run(self.pip_command(target), check=True)  # nosec B603: argv list, no shell
         prune_site_packages(target)
 
 
@@ -108,7 +108,7 @@ def write_lock(
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
-        subprocess.run(
+        subprocess.run(  # nosec B603: argv list, no shell
             [
                 sys.executable,
                 "-m",

@@ -76,7 +76,12 @@ class AliasKeeper:
             return []
         version = self._registry.get_version(verdict.model_name, verdict.version)
         if version is None or version.tags.get(TAG_STATUS) != "passed":
-            return []  # deleted, or re-validated as failed since this verdict
+            # Deleted, re-validated as failed since this verdict, or a forged verdict: the registry decides.
+            found = "no such version" if version is None else f"its status is {version.tags.get(TAG_STATUS)}"
+            self.warnings.append(
+                f"passed verdict ignored: {verdict.model_name} v{verdict.version} in the registry: {found}"
+            )
+            return []
         loaded = self._policies.for_model(verdict.model_name)
         verdict_id = f"{version.version}@{version.tags.get(TAG_VALIDATED_AT, '')}"
         dry_run = bool(verdict.replay_name) and self._dry_run_replays

@@ -59,7 +59,7 @@ def parse_mlmodel(content: bytes) -> MLmodel:
     except UnicodeDecodeError:
         raise Rejected("malformed_mlmodel", "MLmodel is not UTF-8 text") from None
     try:
-        document = yaml.load(text, Loader=_NoAliasSafeLoader)
+        document = yaml.load(text, Loader=_NoAliasSafeLoader)  # nosec B506: a SafeLoader subclass that also refuses aliases
     except yaml.YAMLError as error:
         raise Rejected("malformed_mlmodel", f"MLmodel is not valid YAML: {_first_line(error)}") from None
     if not isinstance(document, dict):

@@ -227,7 +227,7 @@ class Registrar:
             name = self._model_name(logged, run, experiment or location.experiment_id)
             model_id = location.model_id
         else:
-            assert isinstance(location, RunArtifact)
+            assert isinstance(location, RunArtifact)  # nosec B101: narrows a closed union for the type checker
             logged = self._registry.get_logged_model(mlmodel.model_id) if mlmodel.model_id else None
             run_id = location.run_id
             run = self._registry.get_run(run_id)

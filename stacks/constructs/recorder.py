@@ -108,5 +108,5 @@ class Recorder(Construct):
                 resources=[log_group.log_group_arn],
             )
         )
-        assert result.policy_dependable is not None  # a LogGroup always creates its resource policy
+        assert result.policy_dependable is not None  # a LogGroup always creates its resource policy  # nosec B101: CDK contract, checked at synth
         return log_group, result.policy_dependable
