@@ -13,6 +13,7 @@ Both stay far below Lambda's 250 MB unzipped limit (function plus layers).
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from aws_cdk import AssetHashType, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
@@ -41,26 +42,16 @@ class FunctionCode(Construct):
             self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR, POLICIES_DIR]))
         else:
             self.layers = []
-            self.code = self._build_code(LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR]))
+            self.code = self._build_code(
+                LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR, POLICIES_DIR])
+            )
 
     def _build_dependency_layer(self) -> lambda_.LayerVersion:
-        # Lambda puts a layer's `python/` directory on sys.path.
-        bundler = LocalPythonBundler(requirements=FUNCTIONS_LOCK, subdir="python")
-        return lambda_.LayerVersion(
+        return dependency_layer(
             self,
             "Dependencies",
+            lock=FUNCTIONS_LOCK,
             description="Third-party packages of the registry-autopilot functions (functions/requirements.lock)",
-            code=lambda_.Code.from_asset(
-                str(FUNCTIONS_DIR),
-                # Hash the requirements and the target platform, not the source: code edits keep the layer.
-                asset_hash_type=AssetHashType.CUSTOM,
-                asset_hash=content_hash(bundler),
-                bundling=bundling_options(bundler),
-            ),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[LAMBDA_ARCHITECTURE],
-            # CloudFormation deletes a replaced version only after the update succeeded, so a rollback still has it.
-            removal_policy=RemovalPolicy.DESTROY,
         )
 
     @staticmethod
@@ -73,3 +64,24 @@ class FunctionCode(Construct):
             asset_hash=source_hash([FUNCTIONS_DIR, POLICIES_DIR]) + content_hash(bundler)[:16],
             bundling=bundling_options(bundler),
         )
+
+
+def dependency_layer(scope: Construct, construct_id: str, *, lock: Path, description: str) -> lambda_.LayerVersion:
+    """A layer with the packages `lock` pins, for Lambda's platform (Lambda puts `python/` on sys.path)."""
+    bundler = LocalPythonBundler(requirements=lock, subdir="python")
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        description=description,
+        code=lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            # Hash the requirements and the target platform, not the source: code edits keep the layer.
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=content_hash(bundler),
+            bundling=bundling_options(bundler),
+        ),
+        compatible_runtimes=[LAMBDA_RUNTIME],
+        compatible_architectures=[LAMBDA_ARCHITECTURE],
+        # CloudFormation deletes a replaced version only after the update succeeded, so a rollback still has it.
+        removal_policy=RemovalPolicy.DESTROY,
+    )

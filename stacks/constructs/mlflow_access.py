@@ -15,14 +15,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aws_cdk import AssetHashType, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from stacks.bundling import LocalPythonBundler, bundling_options, content_hash
 from stacks.config import REPO_ROOT, RegistryConfig
-from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_SAGEMAKER_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from stacks.constants import FUNCTIONS_SAGEMAKER_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from stacks.constructs.function_code import dependency_layer
 from stacks.nag import acknowledge, wildcard_resource_finding
 
 CA_BUNDLE_MOUNT = "/opt/mlflow-ca/ca.pem"
@@ -148,20 +148,11 @@ class MlflowAccess(Construct):
         )
 
     def _build_sagemaker_layer(self) -> lambda_.LayerVersion:
-        bundler = LocalPythonBundler(requirements=FUNCTIONS_SAGEMAKER_LOCK, subdir="python")
-        return lambda_.LayerVersion(
+        return dependency_layer(
             self,
             "SageMakerPlugin",
+            lock=FUNCTIONS_SAGEMAKER_LOCK,
             description="sagemaker-mlflow: the arn: tracking URI scheme for SageMaker managed MLflow",
-            code=lambda_.Code.from_asset(
-                str(FUNCTIONS_DIR),
-                asset_hash_type=AssetHashType.CUSTOM,
-                asset_hash=content_hash(bundler),
-                bundling=bundling_options(bundler),
-            ),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[LAMBDA_ARCHITECTURE],
-            removal_policy=RemovalPolicy.DESTROY,
         )
 
     def _build_ca_layer(self, ca_bundle: str) -> lambda_.LayerVersion:
