@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help deps test lint security unit integration infra reliability demo sandbox synth deploy lock clean
+.PHONY: help deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench clean
 
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
@@ -19,6 +19,7 @@ help:
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
+	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~6 min)"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt functions/requirements-sagemaker.lock
@@ -74,6 +75,9 @@ synth: deps
 
 deploy: deps
 	cdk deploy --all --strict
+
+bench: deps
+	python -m bench
 
 lock: $(VENV)/.installed
 	python -m stacks.bundling

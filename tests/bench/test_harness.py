@@ -1,0 +1,75 @@
+"""Smoke test of `python -m bench` at tiny sizes: the JSON has every figure, each measured. No time is asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from functions.routing import ROUTES
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # GIVEN tiny sizes (one sample, a few uploads) and a JSON path
+    output = tmp_path / "bench.json"
+
+    # WHEN the harness runs end to end (fresh processes, its own sandbox, a bundling cdk synth)
+    code = main(
+        [
+            "--samples",
+            "1",
+            "--latency-uploads",
+            "2",
+            "--throughput-uploads",
+            "6",
+            "--models",
+            "2",
+            "--output",
+            str(output),
+        ]
+    )
+
+    # THEN it wrote the JSON and printed a table row per figure
+    assert code == 0
+    report = json.loads(output.read_text())
+    table = capsys.readouterr().out
+    for figure in ("init register", "end to end p50", "registered/s", "MLflow requests per upload", "asset "):
+        assert figure in table
+
+    # AND every cold-start figure was measured, for every route, beside the bare client import
+    cold = report["cold_start"]
+    assert _positive(cold["reference_import_s"])
+    assert set(cold["handlers"]) == {route.name for route in ROUTES}
+    for figures in cold["handlers"].values():
+        assert all(_positive(figures[name]) for name in ("import_s", "init_s", "ratio"))
+        assert figures["init_s"] >= figures["import_s"]
+
+    # AND every upload went the whole way, with nothing dead-lettered and every event matched to an upload
+    pipeline = report["pipeline"]
+    assert pipeline["dead_letters"] == {route.name: 0 for route in ROUTES}
+    assert pipeline["unmatched_events"] == 0
+    for stage in ("Model Version Registered", "Model Version Validated", "Model Alias Moved"):
+        latency = pipeline["latency"][stage]
+        assert _positive(latency["p50_s"])
+        assert latency["p50_s"] <= latency["p95_s"] <= latency["max_s"]
+
+    # AND throughput, the raw reference and both request counts were measured in the same run
+    assert _positive(pipeline["throughput"]["registered_per_s"])
+    assert _positive(pipeline["raw_registry"]["writes_per_s"])
+    assert pipeline["throughput"]["mlflow_requests"] == sum(pipeline["throughput"]["mlflow_requests_by_path"].values())
+    assert pipeline["throughput"]["mlflow_requests_per_upload"] >= 2  # at least a search and a create per upload
+    assert pipeline["naive"]["mlflow_requests_per_upload"] >= 3  # register_model, get_run, set alias
+
+    # AND the bundled assets were sized: the dependency layer and the functions' code
+    assets = report["size"]["assets"]
+    assert len(assets) >= 2
+    assert all(_positive(asset["unzipped_mb"]) and 0 < asset["zipped_mb"] <= asset["unzipped_mb"] for asset in assets)
+    assert _positive(report["gb_seconds_per_1000_uploads"]["total"])
