@@ -13,13 +13,14 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
 import statistics
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,19 +217,38 @@ def measure_naive_requests(sandbox: Sandbox, *, uploads: int, models: int) -> di
     No deduplication and no validation: it registers whatever arrives. (`await_registration_for=0`: the server
     creates versions READY, so waiting would only add a poll; the naive pipeline gets that for free.)
     """
-    import mlflow
-
     client = sandbox.mlflow_client()
-    mlflow.set_tracking_uri(sandbox.mlflow_tracking_uri)
-    mlflow.set_registry_uri(sandbox.mlflow_tracking_uri)
     names = [f"bench-naive-{uuid.uuid4().hex[:6]}-{i}" for i in range(models)]
     experiment = client.create_experiment(f"bench-naive-{uuid.uuid4().hex[:8]}")
     runs = [client.create_run(experiment).info.run_id for _ in names]
     before = mlflow_api_requests(sandbox)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        _environment(sandbox.client_environment()),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         _naive_uploads(client, names, runs, uploads=uploads, bucket=sandbox.bucket)
     requests = mlflow_api_requests(sandbox) - before
     return {"uploads": uploads, "mlflow_requests": requests, "mlflow_requests_per_upload": requests / uploads}
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """Point MLflow's fluent API at the sandbox through the environment, and restore it afterwards.
+
+    (`mlflow.set_tracking_uri` would stay set for the rest of the process: in the test session, every later test
+    would talk to this harness's stopped sandbox.)
+    """
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _naive_uploads(client: object, names: list[str], runs: list[str], *, uploads: int, bucket: str) -> None:
