@@ -193,6 +193,8 @@ def _not_passed(target: Target, model: str, version: str, verb: str) -> str | No
 
 
 def run_verdict(args: argparse.Namespace, target: Target) -> int:
+    from functions.domain.validation import verdict_record
+
     client = _client(target)
     version = _call(lambda: client.get_model_version(args.model, args.version))
     verdict = {key: value for key, value in sorted(version.tags.items()) if key.startswith("validation.")}
@@ -202,8 +204,8 @@ def run_verdict(args: argparse.Namespace, target: Target) -> int:
         print(f"{args.model} v{args.version}: not validated yet")
     else:
         print(f"{args.model} v{args.version}: {verdict.get('validation.status', '?')}")
-        for key, value in verdict.items():
-            print(f"  {key:<28} {value}")
+        for key, value in verdict_record(version.tags).items():
+            print(f"  {key:<16} {value}")
     return 0
 
 

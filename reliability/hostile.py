@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from functions.domain.validation import verdict_record
 from reliability.scenarios import MLMODEL, Result, fresh_sandbox, put_events, s3_event, upload_model
 from replay.sandbox import Sandbox
 
@@ -302,7 +303,7 @@ def hostile() -> Result:
             if case.expect_version:
                 versions = [m for m in after if m["name"] == markers[case.name]]
                 status = versions[0]["versions"][0]["tags"].get("validation.status") if versions else None
-                reasons = versions[0]["versions"][0]["tags"].get("validation.reasons", "") if versions else ""
+                reasons = verdict_record(versions[0]["versions"][0]["tags"]).get("reasons", "") if versions else ""
                 outcome = f"validation {status}: {reasons[:80]}" if status == "failed" else outcome
             outcomes[case.name] = outcome
         refused = sum(1 for outcome in outcomes.values() if outcome)

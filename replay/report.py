@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.domain.promotion import HISTORY_TAG_PREFIX
+from functions.domain.validation import TAG_VERDICT
 from functions.models.events import DetailType
 
 WORKER_LOGGER = "replay.worker"
@@ -91,7 +92,7 @@ def stable(value: Any) -> Any:
     """`value` without the fields whose values change from run to run (see `VOLATILE_NAMES`)."""
     if isinstance(value, Mapping):
         return {
-            key: stable(_parsed_history(item) if str(key).startswith(HISTORY_TAG_PREFIX) else item)
+            key: stable(_parsed_json(item) if _holds_json(str(key)) else item)
             for key, item in sorted(value.items())
             if str(key).rsplit(".", 1)[-1] not in VOLATILE_NAMES
         }
@@ -100,8 +101,12 @@ def stable(value: Any) -> Any:
     return value
 
 
-def _parsed_history(value: Any) -> Any:
-    """An alias-history tag (JSON text) as data, so its times can be left out like any other."""
+def _holds_json(key: str) -> bool:
+    return key.startswith(HISTORY_TAG_PREFIX) or key == TAG_VERDICT
+
+
+def _parsed_json(value: Any) -> Any:
+    """An alias-history or verdict tag (JSON text) as data, so its times can be left out like any other."""
     try:
         return json.loads(value) if isinstance(value, str) else value
     except ValueError:

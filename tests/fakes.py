@@ -13,6 +13,7 @@ from functions.domain.ports import (
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
+    ModelInfo,
     ModelRegistry,
     ObjectMissing,
     ObjectTooLarge,
@@ -41,6 +42,8 @@ class FakeRegistry(ModelRegistry):
         self.alias_writes: list[tuple[str, str, str]] = []
         self.model_tags: dict[str, dict[str, str]] = {}
         self.stages: dict[tuple[str, str], str] = {}
+        self.run_reads: list[str] = []
+        self.model_reads: list[str] = []
         self.down = False
 
     def _check(self) -> None:
@@ -53,6 +56,7 @@ class FakeRegistry(ModelRegistry):
 
     def get_run(self, run_id: str) -> RunInfo | None:
         self._check()
+        self.run_reads.append(run_id)
         return self.runs.get(run_id)
 
     def find_version(
@@ -90,9 +94,14 @@ class FakeRegistry(ModelRegistry):
         self.aliases[(model_name, alias)] = version
         self.alias_writes.append((model_name, alias, version))
 
-    def get_model_tags(self, model_name: str) -> dict[str, str]:
+    def get_model(self, model_name: str) -> ModelInfo | None:
         self._check()
-        return dict(self.model_tags.get(model_name, {}))
+        self.model_reads.append(model_name)
+        aliases = {alias: number for (name, alias), number in self.aliases.items() if name == model_name}
+        known = model_name in self.models or model_name in self.model_tags or aliases
+        if not known and not any(v.model_name == model_name for v in self.versions):
+            return None
+        return ModelInfo(model_name, aliases, dict(self.model_tags.get(model_name, {})))
 
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:
         self._check()

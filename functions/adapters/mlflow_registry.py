@@ -13,6 +13,12 @@ Two flavours of registry:
   `origin.identity` tag (read with one `get_model_version` per version created since the upload). Tag keys are
   written with `__` for `.` and read back, and values are capped, as Unity Catalog tags require; the domain sees
   the same tags on every registry.
+
+One registry operation is one HTTP request: reads and writes of versions, tags and aliases go through MLflow's
+registry client (`MlflowClient._get_registry_client()`), because MLflow 3's `MlflowClient` first fetches the
+registered model on each of them to refuse prompts (a second request per call). Prompts are refused here instead,
+where the registered model is read anyway (`get_model`). `tests/integration/test_registry_requests.py` counts the
+requests of each operation against a real server, so an MLflow upgrade that changes this shows up at once.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from functions.domain.errors import Rejected, Unavailable
 from functions.domain.ports import (
     IDENTITY_TAG,
     LoggedModelInfo,
+    ModelInfo,
     ModelRegistry,
     RegistryRequirements,
     RunInfo,
@@ -48,6 +55,8 @@ _MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 _EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
 _REFUSED_CREDENTIALS = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED", "UNAUTHORIZED"})
 _INVALID = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+"""MLflow 3 keeps prompts in the model registry, marked with this registered-model tag."""
 
 
 def _code(error: MlflowException) -> str:
@@ -68,6 +77,11 @@ class MlflowRegistry(ModelRegistry):
     @property
     def _client(self) -> MlflowClient:
         return self._connection.client() if self._connection is not None else self._fixed_client
+
+    @property
+    def _registry(self):  # type: ignore[no-untyped-def]
+        """The client's registry client: each call is one request (see the module's docstring)."""
+        return self._client._get_registry_client()
 
     def _unavailable(self, operation: str, error: Exception) -> Unavailable:
         if isinstance(error, MlflowException) and _code(error) in _REFUSED_CREDENTIALS:
@@ -130,7 +144,7 @@ class MlflowRegistry(ModelRegistry):
 
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         try:
-            return self._to_version(self._client.get_model_version(model_name, version))
+            return self._to_version(self._registry.get_model_version(model_name, version))
         except MlflowException as error:
             if _code(error) in _MISSING:
                 return None
@@ -138,7 +152,7 @@ class MlflowRegistry(ModelRegistry):
 
     def get_alias_version(self, model_name: str, alias: str) -> VersionInfo | None:
         try:
-            return self._to_version(self._client.get_model_version_by_alias(model_name, alias))
+            return self._to_version(self._registry.get_model_version_by_alias(model_name, alias))
         except MlflowException as error:
             # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
             if _code(error) in _MISSING or (_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
@@ -148,35 +162,41 @@ class MlflowRegistry(ModelRegistry):
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         try:
             for key, value in self._to_registry_tags(tags).items():
-                self._client.set_model_version_tag(model_name, version, key, value)
+                self._registry.set_model_version_tag(model_name, version, key, value)
         except MlflowException as error:
             raise self._unavailable("set_model_version_tag", error) from error
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         try:
-            self._client.set_registered_model_alias(model_name, alias, version)
+            self._registry.set_registered_model_alias(model_name, alias, version)
         except MlflowException as error:
             raise self._unavailable("set_registered_model_alias", error) from error
 
-    def get_model_tags(self, model_name: str) -> dict[str, str]:
+    def get_model(self, model_name: str) -> ModelInfo | None:
         try:
-            return self._from_registry_tags(dict(self._client.get_registered_model(model_name).tags or {}))
+            model = self._registry.get_registered_model(model_name)
         except MlflowException as error:
             if _code(error) in _MISSING:
-                return {}
+                return None
             raise self._unavailable("get_registered_model", error) from error
+        if str((getattr(model, "_tags", None) or {}).get(PROMPT_TAG, "")).lower() == "true":  # `tags` hides it
+            raise Rejected(
+                "registry_refused", f"{model_name} is an MLflow prompt, not a model: the pipeline leaves it alone"
+            )
+        aliases = {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
+        return ModelInfo(name=model.name, aliases=aliases, tags=self._from_registry_tags(dict(model.tags or {})))
 
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:
         try:
             for registry_key, registry_value in self._to_registry_tags({key: value}).items():
-                self._client.set_registered_model_tag(model_name, registry_key, registry_value)
+                self._registry.set_registered_model_tag(model_name, registry_key, registry_value)
         except MlflowException as error:
             raise self._unavailable("set_registered_model_tag", error) from error
 
     def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
         try:
             (registry_key,) = self._to_registry_tags({key: ""})
-            self._client.delete_model_version_tag(model_name, version, registry_key)
+            self._registry.delete_model_version_tag(model_name, version, registry_key)
         except MlflowException as error:
             if _code(error) not in _MISSING:
                 raise self._unavailable("delete_model_version_tag", error) from error
@@ -185,7 +205,9 @@ class MlflowRegistry(ModelRegistry):
         try:
             with warnings.catch_warnings():  # the deprecation is logged by the caller, once per move
                 warnings.simplefilter("ignore", FutureWarning)
-                self._client.transition_model_version_stage(model_name, version, stage)
+                self._registry.transition_model_version_stage(
+                    model_name, version, stage, archive_existing_versions=False
+                )
         except MlflowException as error:
             raise self._unavailable("transition_model_version_stage", error) from error
 
@@ -295,7 +317,7 @@ class UnityCatalogRegistry(MlflowRegistry):
         recent.sort(key=lambda v: int(v.version), reverse=True)
         for version in recent[: self.MAX_IDENTITY_READS]:
             try:
-                full = client.get_model_version(model_name, str(version.version))
+                full = self._registry.get_model_version(model_name, str(version.version))
             except MlflowException as error:
                 if _code(error) in _MISSING:
                     continue

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from functions.domain.errors import Rejected
 from functions.domain.policy import LoadedPolicy, PolicySet
-from functions.domain.ports import EventPublisher, ModelRegistry, VersionInfo
+from functions.domain.ports import EventPublisher, ModelInfo, ModelRegistry, VersionInfo
 from functions.domain.promotion import (
     AUTOPILOT,
     HistoryEntry,
@@ -28,7 +28,7 @@ from functions.domain.promotion import (
     parse_history,
     rollback_target,
 )
-from functions.domain.validation import TAG_STATUS, TAG_VALIDATED_AT, EvidenceReader
+from functions.domain.validation import TAG_STATUS, EvidenceReader, verdict_time
 from functions.models.events import (
     ModelAliasMoved,
     ModelVersionValidated,
@@ -83,14 +83,16 @@ class AliasKeeper:
             )
             return []
         loaded = self._policies.for_model(verdict.model_name)
-        verdict_id = f"{version.version}@{version.tags.get(TAG_VALIDATED_AT, '')}"
+        verdict_id = f"{version.version}@{verdict_time(version.tags)}"
         dry_run = bool(verdict.replay_name) and self._dry_run_replays
-        decisions = []
-        for alias, mode in sorted(loaded.policy.promotion.aliases.items()):
-            if mode == "manual":
-                continue
-            decisions.append(self._consider(version, alias, mode, loaded, verdict, verdict_id, dry_run))
-        return decisions
+        aliases = [(alias, mode) for alias, mode in sorted(loaded.policy.promotion.aliases.items()) if mode != "manual"]
+        if not aliases:
+            return []
+        # One read gives every alias holder and history; each alias below touches only its own alias and history tag.
+        model = self._model(version.model_name)
+        return [
+            self._consider(version, alias, mode, loaded, verdict, verdict_id, dry_run, model) for alias, mode in aliases
+        ]
 
     def _consider(
         self,
@@ -101,25 +103,23 @@ class AliasKeeper:
         verdict: ModelVersionValidated,
         verdict_id: str,
         dry_run: bool,
+        model: ModelInfo,
     ) -> Decision:
         name = version.model_name
-        holder = self._registry.get_alias_version(name, alias)
-        if holder is not None and holder.version == version.version:
-            return Decision(alias, "kept", version.version, holder.version, "already holds it")
-        history = parse_history(self._registry.get_model_tags(name).get(history_tag(alias)))
+        holder = model.aliases.get(alias)
+        if holder == version.version:
+            return Decision(alias, "kept", version.version, holder, "already holds it")
+        history = parse_history(model.tags.get(history_tag(alias)))
         if applied(history, verdict_id):
             last = history[-1]
-            current = holder.version if holder else None
-            if last.verdict == verdict_id and current == last.previous and not dry_run:  # interrupted mid-move
+            if last.verdict == verdict_id and holder == last.previous and not dry_run:  # interrupted mid-move
                 self._apply(version, alias, last, loaded)
                 return Decision(alias, "moved", version.version, last.previous, f"{last.reason} (completed)")
-            return Decision(
-                alias, "kept", version.version, holder.version if holder else None, "verdict already applied"
-            )
+            return Decision(alias, "kept", version.version, holder, "verdict already applied")
         compare = loaded.policy.compare
         metric = compare.metric if compare else None
         candidate = Standing(version.version, self._metric(version, metric))
-        incumbent = Standing(holder.version, self._metric(holder, metric)) if holder else None
+        incumbent = Standing(holder, self._holder_metric(name, holder, metric)) if holder else None
         strict = mode in ("auto", "approval") and compare is not None and compare.alias == alias
         if not outranks(
             candidate,
@@ -128,9 +128,9 @@ class AliasKeeper:
             min_improvement=compare.min_improvement if strict and compare else 0.0,
             relative=bool(strict and compare and compare.improvement == "relative"),
         ):
-            why = f"v{holder.version} outranks it" if holder else "no better than the holder"
-            return Decision(alias, "kept", version.version, holder.version if holder else None, why)
-        previous = holder.version if holder else None
+            why = f"v{holder} outranks it" if holder else "no better than the holder"
+            return Decision(alias, "kept", version.version, holder, why)
+        previous = holder
         reason = _verdict_reason(mode, alias, metric, candidate, incumbent)
         if dry_run:
             return Decision(alias, "dry_run", version.version, previous, f"replay {verdict.replay_name}: {reason}")
@@ -157,11 +157,11 @@ class AliasKeeper:
         """Move `alias` to a version an approver names, after re-checking its verdict."""
         version = self._passed_version(request.model_name, request.version, "promote")
         loaded = self._policies.for_model(request.model_name)
-        holder = self._registry.get_alias_version(request.model_name, request.alias)
-        if holder is not None and holder.version == version.version:
-            return Decision(request.alias, "kept", version.version, holder.version, "already holds it")
-        history = parse_history(self._registry.get_model_tags(request.model_name).get(history_tag(request.alias)))
-        previous = holder.version if holder else None
+        model = self._model(request.model_name)
+        previous = model.aliases.get(request.alias)
+        if previous == version.version:
+            return Decision(request.alias, "kept", version.version, previous, "already holds it")
+        history = parse_history(model.tags.get(history_tag(request.alias)))
         reason = f"promoted by {request.approver}"
         if self._dry_run_replays and request.replay_name:
             return Decision(request.alias, "dry_run", version.version, previous, f"replay {request.replay_name}")
@@ -172,18 +172,18 @@ class AliasKeeper:
     def rollback(self, request: RollbackRequested) -> Decision:
         """Move `alias` back to its previous holder (from the history), or to a named version that passed."""
         name, alias = request.model_name, request.alias
-        holder = self._registry.get_alias_version(name, alias)
-        history = parse_history(self._registry.get_model_tags(name).get(history_tag(alias)))
-        target = request.version or rollback_target(history, holder.version if holder else None)
+        model = self._model(name)
+        previous = model.aliases.get(alias)
+        history = parse_history(model.tags.get(history_tag(alias)))
+        target = request.version or rollback_target(history, previous)
         if target is None:
             raise Rejected(
                 "nothing_to_roll_back_to",
                 f"{name}@{alias} has no previous holder in its history; name the version to roll back to",
             )
         version = self._passed_version(name, target, "roll back to")
-        if holder is not None and holder.version == version.version:
-            return Decision(alias, "kept", version.version, holder.version, "already holds it")
-        previous = holder.version if holder else None
+        if previous == version.version:
+            return Decision(alias, "kept", version.version, previous, "already holds it")
         reason = f"rolled back by {request.requested_by}"
         if self._dry_run_replays and request.replay_name:
             return Decision(alias, "dry_run", version.version, previous, f"replay {request.replay_name}")
@@ -192,6 +192,10 @@ class AliasKeeper:
         return Decision(alias, "moved", version.version, previous, reason)
 
     # --- shared -----------------------------------------------------------------------------------
+
+    def _model(self, name: str) -> ModelInfo:
+        """The registered model's alias holders and histories (empty for a model deleted since)."""
+        return self._registry.get_model(name) or ModelInfo(name)
 
     def _passed_version(self, name: str, number: str, verb: str) -> VersionInfo:
         version = self._registry.get_version(name, number)
@@ -256,6 +260,13 @@ class AliasKeeper:
             return None
         observed = self._reader.metric(version, metric)
         return observed.value if observed else None
+
+    def _holder_metric(self, name: str, holder: str, metric: str | None) -> float | None:
+        """The holder's metric; its version is read only when the policy compares by a metric."""
+        if metric is None:
+            return None
+        version = self._registry.get_version(name, holder)
+        return self._metric(version, metric) if version else None
 
 
 def not_passed(version: VersionInfo, verb: str) -> str | None:

@@ -49,6 +49,16 @@ class VersionInfo:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: which version holds each alias, and its tags (one registry read gives both)."""
+
+    name: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    """alias → version number"""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RegistryRequirements:
     """What a registry demands of a version before it accepts it (Unity Catalog demands both)."""
 
@@ -95,7 +105,8 @@ class ModelRegistry(ABC):
     def set_alias(self, model_name: str, alias: str, version: str) -> None: ...
 
     @abstractmethod
-    def get_model_tags(self, model_name: str) -> dict[str, str]: ...
+    def get_model(self, model_name: str) -> ModelInfo | None:
+        """The registered model's aliases and tags, or None when it does not exist."""
 
     @abstractmethod
     def set_model_tag(self, model_name: str, key: str, value: str) -> None: ...

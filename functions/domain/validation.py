@@ -33,12 +33,12 @@ from functions.domain.ports import (
 from functions.models.events import ArtifactOrigin, CheckResult, ModelVersionValidated
 
 TAG_STATUS = "validation.status"
-TAG_REASONS = "validation.reasons"
-TAG_POLICY = "validation.policy"
-TAG_POLICY_SHA256 = "validation.policy_sha256"
-TAG_VALIDATED_AT = "validation.validated_at"
-TAG_CORRELATION_ID = "validation.correlation_id"
-MAX_TAG_VALUE = 4000
+"""passed or failed: the gate every alias move checks, and what a registry search filters on."""
+TAG_VERDICT = "validation.verdict"
+"""The rest of the verdict as one JSON object: reasons, policy, policy_sha256, validated_at, correlation_id."""
+MAX_REASONS = 600
+"""Characters of the reasons kept in the tag (the whole verdict stays under Unity Catalog's 1,000-character
+values); the `Model Version Validated` event carries every check in full."""
 METRICS_FILE = "metrics.json"
 MAX_METRICS_FILE_BYTES = 1024 * 1024
 MLMODEL_MAX_BYTES = 1024 * 1024
@@ -117,13 +117,22 @@ class EvidenceReader:
             return None, files
 
     def metrics(
-        self, model_id: str | None, run_id: str | None, model_dir: _ModelDir | None, files: set[str]
+        self,
+        model_id: str | None,
+        run_id: str | None,
+        model_dir: _ModelDir | None,
+        files: set[str],
+        *,
+        from_registry: bool = True,
     ) -> tuple[dict[str, Observed], dict[str, str], RunInfo | None]:
-        """Metrics by name with their source; the first source that has a metric wins."""
+        """Metrics by name with their source; the first source that has a metric wins.
+
+        `from_registry=False` reads `metrics.json` only (a file that is there is always checked for damage).
+        """
         metrics: dict[str, Observed] = {}
         problems: dict[str, str] = {}
-        logged = self._registry.get_logged_model(model_id) if model_id else None
-        run = self._registry.get_run(run_id) if run_id else None
+        logged = self._registry.get_logged_model(model_id) if model_id and from_registry else None
+        run = self._registry.get_run(run_id) if run_id and from_registry else None
         for source, values in (("logged_model", logged.metrics if logged else {}), ("run", run.metrics if run else {})):
             for name, value in values.items():
                 metrics.setdefault(name, Observed(value, source))
@@ -197,7 +206,12 @@ class Validator:
         mlmodel, files = reader.read_model_dir(model_dir)
         model_id = version.model_id or (mlmodel.model_id if mlmodel else None)
         run_id = version.run_id or (mlmodel.run_id if mlmodel else None)
-        metrics, problems, run = reader.metrics(model_id, run_id, model_dir, files)
+        policy = loaded.policy
+        # The registry is asked only for what the policy checks: each read is a request on every upload.
+        checks_metrics = bool(policy.metrics or policy.compare)
+        metrics, problems, run = reader.metrics(model_id, run_id, model_dir, files, from_registry=checks_metrics)
+        if run is None and run_id and (policy.lineage.run_tags or policy.lineage.dataset_inputs):
+            run = self._registry.get_run(run_id)
         evidence = Evidence(
             metrics=metrics,
             metric_problems=problems,
@@ -219,20 +233,35 @@ class Validator:
     # --- verdict ----------------------------------------------------------------------------------
 
     def _record(self, version: VersionInfo, verdict: Verdict, loaded: LoadedPolicy, correlation_id: str) -> bool:
-        tags = {
-            TAG_STATUS: verdict.status,
-            TAG_REASONS: _truncate("; ".join(verdict.reasons)) or "all checks passed",
-            TAG_POLICY: loaded.file,
-            TAG_POLICY_SHA256: loaded.sha256,
+        """Write the verdict in two tags (two requests), unless the version already carries this one."""
+        record = {
+            "reasons": _truncate("; ".join(verdict.reasons)) or "all checks passed",
+            "policy": loaded.file,
+            "policy_sha256": loaded.sha256,
         }
-        if all(version.tags.get(key) == value for key, value in tags.items()):
+        previous = verdict_record(version.tags)
+        if version.tags.get(TAG_STATUS) == verdict.status and all(previous.get(k) == v for k, v in record.items()):
             return False
-        tags[TAG_VALIDATED_AT] = self._now().isoformat(timespec="seconds")
-        tags[TAG_CORRELATION_ID] = correlation_id
+        record["validated_at"] = self._now().isoformat(timespec="seconds")
+        record["correlation_id"] = correlation_id
         # The status goes last: a crash half-way leaves the previous verdict, never a passed status with old reasons.
-        ordered = {key: value for key, value in tags.items() if key != TAG_STATUS} | {TAG_STATUS: verdict.status}
-        self._registry.set_version_tags(version.model_name, version.version, ordered)
+        tags = {TAG_VERDICT: json.dumps(record, separators=(",", ":")), TAG_STATUS: verdict.status}
+        self._registry.set_version_tags(version.model_name, version.version, tags)
         return True
+
+
+def verdict_record(tags: dict[str, str]) -> dict[str, str]:
+    """The verdict a version's tags record (empty when it has none, or one this code cannot read)."""
+    try:
+        record = json.loads(tags.get(TAG_VERDICT) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+
+
+def verdict_time(tags: dict[str, str]) -> str:
+    """When the version's current verdict was recorded ("" when it has none): part of the verdict's identity."""
+    return verdict_record(tags).get("validated_at", "")
 
 
 def parse_metrics_file(content: bytes) -> tuple[dict[str, float], str | None]:
@@ -255,7 +284,7 @@ def parse_metrics_file(content: bytes) -> tuple[dict[str, float], str | None]:
 
 
 def _truncate(text: str) -> str:
-    return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 1] + "…"
+    return text if len(text) <= MAX_REASONS else text[: MAX_REASONS - 1] + "…"
 
 
 def _result(check: Check) -> CheckResult:

@@ -185,7 +185,13 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
         ("DELETE", f"{UC}/model-versions/delete-tag"): (200, {}),
         ("GET", f"{UC}/registered-models/get"): (
             200,
-            {"registered_model": {"name": MODEL, "tags": [{"key": "alias__history__champion", "value": history}]}},
+            {
+                "registered_model": {
+                    "name": MODEL,
+                    "tags": [{"key": "alias__history__champion", "value": history}],
+                    "aliases": [{"alias": "champion", "version": "3"}],
+                }
+            },
         ),
     }
     registry = _databricks_registry(server)
@@ -194,14 +200,15 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
     registry.set_version_tags(MODEL, "3", {"validation.status": "passed"})
     registry.set_model_tag(MODEL, "alias.history.champion", history)
     registry.delete_version_tag(MODEL, "3", "approval.pending.champion")
-    tags = registry.get_model_tags(MODEL)
+    model = registry.get_model(MODEL)
 
     # THEN UC only ever sees keys without dots, and the domain gets its dotted keys back
     written = [r.json()["key"] for r in server.calls(f"{UC}/model-versions/set-tag")]
     written += [r.json()["key"] for r in server.calls(f"{UC}/registered-models/set-tag")]
     written += [r.json()["key"] for r in server.calls(f"{UC}/model-versions/delete-tag")]
     assert written == ["validation__status", "alias__history__champion", "approval__pending__champion"]
-    assert tags == {"alias.history.champion": history}
+    assert model is not None
+    assert (model.tags, model.aliases) == ({"alias.history.champion": history}, {"champion": "3"})
     # AND a policy that mirrors aliases to stages is refused clearly: UC has no stages
     with pytest.raises(Rejected, match=r"Unity Catalog has no stages") as refused:
         registry.transition_stage(MODEL, "3", "Production")

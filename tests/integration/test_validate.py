@@ -8,6 +8,7 @@ not be worse than the champion, carry a signature, an environment file and the r
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import mlflow
@@ -19,6 +20,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from functions.domain.validation import verdict_record
 from ops.__main__ import main as ops_main
 
 VALIDATED = "Model Version Validated"
@@ -63,10 +65,11 @@ def test_a_good_model_passes_with_tags_and_event(sandbox, mlflow_client, wait_qu
     # THEN its verdict is passed, on the version's tags and in the event
     version = mlflow_client.get_model_version("gate-pass", "1")
     assert version.tags["validation.status"] == "passed"
-    assert version.tags["validation.reasons"] == "all checks passed"
-    assert version.tags["validation.policy"] == "gate-pass.yaml"
-    assert len(version.tags["validation.policy_sha256"]) == 64
-    assert version.tags["validation.validated_at"]
+    record = verdict_record(version.tags)
+    assert record["reasons"] == "all checks passed"
+    assert record["policy"] == "gate-pass.yaml"
+    assert len(record["policy_sha256"]) == 64
+    assert record["validated_at"]
     detail = verdict_of(sandbox, "gate-pass", "1")
     assert (detail["status"], detail["reasons"], detail["run_id"]) == ("passed", [], run_id)
     assert detail["policy"].startswith("gate-pass.yaml@sha256:")
@@ -125,7 +128,7 @@ def test_a_model_without_requirements_txt_fails(sandbox, mlflow_client, wait_qui
     # THEN the version is registered and failed for the missing file
     version = mlflow_client.get_model_version("gate-requirements", "1")
     assert version.tags["validation.status"] == "failed"
-    assert version.tags["validation.reasons"] == "missing requirements.txt: cannot be rebuilt"
+    assert verdict_record(version.tags)["reasons"] == "missing requirements.txt: cannot be rebuilt"
 
 
 def test_re_validation_after_the_fact_changes_nothing_more(sandbox, mlflow_client, wait_quiet, data, capsys):
@@ -148,6 +151,12 @@ def test_re_validation_after_the_fact_changes_nothing_more(sandbox, mlflow_clien
     assert ops_main(["--sandbox", json.dumps(sandbox.info()), "verdict", "gate-pass", version, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (shown["validation.status"], shown["version"]) == ("passed", version)
+    # AND, for a person, with the verdict's fields one per line
+    assert ops_main(["--sandbox", json.dumps(sandbox.info()), "verdict", "gate-pass", version]) == 0
+    printed = capsys.readouterr().out
+    assert f"gate-pass v{version}: passed" in printed
+    assert re.search(r"^  reasons +all checks passed$", printed, re.MULTILINE)
+    assert re.search(r"^  policy +gate-pass.yaml$", printed, re.MULTILINE)
 
 
 def test_ops_refuses_an_unknown_stack_with_a_clear_error(capsys):

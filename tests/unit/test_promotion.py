@@ -130,7 +130,11 @@ class World:
     def version(self, number: str, accuracy: float | None, status: str = "passed") -> ModelVersionValidated:
         run = f"run{number}"
         self.registry.runs[run] = RunInfo(run, "1", {}, {} if accuracy is None else {"accuracy": accuracy})
-        tags = {"validation.status": status, "validation.validated_at": f"t{number}"} if status else {}
+        tags = (
+            {"validation.status": status, "validation.verdict": json.dumps({"validated_at": f"t{number}"})}
+            if status
+            else {}
+        )
         self.registry.versions.append(VersionInfo("churn", number, f"s3://b/models/churn/{number}", run, tags))
         return ModelVersionValidated(
             model_name="churn",
@@ -158,6 +162,8 @@ def test_a_passed_version_becomes_challenger_and_champion_with_history_and_event
     [entry] = parse_history(world.registry.model_tags["churn"]["autopilot.alias_history.champion"])
     assert (entry.version, entry.previous, entry.actor, entry.correlation_id) == ("1", None, "autopilot", "c1")
     assert entry.verdict == "1@t1"
+    # AND both aliases were decided from one read of the registered model
+    assert world.registry.model_reads == ["churn"]
 
 
 def test_out_of_order_verdicts_end_with_the_best_version(tmp_path):

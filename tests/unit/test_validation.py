@@ -9,7 +9,7 @@ import pytest
 from functions.domain.errors import Unavailable
 from functions.domain.policy import load_policies
 from functions.domain.ports import LoggedModelInfo, RunInfo, VersionInfo
-from functions.domain.validation import ValidationRequest, Validator, parse_metrics_file
+from functions.domain.validation import ValidationRequest, Validator, parse_metrics_file, verdict_record
 from functions.models.events import ArtifactOrigin, ModelVersionValidated
 from tests.conftest import EVENTS
 from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
@@ -76,10 +76,15 @@ def test_a_good_version_passes_and_the_verdict_is_tagged_and_emitted(tmp_path):
     # AND the tags record status, reasons, policy identity and time
     tags = world.registry.get_version("churn", "1").tags
     assert tags["validation.status"] == "passed"
-    assert tags["validation.reasons"] == "all checks passed"
-    assert tags["validation.policy"] == "churn.yaml"
-    assert len(tags["validation.policy_sha256"]) == 64
-    assert tags["validation.validated_at"] == "2026-11-20T12:00:00+00:00"
+    record = verdict_record(tags)
+    assert record["reasons"] == "all checks passed"
+    assert record["policy"] == "churn.yaml"
+    assert len(record["policy_sha256"]) == 64
+    assert record["validated_at"] == "2026-11-20T12:00:00+00:00"
+    assert record["correlation_id"] == "corr-1"
+    # AND in two writes, the status last
+    [(_, _, written)] = world.registry.tag_writes
+    assert list(written) == ["validation.verdict", "validation.status"]
     # AND the event carries every check with observed value, threshold and source
     [event] = world.events.published
     assert isinstance(event, ModelVersionValidated)
@@ -122,6 +127,24 @@ def test_a_missing_lineage_tag_fails(tmp_path):
     world = World(tmp_path)
     verdict = world.validator.validate(world.version("1", accuracy=0.9, tags={"other": "x"}))
     assert verdict.reasons == ["run tag data.version is missing"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "run_reads"),
+    [
+        ("artifacts: {environment: true}\n", 0),
+        ("lineage: {run_tags: [data.version]}\n", 1),
+        ("metrics: {accuracy: {min: 0.5}}\n", 1),
+    ],
+)
+def test_the_run_is_read_only_when_the_policy_checks_it(tmp_path, policy, run_reads):
+    # GIVEN a policy that checks only files, a run tag, or a metric
+    world = World(tmp_path, policy=policy)
+    # WHEN a version is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN it passes, and the registry was asked for the run only when a check needs it
+    assert verdict.status == "passed"
+    assert len(world.registry.run_reads) == run_reads
 
 
 def test_validating_twice_changes_nothing_more(tmp_path):
