@@ -64,6 +64,11 @@ class Settings(BaseModel):
         return value.strip("/")
 
 
+def snapshotting() -> bool:
+    """Whether Lambda is initializing a SnapStart version to snapshot it (`AWS_LAMBDA_INITIALIZATION_TYPE`)."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
 @lru_cache(maxsize=1)
 def load_settings() -> Settings:
     """Parse the environment once per container; fails fast with the names of bad variables."""

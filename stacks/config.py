@@ -85,6 +85,7 @@ class RegistryConfig:
     noncurrent_version_expiration_days: int = 90
     databricks_instance_profile: bool = False
     tracing: bool = False
+    snap_start: bool = True
     mlflow_sig_v4: bool = False
     mlflow_execute_api_arn: str = ""
     mlflow_insecure_tls: bool = False
@@ -358,6 +359,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "noncurrent_version_expiration_days": _integer(1, 3650),
     "databricks_instance_profile": _boolean,
     "tracing": _boolean,
+    "snap_start": _boolean,
     "mlflow_sig_v4": _boolean,
     "mlflow_execute_api_arn": _string(
         _EXECUTE_API_ARN,

@@ -131,6 +131,7 @@ class RegistryAutopilotStack(Stack):
             max_pending_seconds=config.max_pending_seconds,
             log_retention=_LOG_RETENTION[config.log_retention_days],
             tracing=config.tracing,
+            snap_start=config.snap_start,
             mlflow=self.mlflow,
         )
 

@@ -21,7 +21,7 @@ from functions.handlers.sqs_batch import process_batch
 from functions.metrics import UPLOAD_TO_REGISTERED
 from functions.models.s3 import S3ObjectEvent
 from functions.observability import count, logger, metrics, record_latency, tracer
-from functions.settings import load_settings
+from functions.settings import load_settings, snapshotting
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,10 @@ def _dependencies() -> Dependencies:
     )
     queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
     return Dependencies(register_once=once, queue=queue)
+
+
+if snapshotting():
+    # SnapStart: build the clients (and import MLflow) into the snapshot, so that restored containers start with them.
+    # They hold no connection and no secret yet: the MLflow secret is read on first use, and SnapStart containers get
+    # AWS credentials from the container endpoint, which the SDK refreshes.
+    _dependencies()

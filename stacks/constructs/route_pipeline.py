@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, Size, Stack
+from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -85,8 +85,14 @@ class PipelineContext:
     max_pending_seconds: int = 6 * 3600
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     tracing: bool = False
+    snap_start: bool = True
+    """SnapStart on published versions, for the functions whose settings allow it (see `RoutePipeline`)."""
     mlflow: MlflowAccess | None = None
     """SageMaker/SigV4 permissions, VPC placement, CA layer and MLflow client settings (None: none of them)."""
+
+
+SNAP_START_MAX_EPHEMERAL_STORAGE_MB = 512
+"""SnapStart does not support more ephemeral storage than this (nor EFS or provisioned concurrency)."""
 
 
 class RoutePipeline(Construct):
@@ -94,6 +100,12 @@ class RoutePipeline(Construct):
 
     FIFO routes also have `delivery_dead_letter_queue` (standard), the rule target's dead-letter queue; for the
     other routes it is None and the target dead-letters into `dead_letter_queue`.
+
+    With SnapStart (`snap_start`, unless the function needs more `/tmp` than SnapStart allows: the register
+    function of a Unity Catalog deployment), the function's code and configuration are published as a version,
+    `alias` ("live") points at it, and the event source mapping invokes the alias: Lambda snapshots the version's
+    initialized environment when it is published and restores new containers from it. Otherwise `alias` is None and
+    the mapping invokes the function (`$LATEST`).
     """
 
     def __init__(
@@ -117,7 +129,9 @@ class RoutePipeline(Construct):
         self.rule = self._build_rule(bus)
         self.log_group = self._build_log_group()
         self.role = self._build_role()
+        self.snap_start = context.snap_start and ephemeral_storage_mb <= SNAP_START_MAX_EPHEMERAL_STORAGE_MB
         self.function = self._build_function()
+        self.alias = self._build_alias() if self.snap_start else None
         self.event_source_mapping = self._build_event_source(max_concurrency)
         self._acknowledge_findings()
 
@@ -282,6 +296,7 @@ class RoutePipeline(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE if ctx.tracing else lambda_.Tracing.DISABLED,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
             environment=function_environment(
                 self.route,
                 bucket=ctx.bucket.bucket_name,
@@ -304,11 +319,19 @@ class RoutePipeline(Construct):
             ctx.mlflow.place(function, self.role)
         return function
 
+    def _build_alias(self) -> lambda_.Alias:
+        # CDK warns on every SnapStart function that only published versions are snapshotted: this one is.
+        Annotations.of(self.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish", "the route's `live` alias publishes each version"
+        )
+        return lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
+
     def _build_event_source(self, max_concurrency: int) -> lambda_.EventSourceMapping:
         # On a FIFO queue Lambda invokes at most min(message groups, max_concurrency) at once: one, for a FIFO route.
         # (Lambda has no batching window for FIFO queues; CDK refuses one.)
         window = self.route.max_batching_window_seconds
-        self.function.add_event_source(
+        target: lambda_.IFunction = self.alias or self.function
+        target.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,
                 batch_size=self.route.batch_size,
@@ -317,7 +340,7 @@ class RoutePipeline(Construct):
                 report_batch_item_failures=True,
             )
         )
-        (mapping,) = (c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping))
+        (mapping,) = (c for c in target.node.children if isinstance(c, lambda_.EventSourceMapping))
         return mapping
 
     # --- cdk-nag ----------------------------------------------------------------------------------------------------

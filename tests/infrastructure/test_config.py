@@ -40,6 +40,7 @@ def test_cli_strings_are_coerced():
         "registerMaxConcurrency": "12",
         "tracing": "TRUE",
         "databricksInstanceProfile": "false",
+        "snapStart": "false",
         "experimentModelNames": '{"7": "fraud"}',
         "artifactRootPrefix": "/teams/mlflow/",
         "mlflowTrackingUri": " https://mlflow.internal:5000 ",
@@ -52,6 +53,7 @@ def test_cli_strings_are_coerced():
     assert config.register_max_concurrency == 12
     assert config.tracing is True
     assert config.databricks_instance_profile is False
+    assert config.snap_start is False
     assert config.experiment_model_names == {"7": "fraud"}
     assert config.artifact_root_prefix == "teams/mlflow"
     assert config.mlflow_tracking_uri == "https://mlflow.internal:5000"

@@ -211,9 +211,11 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
 
 
 def test_every_registry_call_the_adapter_makes_is_a_granted_sagemaker_action():
-    # GIVEN the MlflowClient methods the registry adapter calls (SageMaker's IAM action is the method in PascalCase)
+    # GIVEN the MLflow client methods the registry adapter calls, on the client or its registry client (SageMaker's IAM
+    # action is the method in PascalCase)
     source = (REPO_ROOT / "functions" / "adapters" / "mlflow_registry.py").read_text()
-    methods = set(re.findall(r"\bclient\.([a-z_]+)\(", source)) | set(re.findall(r"self\._client\.([a-z_]+)\(", source))
+    calls = re.findall(r"(?:\bclient|self\._client|self\._registry)\.([a-z_]+)\(", source)
+    methods = {method for method in calls if not method.startswith("_")}
     actions = {"sagemaker-mlflow:" + "".join(part.capitalize() for part in method.split("_")) for method in methods}
 
     # WHEN we compare them with what the stack grants on a SageMaker tracking server

@@ -317,10 +317,59 @@ def test_event_source_reports_batch_item_failures_with_the_routes_batch(default_
 
     # THEN it drains the route's queue into the function, reporting partial failures, with the route's batch size
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "Arn"]}
-    assert mapping["FunctionName"] == {"Ref": default_synth.logical_id(pipeline.function)}
+    assert _invokes_alias(mapping["FunctionName"], default_synth.logical_id(pipeline.alias))
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == route.batch_size
     assert 2 <= mapping["ScalingConfig"]["MaximumConcurrency"] <= 1000
+
+
+def _invokes_alias(function_name: Any, alias_logical_id: str) -> bool:
+    """CDK names an alias target `<function name>:live`, the function name cut from the alias ARN."""
+    return function_name == {
+        "Fn::Join": ["", [{"Fn::Select": [6, {"Fn::Split": [":", {"Ref": alias_logical_id}]}]}, ":live"]]
+    }
+
+
+@pytest.mark.parametrize("route_name", ROUTE_NAMES)
+def test_snap_start_snapshots_each_published_version_and_the_queue_invokes_it_through_the_live_alias(
+    default_synth: Synth, route_name: str
+):
+    # GIVEN a route's pipeline in the default stack (snapStart on)
+    pipeline = default_synth.stack.pipelines[route_name]
+
+    # WHEN we read its function, the version its alias publishes and the alias
+    function = _resource(default_synth, pipeline.function)["Properties"]
+    alias = _resource(default_synth, pipeline.alias)["Properties"]
+    function_ref = {"Ref": default_synth.logical_id(pipeline.function)}
+    versions = [
+        v["Properties"]
+        for v in default_synth.resources("AWS::Lambda::Version").values()
+        if v["Properties"]["FunctionName"] == function_ref
+    ]
+
+    # THEN SnapStart applies to published versions, exactly one is published, and `live` points at it
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert len(versions) == 1
+    assert alias["Name"] == "live"
+    assert alias["FunctionName"] == function_ref
+    assert "Fn::GetAtt" in alias["FunctionVersion"]
+
+
+def test_a_register_function_with_more_disk_than_snap_start_allows_runs_on_demand(custom_synth: Synth):
+    # GIVEN a Unity Catalog deployment: its register function gets 4,096 MB of /tmp to copy models
+    register, validate = custom_synth.stack.pipelines["register"], custom_synth.stack.pipelines["validate"]
+
+    # WHEN we read the functions and the register route's event source mapping
+    function = _resource(custom_synth, register.function)["Properties"]
+    mapping = _resource(custom_synth, register.event_source_mapping)["Properties"]
+
+    # THEN register has no SnapStart (Lambda refuses it past 512 MB of /tmp) and its queue invokes $LATEST, while
+    # the other routes keep it
+    assert function["EphemeralStorage"] == {"Size": 4096}
+    assert "SnapStart" not in function
+    assert register.alias is None
+    assert mapping["FunctionName"] == {"Ref": custom_synth.logical_id(register.function)}
+    assert _resource(custom_synth, validate.function)["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
 
 
 @pytest.mark.parametrize("route_name", FIFO_ROUTE_NAMES)
