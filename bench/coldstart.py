@@ -1,31 +1,49 @@
-"""Cold start: import + first-invocation init of each handler in a fresh process, beside the bare client import.
+"""Cold start: each handler's INIT and first-invocation setup in a fresh process, beside the bare client import.
 
-Each sample is a new `python -c` process (nothing cached in memory; byte-code already compiled, as in a Lambda
-bundle). A handler sample times `import <module>` and then `<module>._dependencies()` (MLflow client, boto3
-clients, Powertools idempotency) with a function environment pointing at 127.0.0.1 ports nothing listens on:
-building clients makes no request. The reference sample times `from mlflow import MlflowClient`.
+Measured where the functions run: a fresh `python -S` process whose only packages are the Lambda bundle's (the
+pinned `functions/requirements.lock`, installed for this machine under `.venv/bench-lambda-deps`) plus the AWS SDK
+that Lambda's runtime provides, so nothing of the development environment (full MLflow, pandas) is imported.
+
+Per handler, two figures:
+- `init_s`: `import <handler module>`, what Lambda's INIT phase runs for an on-demand container;
+- `setup_s`: that plus `_dependencies()` (MLflow client, boto3 clients, Powertools idempotency), which an on-demand
+  container does on its first invocation and a SnapStart version does during INIT, once, before its snapshot.
+The function environment points at 127.0.0.1 ports nothing listens on: building clients makes no request. The
+reference times `from mlflow import MlflowClient` the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
+from pathlib import Path
 
 from functions.routing import ROUTES
 from functions.settings import function_environment
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCK = REPO_ROOT / "functions" / "requirements.lock"
+LAMBDA_DEPS = REPO_ROOT / ".venv" / "bench-lambda-deps"
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer")
+"""Lambda's Python runtime provides the AWS SDK; the bundle does not ship it."""
+
 _PROBE = """
-import json, sys, time
+import sys
+sys.path[:0] = {path!r}
+import json, time
 started = time.perf_counter()
 {statement}
 imported = time.perf_counter()
 {init}
 done = time.perf_counter()
-print(json.dumps({{"import_s": imported - started, "init_s": done - started}}))
+print(json.dumps({{"init_s": imported - started, "setup_s": done - started}}))
 """
 
 _NOWHERE = "http://127.0.0.1:9"
@@ -55,10 +73,30 @@ def handler_environment(route_name: str) -> dict[str, str]:
     }
 
 
-def _sample(statement: str, init: str, env: Mapping[str, str]) -> dict[str, float]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "POWERTOOLS_"))}
+def lambda_dependencies(progress: Callable[[str], None] = lambda _: None) -> Path:
+    """The functions' packages for this machine (installed once per lock and SDK version)."""
+    runtime = [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
+    stamp = hashlib.sha256(LOCK.read_bytes() + "\n".join(runtime).encode()).hexdigest()
+    marker = LAMBDA_DEPS / ".stamp"
+    if marker.is_file() and marker.read_text() == stamp:
+        return LAMBDA_DEPS
+    progress(f"installing the functions' dependencies ({LOCK.name} + {', '.join(runtime)}) into {LAMBDA_DEPS}")
+    shutil.rmtree(LAMBDA_DEPS, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+        + ["--target", str(LAMBDA_DEPS), "-r", str(LOCK), *runtime],
+        check=True,
+        timeout=900,
+    )
+    marker.write_text(stamp)
+    return LAMBDA_DEPS
+
+
+def _sample(statement: str, init: str, env: Mapping[str, str], deps: Path) -> dict[str, float]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "POWERTOOLS_", "PYTHON"))}
+    probe = _PROBE.format(path=[str(deps), str(REPO_ROOT)], statement=statement, init=init)
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(statement=statement, init=init)],
+        [sys.executable, "-S", "-s", "-c", probe],  # -S: no site-packages, only the bundle's packages
         env={**base, **env},
         capture_output=True,
         text=True,
@@ -70,31 +108,41 @@ def _sample(statement: str, init: str, env: Mapping[str, str]) -> dict[str, floa
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(*, samples: int = 5, routes: tuple[str, ...] | None = None) -> dict:
-    """Median import and init seconds per handler and for the bare client import, and the ratios.
+def measure(
+    *, samples: int = 5, routes: tuple[str, ...] | None = None, progress: Callable[[str], None] = lambda _: None
+) -> dict:
+    """Median INIT and setup seconds per handler and for the bare client import, and the ratios.
 
     Samples are interleaved (reference, then each handler, `samples` times), so a change in the machine's load
     during the run affects the reference and the handlers alike.
     """
+    deps = lambda_dependencies(progress)
     names = routes or tuple(r.name for r in ROUTES)
     modules = {name: next(r for r in ROUTES if r.name == name).handler_module for name in names}
     reference: list[dict[str, float]] = []
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(samples):
-        reference.append(_sample("from mlflow import MlflowClient", "", {"MLFLOW_DISABLE_TELEMETRY": "true"}))
+        reference.append(_sample("from mlflow import MlflowClient", "", {"MLFLOW_DISABLE_TELEMETRY": "true"}, deps))
         for name in names:
             statement = f"import {modules[name]} as handler"
-            runs[name].append(_sample(statement, "handler._dependencies()", handler_environment(name)))
-    reference_s = statistics.median(s["import_s"] for s in reference)
+            runs[name].append(_sample(statement, "handler._dependencies()", handler_environment(name), deps))
+    reference_s = statistics.median(s["init_s"] for s in reference)
     handlers = {}
     for name, measured in runs.items():
         init_s = statistics.median(s["init_s"] for s in measured)
+        setup_s = statistics.median(s["setup_s"] for s in measured)
         handlers[name] = {
-            "import_s": statistics.median(s["import_s"] for s in measured),
             "init_s": init_s,
-            "ratio": init_s / reference_s,
+            "init_ratio": init_s / reference_s,
+            "setup_s": setup_s,
+            "setup_ratio": setup_s / reference_s,
         }
-    return {"samples": samples, "reference_import_s": reference_s, "handlers": handlers}
+    return {
+        "samples": samples,
+        "environment": f"python -S with {LOCK.relative_to(REPO_ROOT)} + {', '.join(RUNTIME_PACKAGES)} only",
+        "reference_import_s": reference_s,
+        "handlers": handlers,
+    }
 
 
 if __name__ == "__main__":

@@ -150,6 +150,41 @@ def mlflow_api_paths(sandbox: Sandbox) -> list[str]:
 _API_PATH = re.compile(r"[A-Z]+ (/api/[^ ?\"]+)")
 
 
+def process_groups(sandbox: Sandbox) -> dict[str, int]:
+    """The sandbox's servers and route workers by name → the process group each leads (its own session)."""
+    pids = sandbox.info()["pids"]
+    groups = {name: int(pid) for name, pid in pids.items() if name != "workers" and pid}
+    return groups | {f"worker {name}": int(pid) for name, pid in pids["workers"].items()}
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) each process group has used so far, children included (Linux `/proc`)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {pid: name for name, pid in groups.items()}
+    totals = dict.fromkeys(groups, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # from the 3rd field on: state, ppid, pgrp, ...
+        name = names.get(int(fields[2]))
+        if name is not None:
+            totals[name] += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    totals["harness"] = sum(os.times()[:2])
+    return totals
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's peak resident memory (VmHWM), in MiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
 def measure_latency(sandbox: Sandbox, observer: Observer, stager: Stager, *, uploads: int, models: int) -> dict:
     """One upload at a time: each waits for its alias move before the next starts."""
     names = [f"bench-latency-{uuid.uuid4().hex[:6]}-{i}" for i in range(models)]
@@ -182,6 +217,8 @@ def measure_throughput(sandbox: Sandbox, observer: Observer, stager: Stager, *, 
         prefixes = list(pool.map(stager.stage, [names[i % models] for i in range(uploads)]))
     sandbox.wait_until_quiet(timeout=120)
     paths_before = len(mlflow_api_paths(sandbox))
+    groups = process_groups(sandbox)
+    cpu_before = cpu_seconds(groups)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
         keys = [key for key, _ in pool.map(stager.trigger, prefixes)]
@@ -192,6 +229,7 @@ def measure_throughput(sandbox: Sandbox, observer: Observer, stager: Stager, *, 
     # keeps the alias where it is (no `Model Alias Moved`), so the run is complete when the route has drained.
     sandbox.wait_until_quiet(timeout=timeout)
     observer.drain(timeout=30)
+    cpu_after = cpu_seconds(groups)
     paths = mlflow_api_paths(sandbox)[paths_before:]
     requests = len(paths)
     arrived = [observer.arrivals.by_key[k] for k in keys]
@@ -209,6 +247,7 @@ def measure_throughput(sandbox: Sandbox, observer: Observer, stager: Stager, *, 
         "mlflow_requests": requests,
         "mlflow_requests_per_upload": requests / uploads,
         "mlflow_requests_by_path": dict(Counter(paths).most_common()),
+        "cpu_ms_per_upload": {name: (cpu_after[name] - cpu_before[name]) * 1000 / uploads for name in cpu_after},
     }
 
 
@@ -326,6 +365,7 @@ def run(
             naive = measure_naive_requests(sandbox, uploads=throughput_uploads, models=models)
             dead_letters = {name: len(sandbox.dlq_messages(name)) for name in sandbox.wiring}
             handler_seconds = _handler_seconds(sandbox)
+            rss = {name: peak_rss_mb(pid) for name, pid in sandbox.info()["pids"]["workers"].items()}
         finally:
             observer.stop()
             observer.join(timeout=5)
@@ -336,6 +376,7 @@ def run(
         "naive": naive,
         "dead_letters": dead_letters,
         "handler_seconds": handler_seconds,
+        "worker_peak_rss_mb": rss,
         "pipeline_uploads": latency_uploads + throughput_uploads,
         "unmatched_events": len(observer.unmatched),
         "sandbox_startup_s": sandbox.startup_seconds,

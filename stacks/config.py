@@ -60,6 +60,8 @@ _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 UNITY_CATALOG_REGISTER_TIMEOUT_SECONDS = 900
 UNITY_CATALOG_REGISTER_EPHEMERAL_STORAGE_MB = 4096
 DEFAULT_EPHEMERAL_STORAGE_MB = 512
+UNITY_CATALOG_REGISTER_MEMORY_MB = 1024
+"""MLflow's upload of the copy reads the model in chunks: more room than the routes' measured ~200 MB."""
 
 
 class ConfigError(ValueError):
@@ -127,6 +129,11 @@ class RegistryConfig:
         if self.register_timeout_seconds:
             return self.register_timeout_seconds
         return UNITY_CATALOG_REGISTER_TIMEOUT_SECONDS if self.unity_catalog else None
+
+    @property
+    def effective_register_memory_mb(self) -> int | None:
+        """None: the route's own memory (`functions.routing.REGISTER`)."""
+        return UNITY_CATALOG_REGISTER_MEMORY_MB if self.unity_catalog else None
 
     @property
     def effective_register_ephemeral_storage_mb(self) -> int:

@@ -143,10 +143,15 @@ class RegistryAutopilotStack(Stack):
         # `register` may copy whole models (Unity Catalog): its timeout and disk can be sized from context.
         storage = self.config.effective_register_ephemeral_storage_mb if route.name == "register" else 512
         timeout = self.config.effective_register_timeout_seconds if route.name == "register" else None
+        memory = self.config.effective_register_memory_mb if route.name == "register" else None
+        if timeout:
+            route = replace(route, timeout_seconds=timeout)
+        if memory:
+            route = replace(route, memory_mb=memory)
         return RoutePipeline(
             self,
             f"{pascal_case(route.name)}Pipeline",
-            route=replace(route, timeout_seconds=timeout) if timeout else route,
+            route=route,
             bus=self.buses.bus(route.bus),
             context=context,
             max_concurrency=concurrency,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import boto3
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -26,7 +27,9 @@ class IdempotentCall:
             raise_on_no_idempotency_key=True,
             expires_after_seconds=ttl_seconds,
         )
-        persistence = DynamoDBPersistenceLayer(table_name=table_name)
+        # A client of boto3's default session, which the other adapters' clients share: a session of its own (the
+        # Powertools default) would load botocore's endpoint data a second time on every cold start.
+        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=boto3.client("dynamodb"))
 
         @idempotent_function(
             data_keyword_argument="payload",

@@ -41,7 +41,7 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert code == 0
     report = json.loads(output.read_text())
     table = capsys.readouterr().out
-    for figure in ("init register", "end to end p50", "registered/s", "MLflow requests per upload", "asset "):
+    for figure in ("register INIT", "end to end p50", "registered/s", "MLflow requests per upload", "asset ", "RSS"):
         assert figure in table
 
     # AND every cold-start figure was measured, for every route, beside the bare client import
@@ -49,8 +49,8 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert _positive(cold["reference_import_s"])
     assert set(cold["handlers"]) == {route.name for route in ROUTES}
     for figures in cold["handlers"].values():
-        assert all(_positive(figures[name]) for name in ("import_s", "init_s", "ratio"))
-        assert figures["init_s"] >= figures["import_s"]
+        assert all(_positive(figures[name]) for name in ("init_s", "init_ratio", "setup_s", "setup_ratio"))
+        assert figures["setup_s"] >= figures["init_s"]
 
     # AND every upload went the whole way, with nothing dead-lettered and every event matched to an upload
     pipeline = report["pipeline"]
@@ -67,6 +67,11 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert pipeline["throughput"]["mlflow_requests"] == sum(pipeline["throughput"]["mlflow_requests_by_path"].values())
     assert pipeline["throughput"]["mlflow_requests_per_upload"] >= 2  # at least a search and a create per upload
     assert pipeline["naive"]["mlflow_requests_per_upload"] >= 3  # register_model, get_run, set alias
+    assert pipeline["throughput"]["challenger_on_newest_version"] is True
+    # AND the CPU of every sandbox process and the peak memory of every route worker were read
+    assert {"moto", "mlflow", "harness"} <= set(pipeline["throughput"]["cpu_ms_per_upload"])
+    assert {f"worker {route.name}" for route in ROUTES} <= set(pipeline["throughput"]["cpu_ms_per_upload"])
+    assert all(_positive(mb) for mb in pipeline["worker_peak_rss_mb"].values())
 
     # AND the bundled assets were sized: the dependency layer and the functions' code
     assets = report["size"]["assets"]

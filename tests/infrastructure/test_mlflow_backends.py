@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from functions.routing import REGISTER
 from functions.settings import webhook_function_environment
 from stacks.config import ConfigError, RegistryConfig
 from stacks.constructs.mlflow_access import (
@@ -164,10 +165,12 @@ def test_unity_catalog_register_function_is_sized_for_the_copy(custom_synth: Syn
     uc_function, uc_queue = _properties(custom_synth, custom.function), _properties(custom_synth, custom.queue)
     plain_function = _properties(default_synth, default.function)
 
-    # THEN UC's function has 900 s and 4 GB of /tmp, and its queue hides messages 6 × as long; the default keeps 60 s
+    # THEN UC's function has 900 s, 4 GB of /tmp and 1 GB of memory, and its queue hides messages 6 × as long; the
+    # default keeps the route's 60 s and memory
     assert (uc_function["Timeout"], uc_function["EphemeralStorage"]) == (900, {"Size": 4096})
+    assert uc_function["MemorySize"] == 1024
     assert uc_queue["VisibilityTimeout"] == 6 * 900
-    assert plain_function["Timeout"] == 60
+    assert (plain_function["Timeout"], plain_function["MemorySize"]) == (60, REGISTER.memory_mb)
     assert "EphemeralStorage" not in plain_function
 
 
