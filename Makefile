@@ -19,7 +19,7 @@ help:
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
-	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~10 min)"
+	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~4 min)"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt functions/requirements-sagemaker.lock
