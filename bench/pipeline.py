@@ -20,12 +20,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.sandbox import Sandbox
+from replay.sandbox import Sandbox, temporary_environment
 
 POLICIES = Path(__file__).parent / "policies"
 REGISTERED, VALIDATED, MOVED = "Model Version Registered", "Model Version Validated", "Model Alias Moved"
@@ -289,32 +289,13 @@ def measure_naive_requests(sandbox: Sandbox, *, uploads: int, models: int) -> di
     runs = [client.create_run(experiment).info.run_id for _ in names]
     before = mlflow_api_requests(sandbox)
     with (
-        _environment(sandbox.client_environment()),
+        temporary_environment(sandbox.client_environment()),  # not mlflow.set_tracking_uri: it would outlive the run
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
     ):
         _naive_uploads(client, names, runs, uploads=uploads, bucket=sandbox.bucket)
     requests = mlflow_api_requests(sandbox) - before
     return {"uploads": uploads, "mlflow_requests": requests, "mlflow_requests_per_upload": requests / uploads}
-
-
-@contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    """Point MLflow's fluent API at the sandbox through the environment, and restore it afterwards.
-
-    (`mlflow.set_tracking_uri` would stay set for the rest of the process: in the test session, every later test
-    would talk to this harness's stopped sandbox.)
-    """
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _naive_uploads(client: object, names: list[str], runs: list[str], *, uploads: int, bucket: str) -> None:

@@ -17,12 +17,9 @@ the pipeline is quiet, then prints the registry.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -31,7 +28,7 @@ from functions.models.events import DetailType
 from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay.processes import SandboxError
 from replay.report import format_table
-from replay.sandbox import Sandbox
+from replay.sandbox import Sandbox, temporary_environment
 
 PLAIN_MODEL = "iris-classifier"
 LOGGED_MODEL = "wine-classifier"
@@ -42,21 +39,6 @@ RUN_EXPERIMENT = "demo-breast-cancer"
 
 def progress(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration (the MLflow client reads its S3 endpoint there)."""
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _requirements() -> list[str]:
@@ -162,7 +144,7 @@ def main(*, timeout: float = 90.0) -> int:
     try:
         with Sandbox(progress=progress) as sandbox, tempfile.TemporaryDirectory() as scratch:
             quiet_mlflow = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # stdout is for the results
-            with environment({**sandbox.client_environment(), **quiet_mlflow}):
+            with temporary_environment({**sandbox.client_environment(), **quiet_mlflow}):
                 scores = train_and_hand_over(sandbox, Path(scratch))
                 progress("waiting for the pipeline to register them")
                 try:

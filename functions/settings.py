@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -67,6 +68,18 @@ class Settings(BaseModel):
 def snapshotting() -> bool:
     """Whether Lambda is initializing a SnapStart version to snapshot it (`AWS_LAMBDA_INITIALIZATION_TYPE`)."""
     return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
+def build_into_snapshot(build: Callable[[], object]) -> None:
+    """Call `build` (a handler's `_dependencies`) now if Lambda is about to snapshot this INIT; else leave it to the
+    first invocation.
+
+    Restored containers then start with the clients built and MLflow imported. They hold no connection and no secret
+    yet: the MLflow secret is read on first use, and SnapStart containers get AWS credentials from the container
+    endpoint, which the SDK refreshes.
+    """
+    if snapshotting():
+        build()
 
 
 @lru_cache(maxsize=1)

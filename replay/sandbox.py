@@ -27,6 +27,7 @@ Nothing listens beyond 127.0.0.1, and no AWS account or Docker is needed.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import json
 import os
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,22 @@ class DeadLetter:
         detail = (self.event or {}).get("detail")
         obj = detail.get("object") if isinstance(detail, dict) else None
         return obj.get("key") if isinstance(obj, dict) else None
+
+
+@contextlib.contextmanager
+def temporary_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, then restore them (say, `Sandbox.client_environment()` for
+    MLflow's fluent API, which `mlflow.set_tracking_uri` would point at the sandbox for the rest of the process)."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_dependencies() -> None:

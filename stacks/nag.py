@@ -20,6 +20,27 @@ def acknowledge(scope: IConstruct, findings: Mapping[str, str]) -> None:
     Validations.of(scope).acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule, reason in findings.items()))
 
 
+def acknowledge_tracing(role: IConstruct, function: IConstruct, *, tracing: bool, carried_id: str) -> None:
+    """The finding tracing brings, or the one its absence brings: X-Ray's wildcard actions on `role`, or no active
+    tracing on `function` (whose logs and metrics carry `carried_id`)."""
+    if tracing:
+        acknowledge(
+            role,
+            {
+                "AwsSolutions-IAM5[Resource::*]": "Added by Lambda active tracing: xray:PutTraceSegments and "
+                "xray:PutTelemetryRecords do not support resource-level permissions.",
+            },
+        )
+    else:
+        acknowledge(
+            function,
+            {
+                "Serverless-LambdaTracing": "Active tracing is opt-in (context key `tracing`): the X-Ray SDK is in "
+                f"maintenance mode and the function's logs and metrics carry {carried_id}.",
+            },
+        )
+
+
 def wildcard_resource_finding(scope: IConstruct, resource: str) -> str:
     """The IAM5 finding id cdk-nag reports for a resource (e.g. `bucket.arn_for_objects('models/*')`)."""
     return f"AwsSolutions-IAM5[Resource::{flatten_cfn_reference(Stack.of(scope).resolve(resource))}]"

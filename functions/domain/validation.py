@@ -37,8 +37,9 @@ TAG_STATUS = "validation.status"
 TAG_VERDICT = "validation.verdict"
 """The rest of the verdict as one JSON object: reasons, policy, policy_sha256, validated_at, correlation_id."""
 MAX_REASONS = 600
-"""Characters of the reasons kept in the tag (the whole verdict stays under Unity Catalog's 1,000-character
-values); the `Model Version Validated` event carries every check in full."""
+"""Characters of the reasons kept in the tag, which leaves room for the rest of the verdict within Unity Catalog's
+1,000-character values (unless the policy file's name is very long); the `Model Version Validated` event carries
+every check in full."""
 METRICS_FILE = "metrics.json"
 MAX_METRICS_FILE_BYTES = 1024 * 1024
 MLMODEL_MAX_BYTES = 1024 * 1024

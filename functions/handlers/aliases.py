@@ -19,7 +19,7 @@ from functions.handlers.sqs_batch import process_batch
 from functions.metrics import UPLOAD_TO_ALIAS_MOVED
 from functions.models.events import ModelVersionValidated, PromotionRequested, RollbackRequested
 from functions.observability import count, logger, metrics, record_latency, tracer
-from functions.settings import load_settings, snapshotting
+from functions.settings import build_into_snapshot, load_settings
 
 _METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasKept", "dry_run": "AliasDryRun"}
 
@@ -99,8 +99,4 @@ def _dependencies() -> Dependencies:
     return Dependencies(keeper=keeper, queue=queue)
 
 
-if snapshotting():
-    # SnapStart: build the clients (and import MLflow) into the snapshot, so that restored containers start with them.
-    # They hold no connection and no secret yet: the MLflow secret is read on first use, and SnapStart containers get
-    # AWS credentials from the container endpoint, which the SDK refreshes.
-    _dependencies()
+build_into_snapshot(_dependencies)

@@ -45,7 +45,7 @@ from stacks.constructs.event_buses import to_event_pattern
 from stacks.constructs.function_code import FunctionCode
 from stacks.constructs.mlflow_access import MlflowAccess
 from stacks.constructs.writer_access import kms_via_s3_statement, list_bucket_statement
-from stacks.nag import acknowledge, wildcard_resource_finding
+from stacks.nag import acknowledge, acknowledge_tracing, wildcard_resource_finding
 from stacks.route_access import access_for
 
 SQS_QUEUE_NAME_MAX_LENGTH = 80
@@ -393,19 +393,4 @@ class RoutePipeline(Construct):
                     for prefix in ctx.artifact_prefixes
                 },
             )
-        if ctx.tracing:
-            acknowledge(
-                self.role,
-                {
-                    "AwsSolutions-IAM5[Resource::*]": "Added by Lambda active tracing: xray:PutTraceSegments and "
-                    "xray:PutTelemetryRecords do not support resource-level permissions.",
-                },
-            )
-        else:
-            acknowledge(
-                function_resource,
-                {
-                    "Serverless-LambdaTracing": "Active tracing is opt-in (context key `tracing`): the X-Ray SDK is in "
-                    "maintenance mode and the functions' logs and metrics carry the correlation id.",
-                },
-            )
+        acknowledge_tracing(self.role, function_resource, tracing=ctx.tracing, carried_id="the correlation id")

@@ -27,7 +27,7 @@ from functions.routing import WEBHOOK
 from functions.settings import webhook_function_environment
 from stacks.constants import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 from stacks.constructs.function_code import FunctionCode
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_tracing
 
 RESERVED_CONCURRENCY = 10
 """At most this many webhook executions at once: MLflow delivers one request per registry event."""
@@ -137,19 +137,4 @@ class WebhookReceiver(Construct):
                 "the status and retries 5xx answers itself, so a function DLQ would stay empty.",
             },
         )
-        if tracing:
-            acknowledge(
-                self.role,
-                {
-                    "AwsSolutions-IAM5[Resource::*]": "Added by Lambda active tracing: xray:PutTraceSegments and "
-                    "xray:PutTelemetryRecords do not support resource-level permissions.",
-                },
-            )
-        else:
-            acknowledge(
-                function_resource,
-                {
-                    "Serverless-LambdaTracing": "Active tracing is opt-in (context key `tracing`): the X-Ray SDK is in "
-                    "maintenance mode and the function's logs and metrics carry the delivery id.",
-                },
-            )
+        acknowledge_tracing(self.role, function_resource, tracing=tracing, carried_id="the delivery id")
