@@ -159,6 +159,12 @@ class Registrar:
     def register(self, obj: UploadedObject) -> Outcome:
         if obj.bucket != self._config.bucket:
             raise Rejected("foreign_bucket", f"event is for bucket {obj.bucket!r}, not {self._config.bucket!r}")
+        if obj.key.endswith("/"):
+            # A folder marker (the S3 console's "Create folder" writes a zero-byte object named "<prefix>/"): no
+            # model, and not an error. The register rule's `/MLmodel` suffix keeps them out on AWS; a replayed or
+            # hand-sent one is skipped here rather than dead-lettered. Hostile keys are still refused.
+            check_key(obj.key[:-1])
+            return Outcome("skipped", reason="folder_marker")
         check_key(obj.key)
         location = classify(obj.key, artifact_root_prefix=self._config.artifact_root_prefix)
         if location is None:

@@ -2,6 +2,12 @@
 
 Built on Powertools' `EventBridgeModel` envelope, with an object model that accepts both the real
 `etag` and the emulator's `eTag`, and treats the emulator's literal "null" version id as absent.
+
+Fields this project does not know are ignored at every level (`extra="ignore"`, said explicitly so that no later
+default turns them into errors): S3 adds fields over time (`detail.event-version`, `detail.bucket.aws-generated-tags`
+in the newer examples of https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html), and an event that
+fails to parse is dead-lettered. `version-id` is absent for writes to an unversioned bucket (see
+`tests/events/s3_shapes/`, from Powertools' and AWS's example events).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 
 class S3Object(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     key: str = Field(min_length=1)
     size: int | None = Field(default=None, ge=0)
@@ -26,11 +32,13 @@ class S3Object(BaseModel):
 
 
 class S3Bucket(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     name: str = Field(min_length=1)
 
 
 class S3ObjectDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     bucket: S3Bucket
     object: S3Object
@@ -39,5 +47,7 @@ class S3ObjectDetail(BaseModel):
 
 class S3ObjectEvent(EventBridgeModel):
     """An `Object Created` (or `Object Deleted`) event of the artifact bucket."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     detail: S3ObjectDetail
