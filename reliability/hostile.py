@@ -5,17 +5,28 @@ message put on a route's queue (what a broken or forged producer could deliver).
 marker, so its evidence is found by it: a dead letter whose body holds it (with its `reason` attribute) or a
 worker log line holding it with a `reason`. After all cases, the registry must hold no alias and no version
 but the ones the metric cases expect (registered, then failed by validation).
+
+A webhook case is an HTTP request to the sandbox's function URL for the webhook function (forged, expired,
+replayed, oversized, the wrong content type or method, an event type it does not forward). Each must get its
+status, the same reason in the answer and in the function's log line (found by the marker in the User-Agent),
+and publish nothing.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from functions.domain.registration import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.domain.validation import verdict_record
+from functions.domain.webhooks import sign
+from functions.routing import WEBHOOK
 from reliability.scenarios import MLMODEL, Result, fresh_sandbox, put_events, s3_event, upload_model
 from replay.sandbox import Sandbox
 
@@ -252,6 +263,170 @@ CASES: list[Case] = [
 ]
 
 
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookCase:
+    name: str
+    requests: Callable[[str, str], list[WebhookRequest]]
+    """Builds the request(s) from the webhook secret and the case's marker; the last one's answer is judged."""
+    status: int
+    reason: str
+    """The reason expected in the answer and in the webhook function's log line."""
+
+
+def _created(marker: str, **data: Any) -> dict:
+    """A `model_version.created` payload as MLflow sends it (`mlflow/webhooks/delivery.py`)."""
+    fields = {"name": marker, "version": "1", "source": f"s3://team-bucket/{marker}", "run_id": None, "tags": {}}
+    return {
+        "entity": "model_version",
+        "action": "created",
+        "timestamp": "2026-11-26T12:00:00+00:00",
+        "data": fields | data,
+    }
+
+
+def _delivery(
+    payload: Callable[[str], dict | bytes],
+    *,
+    forged_key: str | None = None,
+    age_seconds: int = 0,
+    content_type: str | None = "application/json",
+    delivery_id: str | None = None,
+    signed: bool = True,
+    method: str = "POST",
+    times: int = 1,
+) -> Callable[[str, str], list[WebhookRequest]]:
+    """A delivery signed the way MLflow signs it (with `forged_key` instead of the real secret for a forgery)."""
+
+    def build(real_secret: str, marker: str) -> list[WebhookRequest]:
+        content = payload(marker)
+        body = content if isinstance(content, bytes) else json.dumps(content).encode()
+        identity = (delivery_id or f"{marker}-{uuid.uuid4().hex}").replace("MARKER", marker)
+        stamp = str(int(time.time()) - age_seconds)
+        headers = {"User-Agent": f"hostile-webhook/{marker}"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if signed:
+            headers |= {
+                "X-MLflow-Delivery-Id": identity,
+                "X-MLflow-Timestamp": stamp,
+                "X-MLflow-Signature": sign(forged_key or real_secret, identity, stamp, body),
+            }
+        return [WebhookRequest(method, headers, b"" if method == "GET" else body)] * times
+
+    return build
+
+
+WEBHOOK_CASES: list[WebhookCase] = [
+    WebhookCase("webhook forged signature", _delivery(_created, forged_key="not-the-real-key"), 401, "bad_signature"),
+    WebhookCase("webhook unsigned", _delivery(_created, signed=False), 401, "missing_signature"),
+    WebhookCase(
+        "webhook malformed delivery id", _delivery(_created, delivery_id="../MARKER"), 401, "malformed_headers"
+    ),
+    WebhookCase("webhook expired (signed 10 min ago)", _delivery(_created, age_seconds=600), 403, "stale_timestamp"),
+    WebhookCase("webhook from the future (10 min)", _delivery(_created, age_seconds=-600), 403, "future_timestamp"),
+    # MLflow's own delivery for a version the pipeline registered: acknowledged once, then a replay of it refused.
+    WebhookCase(
+        "webhook replayed delivery id",
+        _delivery(lambda m: _created(m, tags={REGISTERED_BY_TAG: REGISTERED_BY}), times=2),
+        403,
+        "replayed_delivery",
+    ),
+    WebhookCase(
+        "webhook oversized body (100 kB)",
+        _delivery(lambda m: _created(m, description="d" * 100_000)),
+        413,
+        "body_too_large",
+    ),
+    WebhookCase(
+        "webhook wrong content type (text/plain)",
+        _delivery(_created, content_type="text/plain"),
+        415,
+        "unsupported_content_type",
+    ),
+    WebhookCase(
+        "webhook form content type",
+        _delivery(_created, content_type="application/x-www-form-urlencoded"),
+        415,
+        "unsupported_content_type",
+    ),
+    WebhookCase("webhook GET", _delivery(_created, method="GET"), 405, "method_not_allowed"),
+    WebhookCase("webhook body not JSON", _delivery(lambda m: f"{m} is not JSON".encode()), 400, "malformed_payload"),
+    WebhookCase(
+        "webhook payload missing fields",
+        _delivery(lambda m: {"entity": "model_version", "action": "created", "data": {"name": m}}),
+        400,
+        "malformed_payload",
+    ),
+    # A genuine delivery of an event type that is not forwarded is acknowledged (200), not refused: MLflow retries
+    # only 429 and 5xx, and its `test_webhook` counts anything under 400 as a success.
+    WebhookCase(
+        "webhook unknown event type (prompt.created)",
+        _delivery(lambda m: {"entity": "prompt", "action": "created", "timestamp": "t", "data": {"name": m}}),
+        200,
+        "not_forwarded:prompt.created",
+    ),
+    WebhookCase(
+        "webhook event type MLflow does not have",
+        _delivery(lambda m: _created(m) | {"action": "archived"}),
+        200,
+        "not_forwarded:model_version.archived",
+    ),
+]
+
+
+def send_webhook(url: str, request: WebhookRequest) -> tuple[int, dict]:
+    """The endpoint's status and JSON answer (`{"status", "reason"}`)."""
+    data = request.body if request.method != "GET" else None
+    http = urllib.request.Request(url, data=data, method=request.method, headers=request.headers)
+    try:
+        with urllib.request.urlopen(http, timeout=30) as response:  # nosec B310: the sandbox's own http://127.0.0.1
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read() or b"{}")
+        except ValueError:
+            return error.code, {}
+
+
+def webhook_log_lines(sandbox: Sandbox) -> list[dict]:
+    """The webhook function's JSON log lines."""
+    path = sandbox.log_path(WEBHOOK.name)
+    lines = []
+    for text in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        if text.startswith("{"):
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                continue
+    return lines
+
+
+def webhook_cases(sandbox: Sandbox, markers: dict[str, str]) -> dict[str, dict]:
+    """Send every webhook case; returns, per case, the answer's status and reason."""
+    secret = sandbox.webhook_secret()
+    answers = {}
+    for case in WEBHOOK_CASES:
+        for request in case.requests(secret, markers[case.name]):
+            status, body = send_webhook(sandbox.webhook_url, request)
+        answers[case.name] = {"status": status, "reason": body.get("reason")}
+    return answers
+
+
+def webhook_outcome(case: WebhookCase, marker: str, answer: dict, lines: list[dict]) -> tuple[str, bool]:
+    """The case's outcome as seen (answer and logged reason), and whether it is the expected one."""
+    logged = [line.get("reason") for line in lines if marker in str(line.get("user_agent")) and line.get("reason")]
+    reason = logged[-1] if logged else None
+    outcome = f"HTTP {answer['status']} {answer['reason']}, logged {reason}"
+    return outcome, (answer["status"], answer["reason"], reason) == (case.status, case.reason, case.reason)
+
+
 def evidence(sandbox: Sandbox, case: Case, marker: str, letters: dict[str, list], log_lines: list[dict]) -> str | None:
     """The logged or dead-lettered reason for the case, or None when there is none."""
     for letter in letters[case.route]:
@@ -267,7 +442,9 @@ def evidence(sandbox: Sandbox, case: Case, marker: str, letters: dict[str, list]
 
 
 def hostile() -> Result:
-    result = Result("hostile", f"{len(CASES)} hostile inputs through the real pipeline")
+    result = Result(
+        "hostile", f"{len(CASES)} hostile inputs and {len(WEBHOOK_CASES)} hostile webhook deliveries, real pipeline"
+    )
     with fresh_sandbox() as sandbox:
         # A model with a champion, so that a wrong move would show.
         upload_model(sandbox, "bystander", "v1", 0.9)
@@ -275,8 +452,10 @@ def hostile() -> Result:
         before = sandbox.registry_state()
         started = time.monotonic()
         markers = {case.name: f"hostile{index:02d}" for index, case in enumerate(CASES)}
+        markers |= {case.name: f"hostilewebhook{index:02d}" for index, case in enumerate(WEBHOOK_CASES)}
         for case in CASES:
             case.send(sandbox, markers[case.name])
+        answers = webhook_cases(sandbox, markers)
         sandbox.wait_until_quiet(timeout=300, stable_for=1.0)
         result.seconds = round(time.monotonic() - started, 1)
         sandbox.check_running()
@@ -307,6 +486,18 @@ def hostile() -> Result:
                 outcome = f"validation {status}: {reasons[:80]}" if status == "failed" else outcome
             outcomes[case.name] = outcome
         refused = sum(1 for outcome in outcomes.values() if outcome)
+        webhook_lines = webhook_log_lines(sandbox)
+        webhook_unexpected = []
+        for case in WEBHOOK_CASES:
+            outcomes[case.name], expected = webhook_outcome(case, markers[case.name], answers[case.name], webhook_lines)
+            if not expected:
+                webhook_unexpected.append(case.name)
+        webhook_markers = {markers[case.name] for case in WEBHOOK_CASES}
+        published = [
+            event["detail-type"]
+            for event in sandbox.observed_events()
+            if any(marker in json.dumps(event) for marker in webhook_markers)
+        ]
         result.observed = {
             "cases": len(CASES),
             "refused_with_reason": refused,
@@ -315,10 +506,20 @@ def hostile() -> Result:
             "hostile_versions_not_failed": passed_hostile,
             "alias_moves_on_hostile_models": moved,
             "bystander_aliases_unchanged": bystander_same,
+            "webhook_cases": len(WEBHOOK_CASES),
+            "webhook_as_expected": len(WEBHOOK_CASES) - len(webhook_unexpected),
+            "webhook_unexpected": webhook_unexpected,
+            "webhook_published": published,
             "workers_alive": True,  # check_running() above raises if any worker or server died
             "outcomes": outcomes,
         }
         result.ok = (
-            refused == len(CASES) and not wrong_registrations and not passed_hostile and not moved and bystander_same
+            refused == len(CASES)
+            and not wrong_registrations
+            and not passed_hostile
+            and not moved
+            and bystander_same
+            and not webhook_unexpected
+            and not published
         )
     return result

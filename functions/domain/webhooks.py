@@ -8,13 +8,19 @@ MLflow (3.3 and newer) signs each delivery the Standard Webhooks way (`mlflow/we
 The endpoint is public (a Lambda function URL without IAM auth, since MLflow cannot sign requests with AWS
 credentials), so this verification is the gate. `WebhookReceiver.receive` answers:
 
-- 413 for a body over the cap (before any other work); 405 for anything but POST;
+- 413 for a body over the cap (before any other work); 405 for anything but POST; 415 for a content type other
+  than `application/json` (MLflow always sends that one, `mlflow/webhooks/delivery.py`);
 - 401 for a missing or malformed signature, timestamp or delivery id, or a signature that does not verify;
 - 403 for a verified delivery whose timestamp is outside the tolerance (stale or from the future), or whose
   delivery id was seen before (a replay);
 - 400 for a verified delivery whose body is not MLflow's payload;
 - 202 when a `Model Version Registered` event was published, 200 when the delivery was verified and needs
   nothing (a version this system created, an upload the register route handles, another event type).
+
+MLflow retries a delivery only on 429 and 5xx (`Retry(status_forcelist=[429, 500, 502, 503, 504])` in
+`mlflow/webhooks/delivery.py`, MLflow 3.17.2; events: https://mlflow.org/docs/latest/ml/webhooks): every refusal
+above is final, and a genuine delivery of an event type this system does not forward (MLflow adds types: prompts,
+budget policies) is acknowledged with 200 rather than refused, so that `test_webhook` and the sender see success.
 
 Versions tagged `registered_by=registry-autopilot` were created by the register route, which announced them
 itself: they are ignored, so nothing is processed twice and nothing loops. So are versions whose source lies in
@@ -46,6 +52,7 @@ SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
 DELIVERY_ID_HEADER = "x-mlflow-delivery-id"
 SIGNATURE_VERSION = "v1"
+CONTENT_TYPE = "application/json"
 
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _TIMESTAMP = re.compile(r"^\d{1,12}$")
@@ -144,6 +151,9 @@ def verify(request: WebhookRequest, *, secret: str, now: float, config: WebhookC
         raise WebhookRefused(413, "body_too_large", f"the body is over {config.max_body_bytes} bytes")
     if request.method.upper() != "POST":
         raise WebhookRefused(405, "method_not_allowed", "only POST is accepted")
+    media_type = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if media_type != CONTENT_TYPE:
+        raise WebhookRefused(415, "unsupported_content_type", f"the content type must be {CONTENT_TYPE}")
     signature = request.header(SIGNATURE_HEADER)
     timestamp = request.header(TIMESTAMP_HEADER)
     delivery_id = request.header(DELIVERY_ID_HEADER)

@@ -2,7 +2,7 @@
 
 Thin on purpose: read the function URL request, hand it to `WebhookReceiver.receive` (verification and
 translation are `functions.domain.webhooks`), answer with the status it decides, log and count the outcome.
-A refused delivery gets 401/403 (or 400/405/413) and one warning line naming the reason; a dependency failure
+A refused delivery gets 401/403 (or 400/405/413/415) and one warning line naming the reason; a dependency failure
 gets 503, which MLflow retries with the same delivery id (the id is only remembered once the event is out).
 """
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from reliability.hostile import CASES, hostile
+from reliability.hostile import CASES, WEBHOOK_CASES, hostile
 from reliability.scenarios import burst, duplicates, poison
 
 
@@ -36,8 +36,11 @@ def test_poison_reaches_the_dlq_with_its_reason_and_redrive_registers_it() -> No
 
 
 def test_hostile_inputs_are_refused_with_a_reason_and_change_nothing() -> None:
-    # GIVEN at least 30 hostile inputs (objects, forged S3 events, raw messages, forged project events)
+    # GIVEN at least 30 hostile inputs (objects, forged S3 events, raw messages, forged project events), and hostile
+    # webhook deliveries (forged, unsigned, expired, from the future, replayed, oversized, wrong content type or
+    # method, not MLflow's payload, event types that are not forwarded)
     assert len(CASES) >= 30
+    assert len(WEBHOOK_CASES) >= 10
     # WHEN they go through the real pipeline
     result = hostile()
     # THEN each was refused with a logged or dead-lettered reason, no worker died, and the registry holds no
@@ -49,6 +52,12 @@ def test_hostile_inputs_are_refused_with_a_reason_and_change_nothing() -> None:
     assert observed["hostile_versions_not_failed"] == []
     assert observed["alias_moves_on_hostile_models"] == []
     assert observed["bystander_aliases_unchanged"] is True
+    # AND each webhook delivery got its status, with the same reason in the answer and the function's log line, and
+    # none of them published an event
+    assert observed["webhook_unexpected"] == [], json.dumps(observed["outcomes"], indent=1)
+    assert observed["webhook_as_expected"] == len(WEBHOOK_CASES)
+    assert observed["webhook_published"] == []
+    assert result.ok
 
 
 def test_burst_never_exceeds_the_concurrency_cap() -> None:

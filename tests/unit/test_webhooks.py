@@ -117,6 +117,16 @@ def test_a_genuine_delivery_is_verified_with_any_header_case():
         ),
         (lambda r: WebhookRequest("GET", r.headers, r.body), 405, "method_not_allowed"),
         (lambda r: WebhookRequest(r.method, r.headers, b"{" + b" " * 5000 + b"}"), 413, "body_too_large"),
+        (
+            lambda r: WebhookRequest(r.method, {**r.headers, "content-type": "text/plain"}, r.body),
+            415,
+            "unsupported_content_type",
+        ),
+        (
+            lambda r: WebhookRequest(r.method, {k: v for k, v in r.headers.items() if k != "content-type"}, r.body),
+            415,
+            "unsupported_content_type",
+        ),
     ],
 )
 def test_a_tampered_or_malformed_delivery_is_refused(tamper, status: int, reason: str):  # type: ignore[no-untyped-def]
@@ -128,6 +138,17 @@ def test_a_tampered_or_malformed_delivery_is_refused(tamper, status: int, reason
     with pytest.raises(WebhookRefused, match=r".") as refused:
         verify(request, secret=SECRET, now=NOW, config=CONFIG)
     assert (refused.value.status, refused.value.reason) == (status, reason)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=utf-8"])
+def test_a_json_content_type_with_parameters_is_accepted(content_type: str):
+    # GIVEN a genuine delivery whose content type is JSON, spelled in another case or with a charset
+    request = delivery(payload())
+    request = WebhookRequest(request.method, {**request.headers, "content-type": content_type}, request.body)
+
+    # WHEN it is verified
+    # THEN it passes
+    assert verify(request, secret=SECRET, now=NOW, config=CONFIG) == request.headers["x-mlflow-delivery-id"]
 
 
 def test_a_delivery_signed_with_another_secret_is_refused():
