@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
 import inspect
 import json
 import re
@@ -659,26 +660,50 @@ def test_every_key_policy_leaves_the_account_in_control_of_the_key(synth: Synth)
         assert not props(key).get("BypassPolicyLockoutSafetyCheck"), key_id
 
 
-def test_alarm_topics_keys_let_cloudwatch_publish(synth: Synth):
-    """An alarm publishing to an SNS topic encrypted with a customer managed key needs the key policy to allow
-    cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey, or the notification is dropped
+def test_alarm_topics_and_their_keys_let_cloudwatch_publish_for_every_alarm(synth: Synth):
+    """An alarm notifies an SNS topic only if the topic's policy lets cloudwatch.amazonaws.com sns:Publish and, for a
+    topic encrypted with a customer managed key, the key policy lets it kms:Decrypt and kms:GenerateDataKey; otherwise
+    the notification is dropped
     (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html, encrypted
-    topics; https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+    topics; https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). When those statements are scoped with
+    aws:SourceArn to `alarm:<prefix>*`, every alarm that notifies the topic must have a name inside that prefix.
     """
     topics = resources(synth, "AWS::SNS::Topic")
+    checked = 0
     for alarm_id, alarm in resources(synth, "AWS::CloudWatch::Alarm").items():
+        name = props(alarm).get("AlarmName", f"{synth.stack.stack_name}-{alarm_id}-GENERATED")
         for action in props(alarm).get("AlarmActions", []) + props(alarm).get("OKActions", []):
             for topic_id in references(action) & topics.keys():
+                checked += 1
+                topic_statements = [
+                    s
+                    for policy in resources(synth, "AWS::SNS::TopicPolicy").values()
+                    if topic_id in references(props(policy)["Topics"])
+                    for s in statements(props(policy)["PolicyDocument"])
+                ]
+                assert lets_cloudwatch(topic_statements, "sns:Publish", name), (alarm_id, topic_id)
                 key = props(topics[topic_id]).get("KmsMasterKeyId")
                 if key is None:
                     continue
                 key_id = the_resource(synth, key, "AWS::KMS::Key")
                 key_statements = statements(props(synth.template_json["Resources"][key_id])["KeyPolicy"])
                 for needed in ("kms:Decrypt", "kms:GenerateDataKey"):
-                    assert any(
-                        allows(s, needed) and s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
-                        for s in key_statements
-                    ), (alarm_id, topic_id, needed)
+                    assert lets_cloudwatch(key_statements, needed, name), (alarm_id, key_id, needed)
+    assert checked, "the template has alarms that notify a topic"
+
+
+def lets_cloudwatch(policy_statements: list[dict[str, Any]], action: str, alarm_name: str) -> bool:
+    """Some statement allows CloudWatch the action for an alarm of that name (any `alarm:` ArnLike scoping honoured)."""
+    for statement in policy_statements:
+        if not allows(statement, action) or statement.get("Principal") != {"Service": "cloudwatch.amazonaws.com"}:
+            continue
+        scoped = statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn")
+        if scoped is None:
+            return True
+        pattern = str(materialize(scoped)).rpartition(":alarm:")[2]
+        if fnmatch.fnmatchcase(alarm_name, pattern):
+            return True
+    return False
 
 
 def test_iam_policies_fit_iam_quotas(synth: Synth):
@@ -902,6 +927,10 @@ def _topic_key_without_cloudwatch(t):
     policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "CloudWatchAlarmsOfThisStack"]
 
 
+def _alarm_outside_the_prefix(t):
+    one(t, "AWS::CloudWatch::Alarm", "MonitoringRegisterThrottlesAlarm")["AlarmName"] = "register-throttles"
+
+
 def _role_policy_over_10240(t):
     document = one(t, "AWS::IAM::Policy", "RegisterPipelineRoleDefaultPolicy")["PolicyDocument"]
     document["Statement"] *= 6
@@ -968,7 +997,16 @@ BREAKAGES = [
         _ttl_on_another_attribute,
     ),
     ("default_synth", test_every_key_policy_leaves_the_account_in_control_of_the_key, _key_locks_out_the_account),
-    ("default_synth", test_alarm_topics_keys_let_cloudwatch_publish, _topic_key_without_cloudwatch),
+    (
+        "default_synth",
+        test_alarm_topics_and_their_keys_let_cloudwatch_publish_for_every_alarm,
+        _topic_key_without_cloudwatch,
+    ),
+    (
+        "default_synth",
+        test_alarm_topics_and_their_keys_let_cloudwatch_publish_for_every_alarm,
+        _alarm_outside_the_prefix,
+    ),
     ("default_synth", test_iam_policies_fit_iam_quotas, _role_policy_over_10240),
     ("default_synth", test_alarms_stay_inside_cloudwatchs_limits, _period_of_45),
     ("default_synth", test_dashboards_hold_at_most_500_widgets, _dashboard_of_501_widgets),
