@@ -8,9 +8,9 @@ names that grow with the stack name. Every test walks every resource of its type
 committed, every setting off its default (`custom`), and `custom` under the longest stack name the config accepts.
 
 Values that CloudFormation resolves at deploy time (`Ref`, `Fn::GetAtt`, pseudo parameters) are counted as
-`REFERENCE_BOUND` characters: longer than any name, ARN or URL this stack can produce (SQS queue names <= 80,
-S3 bucket names <= 63, CloudFormation-generated names <= 128 characters), so a size check holds for any account,
-region and generated name.
+`REFERENCE_BOUND` characters: more than the names, ARNs and URLs they resolve to here, even under the longest stack
+name (the longest, an ARN that holds a generated log group name, is about 210 characters: partition, region,
+account, the stack name, the logical id and a random suffix), so a size check holds for any account and region.
 
 Each test's docstring names the AWS documentation the rule comes from.
 """
@@ -251,7 +251,8 @@ def test_every_queue_a_function_reads_outlasts_six_function_timeouts(synth: Synt
 def test_event_source_mappings_stay_inside_lambdas_sqs_limits(synth: Synth):
     """SQS event source mappings (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html and
     AWS::Lambda::EventSourceMapping): a FIFO queue takes a batch of at most 10 and no batching window; a standard
-    queue up to 10,000, and more than 10 only with a batching window of at least 1 s. Maximum concurrency is 2 to
+    queue up to 10,000, and more than 10 only with a batching window of at least 1 s; the window is at most 300 s
+    (MaximumBatchingWindowInSeconds). Maximum concurrency is 2 to
     1,000 (ScalingConfig). The handlers return `batchItemFailures`; Lambda reads them only when the mapping lists
     `ReportBatchItemFailures`, otherwise a failed record counts as processed
     (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
@@ -265,6 +266,7 @@ def test_event_source_mappings_stay_inside_lambdas_sqs_limits(synth: Synth):
         else:
             assert 1 <= batch <= 10_000, mapping_id
             assert batch <= 10 or window >= 1, mapping_id
+        assert 0 <= window <= 300, mapping_id
         concurrency = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
         assert concurrency is None or 2 <= concurrency <= 1000, mapping_id
         assert "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []), mapping_id
