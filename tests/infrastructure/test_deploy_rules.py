@@ -782,7 +782,9 @@ def test_subscription_dead_letter_queues_accept_sns(synth: Synth):
     """An SNS subscription's dead-letter queue must be in the same account and region, of the topic's type (standard
     for a standard topic), and its policy must let sns.amazonaws.com send, scoped to the topic
     (https://docs.aws.amazon.com/sns/latest/dg/sns-dead-letter-queues.html,
-    https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html).
+    https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html). A KMS-encrypted queue needs a
+    customer managed key whose policy lets SNS use it; that page does not mention SSE-SQS, which this check accepts
+    (unverified without an AWS account).
     """
     for subscription_id, subscription in resources(synth, "AWS::SNS::Subscription").items():
         redrive = props(subscription).get("RedrivePolicy")
