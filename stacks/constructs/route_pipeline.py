@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Annotations, Duration, Size, Stack
+from aws_cdk import Annotations, Duration, Size, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -33,6 +33,7 @@ from constructs import Construct
 
 from functions.routing import Route
 from functions.settings import function_environment
+from stacks.config import ConfigError
 from stacks.constants import (
     DEAD_LETTER_RETENTION,
     LAMBDA_ARCHITECTURE,
@@ -50,6 +51,28 @@ from stacks.route_access import access_for
 
 SQS_QUEUE_NAME_MAX_LENGTH = 80
 FIFO_SUFFIX = ".fifo"
+LAMBDA_ENVIRONMENT_MAX_BYTES = 4096
+"""Lambda's limit on a function's environment variables, keys and values together (Lambda quotas:
+https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). Over it, CreateFunction fails at deploy."""
+UNRESOLVED_VALUE_MAX_BYTES = 256
+"""What a value CloudFormation resolves at deploy time (a bucket name, a queue URL) is counted as: more than any of
+them can be."""
+CONTEXT_KEYS_IN_ENVIRONMENT = "experimentModelNames, modelNameTag, mlflowTrackingUri, mlflowRegistryUri"
+
+
+def check_environment_size(environment: Mapping[str, str]) -> None:
+    """Refuse at synth an environment Lambda would refuse at deploy; the message names the context keys to shorten."""
+    size = sum(
+        len(key.encode()) + len(value.encode()) + (UNRESOLVED_VALUE_MAX_BYTES if Token.is_unresolved(value) else 0)
+        for key, value in environment.items()
+    )
+    if size > LAMBDA_ENVIRONMENT_MAX_BYTES:
+        largest = max(environment, key=lambda k: len(environment[k]))
+        raise ConfigError(
+            f"the functions' environment variables would take up to {size} bytes, over Lambda's "
+            f"{LAMBDA_ENVIRONMENT_MAX_BYTES}; the largest is {largest} ({len(environment[largest])} bytes). Shorten "
+            f"the context values they come from ({CONTEXT_KEYS_IN_ENVIRONMENT})"
+        )
 
 
 def fifo_queue_name(stack_name: str, route_name: str, kind: str = "") -> str:
@@ -278,6 +301,24 @@ class RoutePipeline(Construct):
 
     def _build_function(self) -> lambda_.Function:
         ctx = self._context
+        environment = function_environment(
+            self.route,
+            bucket=ctx.bucket.bucket_name,
+            artifact_root_prefix=ctx.artifact_root_prefix,
+            event_bus_name=ctx.project_bus.event_bus_name,
+            idempotency_table=ctx.idempotency_table.table_name,
+            queue_url=self.queue.queue_url,
+            dead_letter_queue_url=self.dead_letter_queue.queue_url,
+            tracking_uri=ctx.tracking_uri,
+            registry_uri=ctx.registry_uri,
+            credentials_secret_arn=ctx.credentials_secret_arn,
+            model_name_tag=ctx.model_name_tag,
+            experiment_model_names=dict(ctx.experiment_model_names),
+            max_pending_seconds=ctx.max_pending_seconds,
+            tracing=ctx.tracing,
+            **(ctx.mlflow.environment if ctx.mlflow else {}),
+        )
+        check_environment_size(environment)
         function = lambda_.Function(
             self,
             "Function",
@@ -297,23 +338,7 @@ class RoutePipeline(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE if ctx.tracing else lambda_.Tracing.DISABLED,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
-            environment=function_environment(
-                self.route,
-                bucket=ctx.bucket.bucket_name,
-                artifact_root_prefix=ctx.artifact_root_prefix,
-                event_bus_name=ctx.project_bus.event_bus_name,
-                idempotency_table=ctx.idempotency_table.table_name,
-                queue_url=self.queue.queue_url,
-                dead_letter_queue_url=self.dead_letter_queue.queue_url,
-                tracking_uri=ctx.tracking_uri,
-                registry_uri=ctx.registry_uri,
-                credentials_secret_arn=ctx.credentials_secret_arn,
-                model_name_tag=ctx.model_name_tag,
-                experiment_model_names=dict(ctx.experiment_model_names),
-                max_pending_seconds=ctx.max_pending_seconds,
-                tracing=ctx.tracing,
-                **(ctx.mlflow.environment if ctx.mlflow else {}),
-            ),
+            environment=environment,
         )
         if ctx.mlflow is not None:
             ctx.mlflow.place(function, self.role)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.size import LAMBDA_UNZIPPED_LIMIT_MB, _unzipped_bytes
 from tests.infrastructure.conftest import NAG_PACKS, REPO_ROOT, TRACKING_URI
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
@@ -81,6 +82,13 @@ def test_cdk_synth_bundles_without_docker_and_strict_mode_refuses_the_placeholde
         module, _ = function["Properties"]["Handler"].rsplit(".", 1)
         assert (code_dir / (module.replace(".", "/") + ".py")).is_file()
         assert not list(code_dir.rglob("__pycache__"))
+        # Lambda quotas: a function's code and all its layers, unzipped, within 250 MB, and at most 5 layers
+        # (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+        layers = [template["Resources"][ref["Ref"]] for ref in function["Properties"].get("Layers", [])]
+        layer_dirs = [assets[x["Properties"]["Content"]["S3Key"].removesuffix(".zip")] for x in layers]
+        assert len(layers) <= 5
+        unzipped = _unzipped_bytes(code_dir) + sum(_unzipped_bytes(d) for d in layer_dirs)
+        assert unzipped <= LAMBDA_UNZIPPED_LIMIT_MB * 1024 * 1024, unzipped
 
     # WHEN the same synth runs without a tracking URI (bundles are reused from the output directory)
     placeholder = _cdk("synth", "--strict", "--quiet", outdir=tmp_path)
