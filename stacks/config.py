@@ -50,6 +50,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+# A key ARN, not an alias: an IAM statement on an alias ARN does not cover the key's use (KMS developer guide,
+# "Using aliases to control access to KMS keys").
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
 _EXECUTE_API_ARN = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+/[A-Za-z0-9_*/.$-]+$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -82,6 +85,7 @@ class RegistryConfig:
     mlflow_tracking_uri: str = ""
     mlflow_registry_uri: str = ""
     mlflow_credentials_secret_arn: str = ""
+    mlflow_credentials_kms_key_arn: str = ""
     model_name_tag: str = DEFAULT_MODEL_NAME_TAG
     experiment_model_names: Mapping[str, str] = field(default_factory=dict)
     max_pending_hours: int = 6
@@ -324,6 +328,17 @@ def _check_mlflow(config: RegistryConfig) -> None:
             raise ConfigError(f"context key {key!r} applies to a self-hosted MLflow server (an https:// tracking URI)")
     if config.mlflow_insecure_tls and config.mlflow_ca_bundle:
         raise ConfigError("context keys 'mlflowInsecureTls' and 'mlflowCaBundle' exclude each other")
+    key = config.mlflow_credentials_kms_key_arn
+    if key and not secret:
+        raise ConfigError(
+            "context key 'mlflowCredentialsKmsKeyArn' needs 'mlflowCredentialsSecretArn' (the secret it encrypts)"
+        )
+    # Secrets Manager encrypts a secret only with a key in the secret's own region (and partition).
+    if key and key.split(":")[1:4:2] != secret.split(":")[1:4:2]:
+        raise ConfigError(
+            "context keys 'mlflowCredentialsKmsKeyArn' and 'mlflowCredentialsSecretArn' must be in the same region: "
+            "Secrets Manager uses keys of the secret's region only"
+        )
     if bool(config.vpc_subnet_ids) != bool(config.vpc_security_group_ids):
         raise ConfigError("context keys 'vpcSubnetIds' and 'vpcSecurityGroupIds' go together (both or neither)")
 
@@ -355,6 +370,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     ),
     "mlflow_credentials_secret_arn": _string(
         _SECRET_ARN, allow_empty=True, hint="must be the full ARN of a Secrets Manager secret"
+    ),
+    # The customer managed key the credentials secret is encrypted with (empty: the secret uses aws/secretsmanager).
+    "mlflow_credentials_kms_key_arn": _string(
+        _KMS_KEY_ARN, allow_empty=True, hint="must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)"
     ),
     "model_name_tag": _string(
         re.compile(r"^[\w.:/-]{1,250}$"),

@@ -126,6 +126,7 @@ class RegistryAutopilotStack(Stack):
             tracking_uri=config.effective_tracking_uri,
             registry_uri=config.mlflow_registry_uri,
             credentials_secret_arn=config.mlflow_credentials_secret_arn,
+            credentials_kms_key_arn=config.mlflow_credentials_kms_key_arn,
             model_name_tag=config.model_name_tag,
             experiment_model_names=config.experiment_model_names,
             max_pending_seconds=config.max_pending_seconds,

@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAG_PACKS = {"AwsSolutions", "Serverless"}
 TRACKING_URI = "https://mlflow.example.com"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow/credentials-AbCdEf"
+SECRET_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SUBNET_IDS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
 SECURITY_GROUP_IDS = ["sg-0123456789abcdef0"]
 
@@ -42,6 +43,7 @@ CUSTOM_CONTEXT = {
     "mlflowTrackingUri": "databricks",
     "mlflowRegistryUri": "databricks-uc",
     "mlflowCredentialsSecretArn": SECRET_ARN,
+    "mlflowCredentialsKmsKeyArn": SECRET_KEY_ARN,
     "modelNameTag": "team.model",
     "experimentModelNames": '{"12": "churn"}',
     "maxPendingHours": "2",

@@ -115,6 +115,24 @@ def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         ({"registerTimeoutSeconds": "901"}, r"'registerTimeoutSeconds' must be between 0 and 900"),
         ({"registerEphemeralStorageMb": "20000"}, r"'registerEphemeralStorageMb' must be between 0 and 10240"),
         ({"webhooks": "yes"}, r"'webhooks' must be true or false"),
+        (
+            {"mlflowCredentialsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"},
+            r"'mlflowCredentialsKmsKeyArn' needs 'mlflowCredentialsSecretArn'",
+        ),
+        (
+            {
+                "mlflowCredentialsSecretArn": SECRET_ARN,
+                "mlflowCredentialsKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab",
+            },
+            r"'mlflowCredentialsKmsKeyArn' and 'mlflowCredentialsSecretArn' must be in the same region",
+        ),
+        (
+            {
+                "mlflowCredentialsSecretArn": SECRET_ARN,
+                "mlflowCredentialsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:alias/mlflow",
+            },
+            r"'mlflowCredentialsKmsKeyArn' must be the ARN of a KMS key",
+        ),
     ],
 )
 def test_settings_that_cannot_work_are_refused_naming_the_keys(context: dict, message: str):
