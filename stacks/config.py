@@ -102,6 +102,7 @@ class RegistryConfig:
     register_timeout_seconds: int = 0
     register_ephemeral_storage_mb: int = 0
     webhooks: bool = False
+    webhook_reserved_concurrency: int = 0
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -339,6 +340,8 @@ def _check_mlflow(config: RegistryConfig) -> None:
             "context keys 'mlflowCredentialsKmsKeyArn' and 'mlflowCredentialsSecretArn' must be in the same region: "
             "Secrets Manager uses keys of the secret's region only"
         )
+    if config.webhook_reserved_concurrency and not config.webhooks:
+        raise ConfigError("context key 'webhookReservedConcurrency' applies to the webhook function: set webhooks=true")
     if bool(config.vpc_subnet_ids) != bool(config.vpc_security_group_ids):
         raise ConfigError("context keys 'vpcSubnetIds' and 'vpcSecurityGroupIds' go together (both or neither)")
 
@@ -402,4 +405,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     # 0 = automatic (512 MB, or 4096 MB for Unity Catalog); Lambda allows 512 to 10240 MB.
     "register_ephemeral_storage_mb": _integer(0, 10240),
     "webhooks": _boolean,
+    # 0 = unreserved. Lambda keeps at least 100 executions of the account unreserved (PutFunctionConcurrency), so a
+    # reservation of N needs an account concurrency quota of N + 100 or more; new accounts may have 10 in all.
+    "webhook_reserved_concurrency": _integer(0, 1000),
 }

@@ -169,6 +169,7 @@ class RegistryAutopilotStack(Stack):
             code=self.code,
             log_retention=_LOG_RETENTION[self.config.log_retention_days],
             tracing=self.config.tracing,
+            reserved_concurrency=self.config.webhook_reserved_concurrency,
         )
 
     def _acknowledge_notifications_handler(self) -> None:

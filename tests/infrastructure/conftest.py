@@ -53,6 +53,7 @@ CUSTOM_CONTEXT = {
     "vpcSubnetIds": ",".join(SUBNET_IDS),
     "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
     "webhooks": "true",
+    "webhookReservedConcurrency": "10",
 }
 
 

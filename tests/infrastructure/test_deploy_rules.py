@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.conftest import Synth
+from tests.infrastructure.conftest import Synth, synthesize
 
 SYNTHS = ["default_synth", "custom_synth"]
 
@@ -146,3 +146,29 @@ def test_no_property_anywhere_is_an_empty_kms_key_identifier(synth_name: str, re
     # called ""); an archive under an AWS-owned key must leave the property out (aws/aws-cdk#37847)
     assert kms_properties, "the stacks have KMS-encrypted resources: the walk must find their key properties"
     assert [(i, p, k) for i, p, k, v in kms_properties if v == ""] == []
+
+
+# --- Lambda concurrency ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def webhooks_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize({"webhooks": "true"}, outdir=tmp_path_factory.mktemp("webhooks-cdk.out"))
+
+
+def test_no_function_reserves_concurrency_unless_told_to(webhooks_synth: Synth, custom_synth: Synth):
+    # GIVEN a stack with the webhook function at the defaults, and the custom one (webhookReservedConcurrency=10)
+    # WHEN we read every function's reserved concurrency
+    def reserved(synth: Synth) -> dict[str, int]:
+        return {
+            logical_id: function["Properties"]["ReservedConcurrentExecutions"]
+            for logical_id, function in synth.resources("AWS::Lambda::Function").items()
+            if "ReservedConcurrentExecutions" in function["Properties"]
+        }
+
+    # THEN the defaults reserve nothing: Lambda keeps 100 of the account's executions unreserved, so any reservation
+    # fails the deployment in an account with a small concurrency quota (PutFunctionConcurrency); only the setting
+    # reserves, on the webhook function alone
+    assert webhooks_synth.stack.webhook is not None
+    assert reserved(webhooks_synth) == {}
+    assert reserved(custom_synth) == {custom_synth.logical_id(custom_synth.stack.webhook.function): 10}
