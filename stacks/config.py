@@ -103,6 +103,7 @@ class RegistryConfig:
     register_ephemeral_storage_mb: int = 0
     webhooks: bool = False
     webhook_reserved_concurrency: int = 0
+    recorder: bool = False
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -408,4 +409,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     # 0 = unreserved. Lambda keeps at least 100 executions of the account unreserved (PutFunctionConcurrency), so a
     # reservation of N needs an account concurrency quota of N + 100 or more; new accounts may have 10 in all.
     "webhook_reserved_concurrency": _integer(0, 1000),
+    # Off by default: the recorder's log group policy is one of the 10 CloudWatch Logs resource policies an account
+    # may have per region (see stacks/constructs/recorder.py).
+    "recorder": _boolean,
 }

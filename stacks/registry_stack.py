@@ -89,13 +89,17 @@ class RegistryAutopilotStack(Stack):
         self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
-        self.recorder = Recorder(
-            self,
-            "Recorder",
-            default_bus=self.buses.default_bus,
-            project_bus=self.buses.project_bus,
-            bucket_name=self.artifacts.bucket.bucket_name,
-            retention=_LOG_RETENTION[config.log_retention_days],
+        self.recorder = (
+            Recorder(
+                self,
+                "Recorder",
+                default_bus=self.buses.default_bus,
+                project_bus=self.buses.project_bus,
+                bucket_name=self.artifacts.bucket.bucket_name,
+                retention=_LOG_RETENTION[config.log_retention_days],
+            )
+            if config.recorder
+            else None
         )
         self.webhook = self._build_webhook() if config.webhooks else None
         self._acknowledge_notifications_handler()
@@ -248,9 +252,12 @@ class RegistryAutopilotStack(Stack):
             buses.project_bus_archive.archive_name,
             "Archive of every project event",
         )
-        self._output(
-            outputs.RECORDER_LOG_GROUP_NAME, self.recorder.log_group.log_group_name, "Recorded events (replay record)"
-        )
+        if self.recorder is not None:
+            self._output(
+                outputs.RECORDER_LOG_GROUP_NAME,
+                self.recorder.log_group.log_group_name,
+                "Recorded events (replay record)",
+            )
         for name, pipeline in self.pipelines.items():
             self._output(outputs.rule_arn(name), pipeline.rule.rule_arn, f"The {name} rule (replay archive --rule)")
 

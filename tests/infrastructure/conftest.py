@@ -54,6 +54,7 @@ CUSTOM_CONTEXT = {
     "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
     "webhooks": "true",
     "webhookReservedConcurrency": "10",
+    "recorder": "true",
 }
 
 

@@ -508,7 +508,7 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
         f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl", "RuleArn")
     }
     delivery_outputs = {f"{pascal_case(n)}DeliveryDeadLetterQueueUrl" for n in FIFO_ROUTE_NAMES}
-    replay_outputs = {"ArtifactEventsArchiveName", "ProjectEventsArchiveName", "RecorderLogGroupName"}
+    replay_outputs = {"ArtifactEventsArchiveName", "ProjectEventsArchiveName"}
     expected = {
         "BucketName",
         "ArtifactRootUri",
@@ -525,9 +525,14 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     custom_outputs = custom_synth.template_json["Outputs"]
 
     # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile,
-    # webhooks their URL and secret
+    # webhooks their URL and secret, the recorder its log group
     assert expected == set(default_outputs)
-    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn", "WebhookUrl", "WebhookSecretArn"}
+    assert set(custom_outputs) == expected | {
+        "DatabricksInstanceProfileArn",
+        "WebhookUrl",
+        "WebhookSecretArn",
+        "RecorderLogGroupName",  # recorder=true
+    }
     for name in FIFO_ROUTE_NAMES:
         delivery = default_synth.stack.pipelines[name].delivery_dead_letter_queue
         output = default_outputs[f"{pascal_case(name)}DeliveryDeadLetterQueueUrl"]
