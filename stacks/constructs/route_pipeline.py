@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Annotations, Duration, Size, Stack
+from aws_cdk import Annotations, Aws, CfnCondition, Duration, Fn, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -89,6 +89,8 @@ class PipelineContext:
     tracing: bool = False
     snap_start: bool = True
     """SnapStart on published versions, for the functions whose settings allow it (see `RoutePipeline`)."""
+    snap_start_condition: CfnCondition | None = None
+    """With SnapStart: on only where this condition holds (a stack without a region; see `stacks.regions`)."""
     mlflow: MlflowAccess | None = None
     """SageMaker/SigV4 permissions, VPC placement, CA layer and MLflow client settings (None: none of them)."""
 
@@ -340,6 +342,12 @@ class RoutePipeline(Construct):
                 **(ctx.mlflow.environment if ctx.mlflow else {}),
             ),
         )
+        if self.snap_start and ctx.snap_start_condition is not None:
+            # Off (no property) where the deployment's region has no SnapStart; the live alias works either way.
+            function.node.default_child.add_property_override(
+                "SnapStart",
+                Fn.condition_if(ctx.snap_start_condition.logical_id, {"ApplyOn": "PublishedVersions"}, Aws.NO_VALUE),
+            )
         if ctx.mlflow is not None:
             ctx.mlflow.place(function, self.role)
         return function

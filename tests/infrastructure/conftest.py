@@ -109,3 +109,19 @@ def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def template(default_synth: Synth) -> Template:
     return default_synth.template
+
+
+# An explicit region (the `region` key): the synth decides SnapStart and function URLs itself (stacks/regions.py).
+REGIONAL_CONTEXT = {"region": "eu-west-1", "snapStart": "true", "webhooks": "true"}
+NO_SNAP_START_REGION = "ap-southeast-6"
+"""Asia Pacific (New Zealand): no SnapStart there (Lambda's SnapStart guide, cfn-lint's E2530 data)."""
+
+
+@pytest.fixture(scope="session")
+def regional_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(REGIONAL_CONTEXT, outdir=tmp_path_factory.mktemp("regional-cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def no_snap_start_region_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize({"region": NO_SNAP_START_REGION}, outdir=tmp_path_factory.mktemp("no-snap-start-cdk.out"))
