@@ -2,7 +2,9 @@
 """The CDK app: one registry-autopilot stack, checked by cdk-nag on every synth.
 
 No AWS calls and no lookups: the stack is environment-agnostic (no `env`), so `cdk synth` works offline and the
-account and region come from the credentials at deploy time. Settings come from context (`cdk.json`, `-c key=value`)
+account and region come from the credentials at deploy time. With `-c region=<region>` the stack is bound to that
+region (the account still comes from the credentials) and the synth checks the features that exist in some regions
+only (SnapStart, function URLs: `stacks/regions.py`); without it, template conditions on `AWS::Region` do. Settings come from context (`cdk.json`, `-c key=value`)
 through `stacks.config.RegistryConfig`.
 """
 

@@ -49,6 +49,12 @@ def recorded_log_events(
     progress: Progress = lambda message: None,
 ) -> Iterator[Mapping[str, Any]]:
     """Every log event of the recorder's log group between `start` and `end`, page by page."""
+    if not stack.outputs.get(outputs.RECORDER_LOG_GROUP_NAME):
+        raise AwsProblem(
+            f"stack {stack.name!r} in {stack.region} has no output {outputs.RECORDER_LOG_GROUP_NAME!r}: its recorder is "
+            "off (the default; it takes one of the account's 10 CloudWatch Logs resource policies) or it was deployed "
+            "by an older version; deploy this version with -c recorder=true (make deploy) and try again"
+        )
     log_group = stack.output(outputs.RECORDER_LOG_GROUP_NAME)
     arguments: dict[str, Any] = {
         "logGroupName": log_group,

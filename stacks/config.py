@@ -17,6 +17,7 @@ deployment cannot silently ship the placeholder.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from functions.models.mlflow_backend import (
 )
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, PLAIN_UPLOAD_PREFIX
 from functions.settings import DEFAULT_MODEL_NAME_TAG
+from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
 
 if TYPE_CHECKING:
     from constructs import Node
@@ -50,8 +52,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+# A key ARN, not an alias: an IAM statement on an alias ARN does not cover the key's use (KMS developer guide,
+# "Using aliases to control access to KMS keys").
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
 _EXECUTE_API_ARN = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+/[A-Za-z0-9_*/.$-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -69,6 +75,14 @@ class ConfigError(ValueError):
     """A context value is missing its type or range; the message names the context key."""
 
 
+class SnapStart(enum.Enum):
+    """What the functions get: SnapStart, none, or SnapStart where the deployment's region has it (a condition)."""
+
+    ON = "on"
+    OFF = "off"
+    WHERE_AVAILABLE = "where available"
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """Everything the stack can be told from outside, with the defaults a fresh checkout deploys."""
@@ -82,13 +96,15 @@ class RegistryConfig:
     mlflow_tracking_uri: str = ""
     mlflow_registry_uri: str = ""
     mlflow_credentials_secret_arn: str = ""
+    mlflow_credentials_kms_key_arn: str = ""
     model_name_tag: str = DEFAULT_MODEL_NAME_TAG
     experiment_model_names: Mapping[str, str] = field(default_factory=dict)
     max_pending_hours: int = 6
     noncurrent_version_expiration_days: int = 90
     databricks_instance_profile: bool = False
     tracing: bool = False
-    snap_start: bool = True
+    snap_start: str = "auto"
+    """"auto" (on wherever SnapStart exists), "true" (on; refused where it does not exist) or "false"."""
     mlflow_sig_v4: bool = False
     mlflow_execute_api_arn: str = ""
     mlflow_insecure_tls: bool = False
@@ -98,6 +114,10 @@ class RegistryConfig:
     register_timeout_seconds: int = 0
     register_ephemeral_storage_mb: int = 0
     webhooks: bool = False
+    webhook_reserved_concurrency: int = 0
+    recorder: bool = False
+    region: str = ""
+    """Empty: environment-agnostic (the region comes from the credentials at deploy time)."""
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -137,6 +157,20 @@ class RegistryConfig:
         return UNITY_CATALOG_REGISTER_MEMORY_MB if self.unity_catalog else None
 
     @property
+    def snap_start_mode(self) -> SnapStart:
+        """SnapStart for the functions: decided here when the region is known, by a template condition otherwise."""
+        if self.snap_start == "false":
+            return SnapStart.OFF
+        if self.snap_start == "true" or self.region:
+            return SnapStart.ON if self.snap_start == "true" or self.region in SNAP_START_REGIONS else SnapStart.OFF
+        return SnapStart.WHERE_AVAILABLE
+
+    @property
+    def webhooks_where_available(self) -> bool:
+        """Webhooks in a stack without a region: their resources carry a condition on function URLs' regions."""
+        return self.webhooks and not self.region
+
+    @property
     def effective_register_ephemeral_storage_mb(self) -> int:
         if self.register_ephemeral_storage_mb:
             return self.register_ephemeral_storage_mb
@@ -157,6 +191,7 @@ class RegistryConfig:
             values[attribute] = getattr(defaults, attribute) if raw is None else _PARSERS[attribute](key, raw)
         config = cls(**values)
         _check_mlflow(config)
+        _check_region(config)
         return config
 
 
@@ -275,6 +310,34 @@ def _ca_bundle(key: str, raw: Any) -> str:
     return value
 
 
+def _snap_start(key: str, raw: Any) -> str:
+    value = raw if isinstance(raw, bool) else raw.strip().lower() if isinstance(raw, str) else None
+    if value in (True, False):
+        return str(value).lower()
+    if value not in ("auto", "true", "false"):
+        raise ConfigError(f"context key {key!r} must be true, false or auto, got {raw!r}")
+    return value
+
+
+def _check_region(config: RegistryConfig) -> None:
+    """The features that exist in some regions only (`stacks.regions`), against the `region` key."""
+    region = config.region
+    if config.snap_start == "true" and not region:
+        raise ConfigError(
+            "context key 'snapStart': true needs the deployment's region in 'region' (SnapStart is not available in "
+            "every region); leave snapStart at auto to have it wherever the stack is deployed and SnapStart exists"
+        )
+    if config.snap_start == "true" and region not in SNAP_START_REGIONS:
+        raise ConfigError(
+            f"context key 'snapStart': Lambda SnapStart is not available in {region}; set snapStart=auto or false"
+        )
+    if config.webhooks and region and region not in FUNCTION_URL_REGIONS:
+        raise ConfigError(
+            f"context key 'webhooks': Lambda function URLs (AWS::Lambda::Url) are not available in {region}, so the "
+            "webhook endpoint cannot be created there; set webhooks=false"
+        )
+
+
 def _check_mlflow(config: RegistryConfig) -> None:
     """The MLflow keys that only make sense together; raises ConfigError naming the keys."""
     uri, registry, secret = config.mlflow_tracking_uri, config.mlflow_registry_uri, config.mlflow_credentials_secret_arn
@@ -324,6 +387,19 @@ def _check_mlflow(config: RegistryConfig) -> None:
             raise ConfigError(f"context key {key!r} applies to a self-hosted MLflow server (an https:// tracking URI)")
     if config.mlflow_insecure_tls and config.mlflow_ca_bundle:
         raise ConfigError("context keys 'mlflowInsecureTls' and 'mlflowCaBundle' exclude each other")
+    key = config.mlflow_credentials_kms_key_arn
+    if key and not secret:
+        raise ConfigError(
+            "context key 'mlflowCredentialsKmsKeyArn' needs 'mlflowCredentialsSecretArn' (the secret it encrypts)"
+        )
+    # Secrets Manager encrypts a secret only with a key in the secret's own region (and partition).
+    if key and key.split(":")[1:4:2] != secret.split(":")[1:4:2]:
+        raise ConfigError(
+            "context keys 'mlflowCredentialsKmsKeyArn' and 'mlflowCredentialsSecretArn' must be in the same region: "
+            "Secrets Manager uses keys of the secret's region only"
+        )
+    if config.webhook_reserved_concurrency and not config.webhooks:
+        raise ConfigError("context key 'webhookReservedConcurrency' applies to the webhook function: set webhooks=true")
     if bool(config.vpc_subnet_ids) != bool(config.vpc_security_group_ids):
         raise ConfigError("context keys 'vpcSubnetIds' and 'vpcSecurityGroupIds' go together (both or neither)")
 
@@ -356,6 +432,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "mlflow_credentials_secret_arn": _string(
         _SECRET_ARN, allow_empty=True, hint="must be the full ARN of a Secrets Manager secret"
     ),
+    # The customer managed key the credentials secret is encrypted with (empty: the secret uses aws/secretsmanager).
+    "mlflow_credentials_kms_key_arn": _string(
+        _KMS_KEY_ARN, allow_empty=True, hint="must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)"
+    ),
     "model_name_tag": _string(
         re.compile(r"^[\w.:/-]{1,250}$"),
         allow_empty=False,
@@ -367,7 +447,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "noncurrent_version_expiration_days": _integer(1, 3650),
     "databricks_instance_profile": _boolean,
     "tracing": _boolean,
-    "snap_start": _boolean,
+    "snap_start": _snap_start,
     "mlflow_sig_v4": _boolean,
     "mlflow_execute_api_arn": _string(
         _EXECUTE_API_ARN,
@@ -383,4 +463,12 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     # 0 = automatic (512 MB, or 4096 MB for Unity Catalog); Lambda allows 512 to 10240 MB.
     "register_ephemeral_storage_mb": _integer(0, 10240),
     "webhooks": _boolean,
+    # 0 = unreserved. Lambda keeps at least 100 executions of the account unreserved (PutFunctionConcurrency), so a
+    # reservation of N needs an account concurrency quota of N + 100 or more; new accounts may have 10 in all.
+    "webhook_reserved_concurrency": _integer(0, 1000),
+    # Off by default: the recorder's log group policy is one of the 10 CloudWatch Logs resource policies an account
+    # may have per region (see stacks/constructs/recorder.py).
+    "recorder": _boolean,
+    # An explicit region (the stack's env): the synth then checks the region-bound features (stacks/regions.py).
+    "region": _string(_REGION, allow_empty=True, hint="must be an AWS region such as eu-west-1"),
 }

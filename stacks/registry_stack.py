@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from aws_cdk import Annotations, CfnOutput, Stack, Tags
+from aws_cdk import (
+    Annotations,
+    Aws,
+    CfnCondition,
+    CfnOutput,
+    CfnResource,
+    Environment,
+    Fn,
+    ICfnConditionExpression,
+    Stack,
+    Tags,
+)
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.routing import ROUTES, Route
 from stacks import outputs
-from stacks.config import PLACEHOLDER_TRACKING_URI, RegistryConfig
+from stacks.config import PLACEHOLDER_TRACKING_URI, RegistryConfig, SnapStart
 from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, PROJECT, pascal_case
 from stacks.constructs.artifact_bucket import ArtifactBucket
 from stacks.constructs.event_buses import EventBuses
@@ -24,6 +36,7 @@ from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
 from stacks.constructs.webhook import WebhookReceiver
 from stacks.constructs.writer_access import WriterAccess
 from stacks.nag import acknowledge
+from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
 
 PLACEHOLDER_WARNING_ID = "registry-autopilot:placeholderTrackingUri"
 INSECURE_TLS_WARNING_ID = "registry-autopilot:insecureTls"
@@ -44,6 +57,18 @@ _LOG_RETENTION = {
 }
 # fmt: on
 
+_MAX_OR_CONDITIONS = 10
+"""Fn::Or takes 2 to 10 conditions (CloudFormation's condition functions reference)."""
+
+
+def region_condition(scope: Construct, construct_id: str, regions: Iterable[str]) -> CfnCondition:
+    """A condition true when the stack is deployed in one of `regions` (nested Fn::Or, 10 conditions at most each)."""
+    expressions: list[ICfnConditionExpression] = [Fn.condition_equals(Aws.REGION, r) for r in sorted(regions)]
+    while len(expressions) > 1:
+        groups = [expressions[i : i + _MAX_OR_CONDITIONS] for i in range(0, len(expressions), _MAX_OR_CONDITIONS)]
+        expressions = [group[0] if len(group) == 1 else Fn.condition_or(*group) for group in groups]
+    return CfnCondition(scope, construct_id, expression=expressions[0])
+
 
 class RegistryAutopilotStack(Stack):
     def __init__(
@@ -55,6 +80,8 @@ class RegistryAutopilotStack(Stack):
         layout: DependencyLayout = DependencyLayout.LAYER,
         **kwargs: Any,
     ) -> None:
+        if config.region and "env" not in kwargs:
+            kwargs["env"] = Environment(region=config.region)  # the account still comes from the credentials
         super().__init__(
             scope,
             construct_id,
@@ -63,6 +90,12 @@ class RegistryAutopilotStack(Stack):
             **kwargs,
         )
         self.config = config
+        # Without a region, SnapStart is on only where the deployment's region has it (stacks.regions).
+        self.snap_start_condition = (
+            region_condition(self, "SnapStartAvailable", SNAP_START_REGIONS)
+            if config.snap_start_mode is SnapStart.WHERE_AVAILABLE
+            else None
+        )
         self.artifacts = ArtifactBucket(
             self,
             "Artifacts",
@@ -89,13 +122,17 @@ class RegistryAutopilotStack(Stack):
         self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
-        self.recorder = Recorder(
-            self,
-            "Recorder",
-            default_bus=self.buses.default_bus,
-            project_bus=self.buses.project_bus,
-            bucket_name=self.artifacts.bucket.bucket_name,
-            retention=_LOG_RETENTION[config.log_retention_days],
+        self.recorder = (
+            Recorder(
+                self,
+                "Recorder",
+                default_bus=self.buses.default_bus,
+                project_bus=self.buses.project_bus,
+                bucket_name=self.artifacts.bucket.bucket_name,
+                retention=_LOG_RETENTION[config.log_retention_days],
+            )
+            if config.recorder
+            else None
         )
         self.webhook = self._build_webhook() if config.webhooks else None
         self._acknowledge_notifications_handler()
@@ -126,12 +163,14 @@ class RegistryAutopilotStack(Stack):
             tracking_uri=config.effective_tracking_uri,
             registry_uri=config.mlflow_registry_uri,
             credentials_secret_arn=config.mlflow_credentials_secret_arn,
+            credentials_kms_key_arn=config.mlflow_credentials_kms_key_arn,
             model_name_tag=config.model_name_tag,
             experiment_model_names=config.experiment_model_names,
             max_pending_seconds=config.max_pending_seconds,
             log_retention=_LOG_RETENTION[config.log_retention_days],
             tracing=config.tracing,
-            snap_start=config.snap_start,
+            snap_start=config.snap_start_mode is not SnapStart.OFF,
+            snap_start_condition=self.snap_start_condition,
             mlflow=self.mlflow,
         )
 
@@ -159,7 +198,7 @@ class RegistryAutopilotStack(Stack):
         )
 
     def _build_webhook(self) -> WebhookReceiver:
-        return WebhookReceiver(
+        webhook = WebhookReceiver(
             self,
             "Webhook",
             bucket_name=self.artifacts.bucket.bucket_name,
@@ -168,7 +207,21 @@ class RegistryAutopilotStack(Stack):
             code=self.code,
             log_retention=_LOG_RETENTION[self.config.log_retention_days],
             tracing=self.config.tracing,
+            reserved_concurrency=self.config.webhook_reserved_concurrency,
         )
+        self.function_url_condition = None
+        if self.config.webhooks_where_available:
+            # Without a region the synth cannot refuse a region lacking function URLs (AWS::Lambda::Url): every
+            # webhook resource (and its outputs) exists only where they do, instead of failing the whole deployment.
+            self.function_url_condition = region_condition(self, "FunctionUrlsAvailable", FUNCTION_URL_REGIONS)
+            for construct in webhook.node.find_all():
+                if isinstance(construct, CfnResource):
+                    construct.cfn_options.condition = self.function_url_condition
+            Annotations.of(self).add_info(
+                "webhooks=true without a region: the webhook endpoint is created only in regions with Lambda function "
+                "URLs (condition FunctionUrlsAvailable); set -c region=<region> to have the synth check yours."
+            )
+        return webhook
 
     def _acknowledge_notifications_handler(self) -> None:
         handler = self.node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
@@ -224,8 +277,11 @@ class RegistryAutopilotStack(Stack):
                     f"Events EventBridge could not deliver to the {name} FIFO queue",
                 )
         if self.webhook is not None:
-            self._output("WebhookUrl", self.webhook.url.url, "MLflow webhook URL (create_webhook(url=...))")
-            self._output("WebhookSecretArn", self.webhook.secret.secret_arn, "The webhook's HMAC secret")
+            for output in (
+                self._output("WebhookUrl", self.webhook.url.url, "MLflow webhook URL (create_webhook(url=...))"),
+                self._output("WebhookSecretArn", self.webhook.secret.secret_arn, "The webhook's HMAC secret"),
+            ):
+                output.condition = self.function_url_condition
         if self.writer.instance_profile is not None:
             self._output(
                 "DatabricksInstanceProfileArn",
@@ -246,14 +302,19 @@ class RegistryAutopilotStack(Stack):
             buses.project_bus_archive.archive_name,
             "Archive of every project event",
         )
-        self._output(
-            outputs.RECORDER_LOG_GROUP_NAME, self.recorder.log_group.log_group_name, "Recorded events (replay record)"
-        )
+        if self.recorder is not None:
+            self._output(
+                outputs.RECORDER_LOG_GROUP_NAME,
+                self.recorder.log_group.log_group_name,
+                "Recorded events (replay record)",
+            )
         for name, pipeline in self.pipelines.items():
             self._output(outputs.rule_arn(name), pipeline.rule.rule_arn, f"The {name} rule (replay archive --rule)")
 
-    def _output(self, logical_id: str, value: str, description: str) -> None:
-        CfnOutput(self, logical_id, value=value, description=description).override_logical_id(logical_id)
+    def _output(self, logical_id: str, value: str, description: str) -> CfnOutput:
+        output = CfnOutput(self, logical_id, value=value, description=description)
+        output.override_logical_id(logical_id)
+        return output
 
     def _add_tags(self) -> None:
         Tags.of(self).add("project", PROJECT)

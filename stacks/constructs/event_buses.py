@@ -55,8 +55,17 @@ class EventBuses(Construct):
         self._retention = Duration.days(archive_retention_days) if archive_retention_days else None
         self.default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         self.project_bus = events.EventBus(self, "ProjectBus", event_bus_name=project_bus_name)
-        self.default_bus_archive = self._build_default_bus_archive(bucket_name)
-        self.project_bus_archive = self._build_project_bus_archive()
+        self.default_bus_archive = self._without_empty_kms_key(self._build_default_bus_archive(bucket_name))
+        self.project_bus_archive = self._without_empty_kms_key(self._build_project_bus_archive())
+
+    @staticmethod
+    def _without_empty_kms_key(archive: events.Archive) -> events.Archive:
+        """CDK writes `KmsKeyIdentifier: ""` for an archive without a customer managed key (aws/aws-cdk#37847);
+        EventBridge reads no property as "an AWS-owned key", so the empty string is removed, not passed on."""
+        cfn_archive = archive.node.default_child
+        if cfn_archive.kms_key_identifier == "":
+            cfn_archive.add_property_deletion_override("KmsKeyIdentifier")
+        return archive
 
     def bus(self, which: Bus) -> events.IEventBus:
         return {Bus.DEFAULT: self.default_bus, Bus.PROJECT: self.project_bus}[which]

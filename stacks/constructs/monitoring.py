@@ -120,7 +120,10 @@ NOTIFICATIONS = (
         template=(
             "registry-autopilot: model {model} version {version} passed validation and awaits approval for alias "
             "{alias}. Why: {reason}. Correlation id: {correlation_id}. "
-            "To approve: python -m ops --stack {stack} promote {model} {version} --alias {alias} --approver <you>."
+            # No literal angle brackets here: EventBridge reads any <name> as a placeholder and refuses the rule
+            # (PutTargets) when InputPathsMap has no such key. `ops promote` records the caller's user name.
+            "To approve: python -m ops --stack {stack} promote {model} {version} --alias {alias} "
+            "(the approver recorded is your user name; add --approver NAME to record another)."
         ),
     ),
 )
@@ -190,8 +193,27 @@ class Monitoring(Construct):
             )
         )
         # The notification rules publish through a role whose IAM policy grants this key's use (the key policy's
-        # account statement lets IAM decide): neither the key nor the topic has a statement for EventBridge itself.
+        # account statement lets IAM decide). AWS's documents disagree on whether that is enough: the SNS guide
+        # ("Enable compatibility between event sources from AWS services and encrypted topics",
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html) asks for a key policy statement for
+        # events.amazonaws.com. So the key also trusts EventBridge, for rules on this stack's project bus in this
+        # account only: either path works.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeNotificationRulesOfThisStack",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions=self._notification_source_conditions(),
+            )
+        )
         return key
+
+    def _notification_source_conditions(self) -> dict[str, Any]:
+        # Rules on a custom bus have ARNs rule/<bus name>/<rule name>; the bus name is a Ref (no dependency cycle:
+        # the bus needs nothing from the key).
+        rules = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{self._project_bus.event_bus_name}/*"
+        return {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": rules}}
 
     def _alarm_source_conditions(self) -> dict[str, Any]:
         alarms = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{self._prefix}*"

@@ -9,6 +9,14 @@ are the durable copy: EventBridge's archive rules leave replayed events out.
 - Permission: EventBridge writes to CloudWatch Logs through the log group's resource policy. It is a native
   `AWS::Logs::ResourcePolicy` for `events.amazonaws.com` on this log group only, the statement CDK's
   `CloudWatchLogGroup` target writes, without the custom resource (a Lambda function) CDK uses to install it.
+- Opt-in (`-c recorder=true`): that policy is an account-level one, and an account may have at most 10 per region
+  (PutResourcePolicy, https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutResourcePolicy.html;
+  aws/aws-cdk#31404), shared with every other stack and service that writes logs this way (Route 53 query logs, other
+  EventBridge log targets...). An eleventh fails the deployment and rolls the stack back, so a convenience copy
+  (the archives are the durable record, and `replay archive` needs no recorder) does not take one by default. The API
+  now also has log-group-scoped policies (`resourceArn`, not counted against the 10), but CloudFormation's
+  `AWS::Logs::ResourcePolicy` cannot set one (cfn-lint 1.58's schema has no such property), and that EventBridge
+  honours them could not be checked without an account.
 - Encryption: CloudWatch Logs encrypts log data at rest; the events hold object keys, ETags and model names (what the
   EventBridge archives hold too, also under AWS-owned keys), no model content and no credentials, so a customer
   managed key would add a key policy to maintain and nothing to protect.

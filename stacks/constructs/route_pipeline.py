@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Annotations, Duration, Size, Stack, Token
+from aws_cdk import Annotations, Aws, CfnCondition, Duration, Fn, Size, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -105,13 +105,38 @@ class PipelineContext:
     credentials_secret_arn: str
     model_name_tag: str
     experiment_model_names: Mapping[str, str] = field(default_factory=dict)
+    credentials_kms_key_arn: str = ""
+    """The customer managed key of the credentials secret (empty: aws/secretsmanager, which needs no grant)."""
     max_pending_seconds: int = 6 * 3600
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     tracing: bool = False
     snap_start: bool = True
     """SnapStart on published versions, for the functions whose settings allow it (see `RoutePipeline`)."""
+    snap_start_condition: CfnCondition | None = None
+    """With SnapStart: on only where this condition holds (a stack without a region; see `stacks.regions`)."""
     mlflow: MlflowAccess | None = None
     """SageMaker/SigV4 permissions, VPC placement, CA layer and MLflow client settings (None: none of them)."""
+
+
+def credentials_key_statement(key_arn: str, secret_arn: str) -> iam.PolicyStatement:
+    """kms:Decrypt on the secret's customer managed key, only when Secrets Manager asks for that secret.
+
+    GetSecretValue decrypts with the caller's permissions; AWS's Secrets Manager guide ("Secret encryption and
+    decryption", https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html) names
+    kms:ViaService = secretsmanager.<region>.amazonaws.com and the encryption context SecretARN = the secret's ARN.
+    """
+    region = secret_arn.split(":")[3]
+    return iam.PolicyStatement(
+        sid="DecryptMlflowCredentials",
+        actions=["kms:Decrypt"],
+        resources=[key_arn],
+        conditions={
+            "StringEquals": {
+                "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": secret_arn,
+            }
+        },
+    )
 
 
 SNAP_START_MAX_EPHEMERAL_STORAGE_MB = 512
@@ -295,6 +320,8 @@ class RoutePipeline(Construct):
                     resources=[ctx.credentials_secret_arn],
                 )
             )
+            if ctx.credentials_kms_key_arn:
+                statements.append(credentials_key_statement(ctx.credentials_kms_key_arn, ctx.credentials_secret_arn))
         if access.mlflow_credentials and ctx.mlflow is not None:
             statements += ctx.mlflow.statements(self.route.name)
         return statements
@@ -340,6 +367,12 @@ class RoutePipeline(Construct):
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.snap_start else None,
             environment=environment,
         )
+        if self.snap_start and ctx.snap_start_condition is not None:
+            # Off (no property) where the deployment's region has no SnapStart; the live alias works either way.
+            function.node.default_child.add_property_override(
+                "SnapStart",
+                Fn.condition_if(ctx.snap_start_condition.logical_id, {"ApplyOn": "PublishedVersions"}, Aws.NO_VALUE),
+            )
         if ctx.mlflow is not None:
             ctx.mlflow.place(function, self.role)
         return function

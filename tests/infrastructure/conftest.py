@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NAG_PACKS = {"AwsSolutions", "Serverless"}
 TRACKING_URI = "https://mlflow.example.com"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow/credentials-AbCdEf"
+SECRET_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SUBNET_IDS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
 SECURITY_GROUP_IDS = ["sg-0123456789abcdef0"]
 
@@ -42,6 +43,7 @@ CUSTOM_CONTEXT = {
     "mlflowTrackingUri": "databricks",
     "mlflowRegistryUri": "databricks-uc",
     "mlflowCredentialsSecretArn": SECRET_ARN,
+    "mlflowCredentialsKmsKeyArn": SECRET_KEY_ARN,
     "modelNameTag": "team.model",
     "experimentModelNames": '{"12": "churn"}',
     "maxPendingHours": "2",
@@ -51,6 +53,8 @@ CUSTOM_CONTEXT = {
     "vpcSubnetIds": ",".join(SUBNET_IDS),
     "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
     "webhooks": "true",
+    "webhookReservedConcurrency": "10",
+    "recorder": "true",
 }
 
 
@@ -105,3 +109,19 @@ def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def template(default_synth: Synth) -> Template:
     return default_synth.template
+
+
+# An explicit region (the `region` key): the synth decides SnapStart and function URLs itself (stacks/regions.py).
+REGIONAL_CONTEXT = {"region": "eu-west-1", "snapStart": "true", "webhooks": "true"}
+NO_SNAP_START_REGION = "ap-southeast-6"
+"""Asia Pacific (New Zealand): no SnapStart there (Lambda's SnapStart guide, cfn-lint's E2530 data)."""
+
+
+@pytest.fixture(scope="session")
+def regional_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(REGIONAL_CONTEXT, outdir=tmp_path_factory.mktemp("regional-cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def no_snap_start_region_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize({"region": NO_SNAP_START_REGION}, outdir=tmp_path_factory.mktemp("no-snap-start-cdk.out"))

@@ -53,7 +53,7 @@ def test_cli_strings_are_coerced():
     assert config.register_max_concurrency == 12
     assert config.tracing is True
     assert config.databricks_instance_profile is False
-    assert config.snap_start is False
+    assert config.snap_start == "false"
     assert config.experiment_model_names == {"7": "fraud"}
     assert config.artifact_root_prefix == "teams/mlflow"
     assert config.mlflow_tracking_uri == "https://mlflow.internal:5000"

@@ -46,15 +46,15 @@ def test_every_queue_has_a_dead_letter_queue_or_is_one(default_synth: Synth):
     assert len([q for q in queues.values() if "RedrivePolicy" in q["Properties"]]) == len(ROUTES)
 
 
-def test_every_rule_target_retries_and_dead_letters_except_the_recorders(default_synth: Synth):
-    # GIVEN every rule target, and the recorder's two rules (acknowledged: the archives are the durable copy)
+def test_every_rule_target_retries_and_dead_letters_except_the_recorders(custom_synth: Synth):
+    # GIVEN every rule target of a stack with the recorder, and the recorder's two rules (acknowledged: the archives are the durable copy)
     recorder = {
-        default_synth.logical_id(default_synth.stack.recorder.project_events_rule),
-        default_synth.logical_id(default_synth.stack.recorder.artifact_events_rule),
+        custom_synth.logical_id(custom_synth.stack.recorder.project_events_rule),
+        custom_synth.logical_id(custom_synth.stack.recorder.artifact_events_rule),
     }
     targets = [
         (logical_id, target)
-        for logical_id, rule in default_synth.resources("AWS::Events::Rule").items()
+        for logical_id, rule in custom_synth.resources("AWS::Events::Rule").items()
         for target in rule["Properties"].get("Targets", [])
     ]
 

@@ -17,7 +17,6 @@ from stacks.constructs.mlflow_access import (
     SAGEMAKER_MLFLOW_ACTIONS,
     SAGEMAKER_MLFLOW_REGISTER_ACTIONS,
 )
-from stacks.constructs.webhook import RESERVED_CONCURRENCY
 from tests.infrastructure.conftest import REPO_ROOT, SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
@@ -115,6 +114,26 @@ def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         ({"registerTimeoutSeconds": "901"}, r"'registerTimeoutSeconds' must be between 0 and 900"),
         ({"registerEphemeralStorageMb": "20000"}, r"'registerEphemeralStorageMb' must be between 0 and 10240"),
         ({"webhooks": "yes"}, r"'webhooks' must be true or false"),
+        ({"webhookReservedConcurrency": "5"}, r"'webhookReservedConcurrency' applies to the webhook function"),
+        ({"webhooks": "true", "webhookReservedConcurrency": "-1"}, r"'webhookReservedConcurrency' must be between 0"),
+        (
+            {"mlflowCredentialsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"},
+            r"'mlflowCredentialsKmsKeyArn' needs 'mlflowCredentialsSecretArn'",
+        ),
+        (
+            {
+                "mlflowCredentialsSecretArn": SECRET_ARN,
+                "mlflowCredentialsKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab",
+            },
+            r"'mlflowCredentialsKmsKeyArn' and 'mlflowCredentialsSecretArn' must be in the same region",
+        ),
+        (
+            {
+                "mlflowCredentialsSecretArn": SECRET_ARN,
+                "mlflowCredentialsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:alias/mlflow",
+            },
+            r"'mlflowCredentialsKmsKeyArn' must be the ARN of a KMS key",
+        ),
     ],
 )
 def test_settings_that_cannot_work_are_refused_naming_the_keys(context: dict, message: str):
@@ -310,7 +329,7 @@ def test_webhook_endpoint_is_a_public_function_url_gated_by_the_hmac(custom_synt
         ("lambda:InvokeFunctionUrl", "NONE", None),
         ("lambda:InvokeFunction", None, True),
     }
-    assert function["ReservedConcurrentExecutions"] == RESERVED_CONCURRENCY
+    assert function["ReservedConcurrentExecutions"] == 10  # webhookReservedConcurrency in the custom context
     assert function["Handler"] == "functions.handlers.webhook.lambda_handler"
     assert "VpcConfig" not in function  # it talks to AWS APIs only, never to MLflow
 

@@ -207,19 +207,30 @@ def test_topic_is_encrypted_with_a_rotated_key_and_refuses_plain_http(default_sy
     assert render(condition["ArnLike"]["aws:SourceArn"]).endswith(":alarm:RegistryAutopilot-*")
 
 
-def test_key_lets_cloudwatch_encrypt_only_for_this_stacks_alarms(default_synth: Synth):
+def test_key_lets_cloudwatch_and_eventbridge_encrypt_only_for_this_stacks_alarms_and_rules(default_synth: Synth):
     # GIVEN the topic's key policy
     statements = resource(default_synth, default_synth.stack.monitoring.key)["Properties"]["KeyPolicy"]["Statement"]
+    bus_id = default_synth.logical_id(default_synth.stack.buses.project_bus)
 
     # WHEN we look at what services may do with it
-    services = [s for s in statements if "Service" in s["Principal"]]
+    services = {s["Principal"]["Service"]: s for s in statements if "Service" in s["Principal"]}
 
-    # THEN CloudWatch alone, with exact actions, for alarms of this account named after this stack
-    assert len(services) == 1
-    [cloudwatch] = services
-    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # THEN CloudWatch, with exact actions, for alarms of this account named after this stack; and EventBridge, for
+    # rules on this stack's project bus in this account (the SNS guide asks for it on encrypted topics, even though
+    # the notification rules also publish through a role that holds the same grant)
+    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    cloudwatch, eventbridge = services["cloudwatch.amazonaws.com"], services["events.amazonaws.com"]
+    for statement in (cloudwatch, eventbridge):
+        assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Effect"] == "Allow"
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert render(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(":alarm:RegistryAutopilot-*")
+    assert render(eventbridge["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        f"arn:{{Ref:AWS::Partition}}:events:{{Ref:AWS::Region}}:{{Ref:AWS::AccountId}}:rule/{{Ref:{bus_id}}}/*"
+    )
+    # AND every notification rule is on that bus, so each one matches that ARN pattern
+    for rule in default_synth.stack.monitoring.notification_rules.values():
+        assert resource(default_synth, rule)["Properties"]["EventBusName"] == {"Ref": bus_id}
 
 
 def test_notification_rules_publish_with_a_role_limited_to_the_topic_and_its_key(default_synth: Synth):
@@ -404,7 +415,8 @@ def test_promotions_awaiting_approval_are_sent_with_the_command_that_approves(de
     # THEN it names model, version and alias, and gives the approve command
     assert rule["EventPattern"] == {"source": ["registry-autopilot"], "detail-type": ["Promotion Pending"]}
     assert "model churn version 8 passed validation and awaits approval for alias champion" in message
-    assert "python -m ops --stack RegistryAutopilot promote churn 8 --alias champion --approver <you>" in message
+    assert "python -m ops --stack RegistryAutopilot promote churn 8 --alias champion (the approver" in message
+    assert "<" not in message  # a literal <...> would be an undefined placeholder: EventBridge refuses the rule
 
 
 @pytest.mark.parametrize("notification", NOTIFICATIONS, ids=lambda n: n.construct_id)

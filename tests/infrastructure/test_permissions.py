@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from stacks.route_access import access_for
-from tests.infrastructure.conftest import SECRET_ARN, Synth
+from tests.infrastructure.conftest import SECRET_ARN, SECRET_KEY_ARN, Synth
 
 IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 
@@ -36,11 +37,14 @@ def _allow_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _role_statements(synth: Synth, role: Any) -> list[dict[str, Any]]:
-    role_ref = {"Ref": synth.logical_id(role)}
+    return _role_statements_by_id(synth, synth.logical_id(role))
+
+
+def _role_statements_by_id(synth: Synth, role_id: str) -> list[dict[str, Any]]:
     return [
         statement
         for policy in synth.resources("AWS::IAM::Policy").values()
-        if role_ref in policy["Properties"]["Roles"]
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
         for statement in _statements(policy["Properties"]["PolicyDocument"])
     ]
 
@@ -252,6 +256,45 @@ def test_secret_is_readable_only_when_configured_and_only_that_secret(default_sy
     # THEN only the second can read a secret: GetSecretValue on exactly the configured ARN
     assert default_secret == []
     assert [(s["Action"], s["Resource"]) for s in custom_secret] == [("secretsmanager:GetSecretValue", SECRET_ARN)]
+
+
+def test_exactly_the_roles_that_read_the_secret_may_decrypt_it_with_its_key(default_synth: Synth, custom_synth: Synth):
+    # GIVEN the custom stack (its secret under a customer managed key) and the default one (no secret, no key)
+    def roles_with(synth: Synth, wanted: Callable[[dict], bool]) -> set[str]:
+        return {
+            role_id
+            for role_id in synth.resources("AWS::IAM::Role")
+            if any(wanted(s) for s in _role_statements_by_id(synth, role_id))
+        }
+
+    def reads_secret(s: dict) -> bool:
+        return "secretsmanager:GetSecretValue" in _as_list(s["Action"]) and s["Resource"] == SECRET_ARN
+
+    def decrypts_with_key(s: dict) -> bool:
+        return SECRET_KEY_ARN in _as_list(s["Resource"])
+
+    # WHEN we find the roles that read the secret and the roles that may use its key
+    readers, decrypters = roles_with(custom_synth, reads_secret), roles_with(custom_synth, decrypts_with_key)
+
+    # THEN they are the same roles (the route functions'), and each may only decrypt, only through Secrets Manager in
+    # the secret's region, only for that secret (its encryption context)
+    pipelines = custom_synth.stack.pipelines
+    assert readers == {
+        custom_synth.logical_id(p.role) for n, p in pipelines.items() if access_for(n).mlflow_credentials
+    }
+    assert decrypters == readers
+    for role_id in decrypters:
+        [statement] = [s for s in _role_statements_by_id(custom_synth, role_id) if decrypts_with_key(s)]
+        assert statement["Action"] == "kms:Decrypt"
+        assert statement["Resource"] == SECRET_KEY_ARN
+        assert statement["Condition"] == {
+            "StringEquals": {
+                "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": SECRET_ARN,
+            }
+        }
+    # AND without the key setting no role names a key of the secret
+    assert roles_with(default_synth, decrypts_with_key) == set()
 
 
 def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_synth: Synth):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from functions.routing import ROUTES, project_archive_pattern, s3_recorder_pattern
 from stacks import outputs
 from tests.infrastructure.conftest import Synth
@@ -36,15 +34,15 @@ def _log_group_target_arn(synth: Synth) -> dict:
     }
 
 
-def test_recorder_copies_every_project_event_and_the_buckets_s3_events_to_its_log_group(default_synth: Synth):
-    # GIVEN the default stack's recorder
-    recorder = default_synth.stack.recorder
-    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
-    project_bus_ref = {"Ref": default_synth.logical_id(default_synth.stack.buses.project_bus)}
+def test_recorder_copies_every_project_event_and_the_buckets_s3_events_to_its_log_group(custom_synth: Synth):
+    # GIVEN the recorder (custom stack: recorder=true)
+    recorder = custom_synth.stack.recorder
+    bucket_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.artifacts.bucket)}
+    project_bus_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.buses.project_bus)}
 
     # WHEN we read its two rules
-    project_rule = _properties(default_synth, recorder.project_events_rule)
-    artifact_rule = _properties(default_synth, recorder.artifact_events_rule)
+    project_rule = _properties(custom_synth, recorder.project_events_rule)
+    artifact_rule = _properties(custom_synth, recorder.artifact_events_rule)
 
     # THEN the project-bus rule takes every project event, the default-bus rule this bucket's S3 events (sent ones too)
     assert project_rule["EventBusName"] == project_bus_ref
@@ -57,17 +55,17 @@ def test_recorder_copies_every_project_event_and_the_buckets_s3_events_to_its_lo
     # AND both write whole events (no input transformer) into the recorder's log group, with retries
     for rule in (project_rule, artifact_rule):
         (target,) = rule["Targets"]
-        assert target["Arn"] == _log_group_target_arn(default_synth)
+        assert target["Arn"] == _log_group_target_arn(custom_synth)
         assert not {"Input", "InputPath", "InputTransformer", "RoleArn"} & set(target)
         assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
 
 
-def test_only_eventbridge_may_write_to_the_recorder_log_group_and_only_that_group(default_synth: Synth):
-    # GIVEN the default stack
-    log_group_id = default_synth.logical_id(default_synth.stack.recorder.log_group)
+def test_only_eventbridge_may_write_to_the_recorder_log_group_and_only_that_group(custom_synth: Synth):
+    # GIVEN a stack with the recorder (recorder=true)
+    log_group_id = custom_synth.logical_id(custom_synth.stack.recorder.log_group)
 
     # WHEN we read every CloudWatch Logs resource policy
-    policies = default_synth.resources("AWS::Logs::ResourcePolicy")
+    policies = custom_synth.resources("AWS::Logs::ResourcePolicy")
 
     # THEN there is one (no custom resource installs another), for events.amazonaws.com on the recorder's log group
     (policy,) = policies.values()
@@ -84,29 +82,36 @@ def test_only_eventbridge_may_write_to_the_recorder_log_group_and_only_that_grou
         }
     ]
     # AND the rules wait for the policy, so the first recorded events are not refused
-    rules = [default_synth.stack.recorder.project_events_rule, default_synth.stack.recorder.artifact_events_rule]
+    rules = [custom_synth.stack.recorder.project_events_rule, custom_synth.stack.recorder.artifact_events_rule]
     for rule in rules:
-        resource = default_synth.template_json["Resources"][default_synth.logical_id(rule)]
+        resource = custom_synth.template_json["Resources"][custom_synth.logical_id(rule)]
         assert resource["DependsOn"] == [next(iter(policies))]
-    assert default_synth.resources("Custom::CloudwatchLogResourcePolicy") == {}
+    assert custom_synth.resources("Custom::CloudwatchLogResourcePolicy") == {}
 
 
-@pytest.mark.parametrize(("synth_name", "days"), [("default_synth", 30), ("custom_synth", 90)])
-def test_recorder_log_group_keeps_events_as_long_as_the_function_logs(
-    synth_name: str, days: int, request: pytest.FixtureRequest
-):
-    # GIVEN a stack (logRetentionDays 30 by default, 90 in the custom one)
-    synth: Synth = request.getfixturevalue(synth_name)
+def test_recorder_log_group_keeps_events_as_long_as_the_function_logs(custom_synth: Synth):
+    # GIVEN a stack with the recorder and logRetentionDays 90
+    synth = custom_synth
 
     # WHEN we read the recorder's log group
     resource = synth.template_json["Resources"][synth.logical_id(synth.stack.recorder.log_group)]
 
     # THEN it has that retention and goes with the stack
-    assert resource["Properties"]["RetentionInDays"] == days
+    assert resource["Properties"]["RetentionInDays"] == 90
     assert resource["DeletionPolicy"] == "Delete"
 
 
-def test_outputs_name_what_the_replay_commands_look_up(default_synth: Synth):
+def test_the_default_stack_takes_none_of_the_accounts_ten_log_resource_policies(default_synth: Synth):
+    # GIVEN the default stack (recorder off)
+    # WHEN we look for the recorder and for CloudWatch Logs resource policies, native or installed by a custom resource
+    # THEN there are none: an account may have 10 per region, and an eleventh would roll the first deployment back
+    assert default_synth.stack.recorder is None
+    assert default_synth.resources("AWS::Logs::ResourcePolicy") == {}
+    assert default_synth.resources("Custom::CloudwatchLogResourcePolicy") == {}
+    assert outputs.RECORDER_LOG_GROUP_NAME not in default_synth.template_json["Outputs"]
+
+
+def test_outputs_name_what_the_replay_commands_look_up(default_synth: Synth, custom_synth: Synth):
     # GIVEN the outputs the replay command line reads (stacks.outputs)
     stack, template_outputs = default_synth.stack, default_synth.template_json["Outputs"]
 
@@ -123,7 +128,8 @@ def test_outputs_name_what_the_replay_commands_look_up(default_synth: Synth):
     assert value(outputs.PROJECT_EVENTS_ARCHIVE_NAME) == {
         "Ref": default_synth.logical_id(stack.buses.project_bus_archive)
     }
-    assert value(outputs.RECORDER_LOG_GROUP_NAME) == {"Ref": default_synth.logical_id(stack.recorder.log_group)}
+    recorder_output = custom_synth.template_json["Outputs"][outputs.RECORDER_LOG_GROUP_NAME]["Value"]
+    assert recorder_output == {"Ref": custom_synth.logical_id(custom_synth.stack.recorder.log_group)}
     for route in ROUTES:
         rule_id = default_synth.logical_id(stack.pipelines[route.name].rule)
         assert value(outputs.rule_arn(route.name)) == {"Fn::GetAtt": [rule_id, "Arn"]}

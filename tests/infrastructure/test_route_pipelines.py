@@ -323,6 +323,11 @@ def test_event_source_reports_batch_item_failures_with_the_routes_batch(default_
     assert 2 <= mapping["ScalingConfig"]["MaximumConcurrency"] <= 1000
 
 
+SNAP_START_WHERE_AVAILABLE = {
+    "Fn::If": ["SnapStartAvailable", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
+}
+
+
 def _invokes_alias(function_name: Any, alias_logical_id: str) -> bool:
     """CDK names an alias target `<function name>:live`, the function name cut from the alias ARN."""
     return function_name == {
@@ -334,7 +339,7 @@ def _invokes_alias(function_name: Any, alias_logical_id: str) -> bool:
 def test_snap_start_snapshots_each_published_version_and_the_queue_invokes_it_through_the_live_alias(
     default_synth: Synth, route_name: str
 ):
-    # GIVEN a route's pipeline in the default stack (snapStart on)
+    # GIVEN a route's pipeline in the default stack (snapStart auto, no region)
     pipeline = default_synth.stack.pipelines[route_name]
 
     # WHEN we read its function, the version its alias publishes and the alias
@@ -347,8 +352,9 @@ def test_snap_start_snapshots_each_published_version_and_the_queue_invokes_it_th
         if v["Properties"]["FunctionName"] == function_ref
     ]
 
-    # THEN SnapStart applies to published versions, exactly one is published, and `live` points at it
-    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # THEN SnapStart applies to published versions wherever the deployment's region has it (see test_regions.py),
+    # exactly one is published, and `live` points at it
+    assert function["SnapStart"] == SNAP_START_WHERE_AVAILABLE
     assert len(versions) == 1
     assert alias["Name"] == "live"
     assert alias["FunctionName"] == function_ref
@@ -369,7 +375,7 @@ def test_a_register_function_with_more_disk_than_snap_start_allows_runs_on_deman
     assert "SnapStart" not in function
     assert register.alias is None
     assert mapping["FunctionName"] == {"Ref": custom_synth.logical_id(register.function)}
-    assert _resource(custom_synth, validate.function)["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert _resource(custom_synth, validate.function)["Properties"]["SnapStart"] == SNAP_START_WHERE_AVAILABLE
 
 
 @pytest.mark.parametrize("route_name", FIFO_ROUTE_NAMES)
@@ -508,7 +514,7 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
         f"{pascal_case(n)}{suffix}" for n in ROUTE_NAMES for suffix in ("QueueUrl", "DeadLetterQueueUrl", "RuleArn")
     }
     delivery_outputs = {f"{pascal_case(n)}DeliveryDeadLetterQueueUrl" for n in FIFO_ROUTE_NAMES}
-    replay_outputs = {"ArtifactEventsArchiveName", "ProjectEventsArchiveName", "RecorderLogGroupName"}
+    replay_outputs = {"ArtifactEventsArchiveName", "ProjectEventsArchiveName"}
     expected = {
         "BucketName",
         "ArtifactRootUri",
@@ -525,9 +531,14 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
     custom_outputs = custom_synth.template_json["Outputs"]
 
     # THEN the names are fixed; the artifact root URI ends with the configured prefix; Databricks adds its profile,
-    # webhooks their URL and secret
+    # webhooks their URL and secret, the recorder its log group
     assert expected == set(default_outputs)
-    assert set(custom_outputs) == expected | {"DatabricksInstanceProfileArn", "WebhookUrl", "WebhookSecretArn"}
+    assert set(custom_outputs) == expected | {
+        "DatabricksInstanceProfileArn",
+        "WebhookUrl",
+        "WebhookSecretArn",
+        "RecorderLogGroupName",  # recorder=true
+    }
     for name in FIFO_ROUTE_NAMES:
         delivery = default_synth.stack.pipelines[name].delivery_dead_letter_queue
         output = default_outputs[f"{pascal_case(name)}DeliveryDeadLetterQueueUrl"]

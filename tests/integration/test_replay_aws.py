@@ -490,7 +490,7 @@ def test_without_a_region_the_command_asks_for_one(monkeypatch, capsys) -> None:
 
 
 def test_a_stack_without_the_replay_outputs_asks_for_a_redeploy(capsys) -> None:  # type: ignore[no-untyped-def]
-    # GIVEN a stack deployed before the recorder existed
+    # GIVEN a stack deployed before the recorder existed (or with recorder=false, the default)
     # WHEN its recording is asked for
     code = main(["record", "--stack", "RegistryAutopilotOld", "out"])
 
@@ -498,7 +498,7 @@ def test_a_stack_without_the_replay_outputs_asks_for_a_redeploy(capsys) -> None:
     _, err = capsys.readouterr()
     assert code == 2
     assert "has no output 'RecorderLogGroupName'" in err
-    assert "deploy this version" in err
+    assert "deploy this version with -c recorder=true" in err
 
 
 def _object_key(event: dict) -> str | None:
