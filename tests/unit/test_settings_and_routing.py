@@ -132,7 +132,11 @@ def test_a_hung_mlflow_fails_a_full_batch_in_half_the_function_timeout(candidate
         dead_letter_queue_url="dlq",
         tracking_uri="http://127.0.0.1:5000",
     )
-    for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+    for name in (
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):
         monkeypatch.setenv(name, env[name])
 
     # WHEN every record of a full batch meets a server that accepts and never answers
