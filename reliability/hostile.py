@@ -315,10 +315,17 @@ def hostile() -> Result:
             "hostile_versions_not_failed": passed_hostile,
             "alias_moves_on_hostile_models": moved,
             "bystander_aliases_unchanged": bystander_same,
-            "workers_alive": True,  # check_running() above raises if any worker or server died
+            # check_running() above raises if a server died; a route worker that died would have been replaced
+            "workers_alive": not sandbox.worker_replacements,
+            "worker_replacements": [f"{r.worker} {r.ended}" for r in sandbox.worker_replacements],
             "outcomes": outcomes,
         }
         result.ok = (
-            refused == len(CASES) and not wrong_registrations and not passed_hostile and not moved and bystander_same
+            refused == len(CASES)
+            and not wrong_registrations
+            and not passed_hostile
+            and not moved
+            and bystander_same
+            and not sandbox.worker_replacements
         )
     return result

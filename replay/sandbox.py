@@ -475,6 +475,8 @@ class Sandbox:
             if workers:
                 stop_all(workers, timeout=5.0)
             if self._servers:
+                for server in self._servers.values():
+                    server.signal(signal.SIGCONT)  # a paused server would not see SIGTERM
                 stop_all(list(self._servers.values()), timeout=8.0)
             for client in self._clients.values():
                 client.close()
@@ -575,6 +577,14 @@ class Sandbox:
             log_path=self.log_path("mlflow"),
             cwd=self.workdir,
         )
+
+    def pause_mlflow(self) -> None:
+        """Freeze the MLflow server (SIGSTOP to its process group): a hung server, not a down one. Connections are
+        still accepted (the kernel queues them) and never answered until `resume_mlflow`, which then serves them."""
+        self._servers["mlflow"].signal(signal.SIGSTOP)
+
+    def resume_mlflow(self) -> None:
+        self._servers["mlflow"].signal(signal.SIGCONT)
 
     def stop_mlflow(self) -> None:
         """Stop the MLflow server (an outage); the registry's database stays for `start_mlflow`."""
