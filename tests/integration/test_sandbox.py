@@ -402,6 +402,30 @@ def test_workers_that_keep_dying_at_start_stop_the_sandbox_with_the_reason(crash
     assert [r.ended for r in crashing_sandbox.worker_replacements] == ["killed by SIGKILL", "exited with code 7"]
 
 
+def test_a_worker_past_its_function_timeout_is_killed_and_replaced(tmp_path: Path) -> None:
+    # GIVEN a route with a 2 s function timeout whose handler runs on past it
+    with Sandbox(
+        workdir=tmp_path,
+        routes=[replace(REGISTER, timeout_seconds=2)],
+        handlers={REGISTER.name: "tests.integration.fake_handlers.sleep_past_the_timeout"},
+        handle_signals=False,
+    ) as sandbox:
+        stuck = sandbox.info()["pids"]["workers"][REGISTER.name]
+
+        # WHEN a message reaches it
+        sandbox.client("sqs").send_message(QueueUrl=sandbox.wiring[REGISTER.name].queue_url, MessageBody="{}")
+
+        # THEN the sandbox ends the invocation as Lambda would: the worker is killed and replaced, and that is no
+        # crash loop (it took a batch)
+        _poll_until(lambda: sandbox.worker_replacements, timeout=60, what="the timed-out worker's replacement")
+        (replacement,) = sandbox.worker_replacements[:1]
+        assert replacement.pid == stuck
+        assert replacement.took_a_batch is True
+        assert replacement.ended.startswith("timed out after ")
+        assert replacement.ended.endswith("(function timeout 2 s), killed")
+        sandbox.check_running()
+
+
 # --- FIFO routes --------------------------------------------------------------------------------------------
 
 FIFO_ROUTE = Route(
