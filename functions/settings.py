@@ -140,9 +140,36 @@ def function_environment(
     if credentials_secret_arn:
         env["MLFLOW_CREDENTIALS_SECRET_ARN"] = credentials_secret_arn
     env.update(mlflow_client_environment(mlflow_sigv4, mlflow_insecure_tls, mlflow_server_cert_path))
+    env.update(mlflow_client_timeouts(route))
     if policies_dir:
         env["POLICIES_DIR"] = policies_dir
     return env
+
+
+def mlflow_client_timeouts(route: Route) -> dict[str, str]:
+    """MLflow's client timeout and retries for `route`'s function, so that a hung MLflow costs a record seconds.
+
+    MLflow reads `MLFLOW_HTTP_REQUEST_TIMEOUT` (seconds, for connect and read; default 120),
+    `MLFLOW_HTTP_REQUEST_MAX_RETRIES` (default 7), `MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR` (default 2) and
+    `MLFLOW_HTTP_REQUEST_BACKOFF_JITTER` (default 1.0) (`mlflow/environment_variables.py`; used by `http_request` in
+    `mlflow/utils/rest_utils.py`). Its defaults would let one request to a server that accepts and never answers
+    wait 8 × 120 s plus backoff: every record would run into the function timeout.
+
+    - Timeout: half the function timeout shared by a full batch (`timeout // (2 × batch size)`, at least 1 s): a
+      batch whose every record meets a hung MLflow ends with every record reported for retry (`Unavailable`) in
+      at most half the timeout (register and validate: 60 s, 10 records: 3 s; aliases: 1 record: 30 s).
+    - No client retries: MLflow's urllib3 `Retry` resends on read errors whatever the method (`allowed_methods=None`
+      in `mlflow/utils/request_utils.py`), so a create whose answer came late could be sent twice and make a second
+      version. The queue retries instead, with backoff (`functions.domain.delivery`), and a retry goes through the
+      registration's lookup of an existing version.
+    """
+    per_request = max(1, route.timeout_seconds // (2 * max(1, route.batch_size)))
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_request),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    }
 
 
 def mlflow_client_environment(sigv4: bool, insecure_tls: bool, server_cert_path: str) -> dict[str, str]:

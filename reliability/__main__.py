@@ -2,7 +2,8 @@
 
 Each scenario starts a fresh sandbox. `--quick` uses small sizes (what `make test` runs); without it the
 sizes are the issue's: 100 artifacts × 3 deliveries, a 30 s outage during 50 uploads, poison at the register
-route's real maxReceiveCount, 20 concurrent versions, every hostile case, 500 uploads in a minute.
+route's real maxReceiveCount, 20 concurrent versions, every hostile case, 500 uploads in a minute, the route workers
+SIGKILLed 3 times each during 40 uploads, MLflow frozen 40 s during 20 uploads (and until 10 uploads reach the DLQ).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ QUICK = {
     "poison": {"max_receive_count": 2, "letters": 2},
     "concurrency": {"versions": 6},
     "burst": {"uploads": 40, "within_seconds": 5.0},
+    "crash": {"uploads": 8, "models": 2, "kills_per_route": 1, "upload_seconds": 8.0, "visibility_timeout_seconds": 60},
+    "hang": {
+        "uploads": 6,
+        "models": 2,
+        "hang_seconds": 15.0,
+        "dead_letter_uploads": 2,
+        "dead_letter_max_receive_count": 2,
+    },
 }
 ALL = {**SCENARIOS, "hostile": hostile}
 

@@ -510,7 +510,9 @@ def hostile() -> Result:
             "webhook_as_expected": len(WEBHOOK_CASES) - len(webhook_unexpected),
             "webhook_unexpected": webhook_unexpected,
             "webhook_published": published,
-            "workers_alive": True,  # check_running() above raises if any worker or server died
+            # check_running() above raises if a server died; a route worker that died would have been replaced
+            "workers_alive": not sandbox.worker_replacements,
+            "worker_replacements": [f"{r.worker} {r.ended}" for r in sandbox.worker_replacements],
             "outcomes": outcomes,
         }
         result.ok = (
@@ -521,5 +523,6 @@ def hostile() -> Result:
             and bystander_same
             and not webhook_unexpected
             and not published
+            and not sandbox.worker_replacements
         )
     return result

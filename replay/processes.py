@@ -14,6 +14,7 @@ import subprocess  # nosec B404: starts the sandbox's own servers and workers
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -108,6 +109,48 @@ class ChildProcess:
         return (
             f"{self.name} exited with code {self.popen.returncode}. Last lines of {self.log_path}:\n{self.log_tail()}"
         )
+
+    def exit_description(self) -> str:
+        """How the child ended, in words: `killed by SIGKILL`, `exited with code 3` (or `running`)."""
+        return describe_exit(self.popen.poll())
+
+
+def describe_exit(returncode: int | None) -> str:
+    """`Popen.returncode` in words (a negative code is the signal that ended the process)."""
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+class CrashLoopGuard:
+    """Counts the deaths of one route's workers that happen before they handled a batch (at start).
+
+    A worker that dies after it took a batch is what Lambda lives with (the sandbox replaces it, like a new
+    execution environment, and the batch comes back after its visibility timeout). One that dies `deaths` times
+    at start within `window_seconds` is a misconfigured function (a handler that cannot start): replacing it
+    again would only spin, so `record` answers True and the sandbox stops with the reason.
+    """
+
+    def __init__(self, deaths: int, window_seconds: float) -> None:
+        self.deaths = deaths
+        self.window_seconds = window_seconds
+        self._at_start: dict[str, deque[float]] = {}
+
+    def record(self, route: str, *, at_start: bool, now: float | None = None) -> bool:
+        """Note one death of a `route` worker; True when it completes a crash loop."""
+        if not at_start:
+            return False
+        now = time.monotonic() if now is None else now
+        deaths = self._at_start.setdefault(route, deque())
+        deaths.append(now)
+        while deaths and now - deaths[0] > self.window_seconds:
+            deaths.popleft()
+        return len(deaths) >= self.deaths
 
 
 def stop_all(children: Sequence[ChildProcess], *, timeout: float = 5.0) -> None:

@@ -16,6 +16,14 @@ moto checks that lock when a ReceiveMessage starts, though: a second consumer lo
 can be handed a later message of a group whose earlier one is still in flight. So a FIFO queue gets one worker
 (`start_worker` refuses a second), which is all Lambda's ordering needs to be reproduced.
 
+A route worker that dies (killed, out of memory) or overruns the route's function timeout (then the sandbox kills
+it, as Lambda ends the invocation) is replaced by a new process, as Lambda gives the next invocation a new execution
+environment; the message it held comes back when its visibility timeout ends. Each replacement is one line in the
+progress output and in `logs/sandbox.log` (route, pid, how it ended, the new pid), and is kept in
+`Sandbox.worker_replacements`. A route whose workers die `CRASH_LOOP_DEATHS` times within
+`CRASH_LOOP_WINDOW_SECONDS` before handling a batch (a handler that cannot start: bad configuration) is a crash
+loop: it is not replaced again, and `check_running`/`wait_until_quiet` raise `SandboxError` with the reason.
+
     with Sandbox() as sandbox:
         sandbox.upload_dir("my-model", key_prefix="models/churn/1/")
         sandbox.wait_until_quiet(timeout=60)
@@ -59,6 +67,7 @@ from functions.settings import function_environment, webhook_function_environmen
 from replay.processes import (
     LOCALHOST,
     ChildProcess,
+    CrashLoopGuard,
     SandboxError,
     check_port_free,
     free_port,
@@ -95,6 +104,14 @@ _REQUIRED_MODULES = {
     "aws_lambda_powertools": "aws-lambda-powertools[parser]",
 }
 _INHERITED_PREFIXES_DROPPED = ("AWS_", "MLFLOW_", "POWERTOOLS_")
+CRASH_LOOP_DEATHS = 3
+CRASH_LOOP_WINDOW_SECONDS = 120.0
+"""A route's workers dying 3 times within 2 minutes before handling a batch is a crash loop (each start imports the
+handler: a few seconds; a dying worker is replaced at once, so 3 deaths fit the window even on a loaded machine)."""
+SUPERVISE_INTERVAL_SECONDS = 0.2
+TIMEOUT_GRACE_SECONDS = 2.0
+"""How far past the route's function timeout a busy worker may go before the sandbox kills it (the worker's own
+receive and delete calls are not part of Lambda's invocation)."""
 _QUIET_ATTRIBUTES = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -115,6 +132,22 @@ class RouteWiring:
     @property
     def fifo(self) -> bool:
         return self.queue_url.endswith(FIFO_SUFFIX)
+
+
+@dataclass(frozen=True)
+class WorkerReplacement:
+    """A route worker that ended, and the process that took its place."""
+
+    worker: str
+    """The worker's name: its route's (`register`), or `register-2` for a replica."""
+    route: str
+    pid: int
+    ended: str
+    """`killed by SIGKILL`, `exited with code 1`, `timed out after 62.1 s (function timeout 60 s)`."""
+    replacement_pid: int
+    took_a_batch: bool
+    at: float
+    """`time.time()` of the replacement."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +288,13 @@ class Sandbox:
         self._replicas: dict[str, ChildProcess] = {}
         self._fifo_consumers: dict[str, ChildProcess] = {}
         self._worker_pids: dict[str, int] = {}
+        self._worker_specs: dict[str, dict[str, Any]] = {}
+        self._workers_lock = threading.RLock()
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
+        self._crash_loops = CrashLoopGuard(CRASH_LOOP_DEATHS, CRASH_LOOP_WINDOW_SECONDS)
+        self._fatal: SandboxError | None = None
+        self.worker_replacements: list[WorkerReplacement] = []
         self._clients: dict[str, Any] = {}
         self._observed: list[dict] = []
         self._observer_lock = threading.Lock()
@@ -406,6 +446,7 @@ class Sandbox:
                 what="MLflow server",
             )
             self._wait_for_workers(deadline)
+            self._start_supervisor()
             wait_until_healthy(
                 f"{self.webhook_url}_sandbox/health",
                 child=self._servers["webhook"],
@@ -427,10 +468,15 @@ class Sandbox:
             return
         self._stopping = True
         try:
+            self._supervisor_stop.set()
+            if self._supervisor is not None and self._supervisor is not threading.current_thread():
+                self._supervisor.join(timeout=10.0)
             workers = [*self._workers.values(), *self._replicas.values(), *self._extra_workers]
             if workers:
                 stop_all(workers, timeout=5.0)
             if self._servers:
+                for server in self._servers.values():
+                    server.signal(signal.SIGCONT)  # a paused server would not see SIGTERM
                 stop_all(list(self._servers.values()), timeout=8.0)
             for client in self._clients.values():
                 client.close()
@@ -531,6 +577,14 @@ class Sandbox:
             log_path=self.log_path("mlflow"),
             cwd=self.workdir,
         )
+
+    def pause_mlflow(self) -> None:
+        """Freeze the MLflow server (SIGSTOP to its process group): a hung server, not a down one. Connections are
+        still accepted (the kernel queues them) and never answered until `resume_mlflow`, which then serves them."""
+        self._servers["mlflow"].signal(signal.SIGSTOP)
+
+    def resume_mlflow(self) -> None:
+        self._servers["mlflow"].signal(signal.SIGCONT)
 
     def stop_mlflow(self) -> None:
         """Stop the MLflow server (an outage); the registry's database stays for `start_mlflow`."""
@@ -745,21 +799,107 @@ class Sandbox:
     def _start_workers(self) -> None:
         for route in self.routes:
             wiring = self.wiring[route.name]
-            self.start_worker(
-                route,
-                queue_url=wiring.queue_url,
-                dead_letter_queue_url=wiring.dead_letter_queue_url,
-                handler=self._handlers.get(route.name),
-            )
+            spec = {
+                "route": route,
+                "queue_url": wiring.queue_url,
+                "dead_letter_queue_url": wiring.dead_letter_queue_url,
+                "handler": self._handlers.get(route.name),
+            }
+            self._worker_specs[route.name] = spec
             for index in range(2, self.worker_counts[route.name] + 1):
-                replica = f"{route.name}-{index}"
-                self._replicas[replica] = self.start_worker(
-                    route,
-                    queue_url=wiring.queue_url,
-                    dead_letter_queue_url=wiring.dead_letter_queue_url,
-                    handler=self._handlers.get(route.name),
-                    name=replica,
-                )
+                self._worker_specs[f"{route.name}-{index}"] = {**spec, "name": f"{route.name}-{index}"}
+        for name in self._worker_specs:
+            self._launch_route_worker(name)
+
+    def _launch_route_worker(self, name: str) -> ChildProcess:
+        """Start (or restart) route worker `name` from its spec; a replica is kept apart from the route's first."""
+        child = self.start_worker(**self._worker_specs[name])
+        if "name" in self._worker_specs[name]:
+            self._replicas[name] = child
+        return child
+
+    # --- supervision: a dead worker is replaced, as Lambda starts a new execution environment --------------
+
+    def _route_workers(self) -> dict[str, ChildProcess]:
+        with self._workers_lock:
+            return {**self._workers, **self._replicas}
+
+    def _start_supervisor(self) -> None:
+        self._supervisor = threading.Thread(target=self._supervise, name="sandbox-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._supervisor_stop.wait(SUPERVISE_INTERVAL_SECONDS) and self._fatal is None:
+            try:
+                self.supervise_once()
+            except Exception as error:  # noqa: BLE001 - e.g. a status file half-written: look again next round
+                self._supervision_log("WARNING", "supervision round failed", error=f"{type(error).__name__}: {error}")
+
+    def supervise_once(self) -> None:
+        """Replace every route worker that has died, after killing those past their function timeout."""
+        for name, child in self._route_workers().items():
+            if self._supervisor_stop.is_set() or self._fatal is not None:
+                return
+            ended = self._overran_timeout(name, child) if child.alive() else child.exit_description()
+            if ended is not None:
+                self._replace(name, child, ended=ended)
+
+    def _overran_timeout(self, name: str, child: ChildProcess) -> str | None:
+        """Kill a worker busy for longer than its route's function timeout (Lambda ends such an invocation)."""
+        status = self.worker_status(name)
+        if not status or status.get("pid") != child.pid or status.get("state") != "busy":
+            return None
+        timeout = self._worker_specs[name]["route"].timeout_seconds
+        busy_for = time.time() - float(status.get("updated") or time.time())
+        if busy_for <= timeout + TIMEOUT_GRACE_SECONDS:
+            return None
+        child.signal(signal.SIGKILL)
+        child.wait(5.0)
+        return f"timed out after {busy_for:.1f} s (function timeout {timeout} s), killed"
+
+    def _replace(self, name: str, child: ChildProcess, *, ended: str) -> None:
+        status = self.worker_status(name) or {}
+        mine = status.get("pid") == child.pid
+        took_a_batch = mine and int(status.get("batches") or 0) > 0
+        route = self._worker_specs[name]["route"].name
+        if self._crash_loops.record(route, at_start=not took_a_batch and "timed out" not in ended):
+            reason = f": {status['error']}" if mine and status.get("error") else ""
+            self._fatal = SandboxError(
+                f"the workers of route {route!r} are in a crash loop: {CRASH_LOOP_DEATHS} died within "
+                f"{CRASH_LOOP_WINDOW_SECONDS:.0f} s before handling a batch (the last, pid {child.pid}, {ended}"
+                f"{reason}). A function that cannot start is misconfigured: fix it and start again. "
+                f"Log: {child.log_path}"
+            )
+            self._supervision_log(
+                "ERROR", "crash loop: worker not replaced", worker=name, route=route, pid=child.pid, ended=ended
+            )
+            self._progress(f"error: {self._fatal}")
+            return
+        with self._workers_lock:
+            if self._stopping:
+                return
+            replacement = self._launch_route_worker(name)
+        self.worker_replacements.append(
+            WorkerReplacement(name, route, child.pid, ended, replacement.pid, took_a_batch, time.time())
+        )
+        self._supervision_log(
+            "WARNING",
+            "worker replaced",
+            worker=name,
+            route=route,
+            pid=child.pid,
+            ended=ended,
+            replacement_pid=replacement.pid,
+            took_a_batch=took_a_batch,
+        )
+        self._progress(
+            f"worker of route {route!r} ({name}, pid {child.pid}) {ended}; replaced by pid {replacement.pid}"
+        )
+
+    def _supervision_log(self, level: str, message: str, **fields: Any) -> None:
+        line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level, "logger": "replay.sandbox"}
+        with open(self.log_path("sandbox"), "a") as log:
+            log.write(json.dumps({**line, "message": message, **fields}, default=str) + "\n")
 
     def wait_for_worker(self, name: str, child: ChildProcess, *, deadline: float) -> None:
         """Until the worker has imported its handler and polls; `SandboxError` if it cannot."""
@@ -935,7 +1075,8 @@ class Sandbox:
 
         The state must hold, unchanged, for `stable_for` seconds; a batch that starts and ends between
         two looks changes the worker's batch counter and restarts the window. Raises `TimeoutError`
-        naming what is still pending, and `SandboxError` when a worker has died.
+        naming what is still pending, and `SandboxError` when a route's workers are in a crash loop (a worker that
+        died otherwise is replaced meanwhile: see the module's docstring).
         """
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
@@ -983,19 +1124,28 @@ class Sandbox:
 
     def _check_workers_alive(self) -> None:
         if self._owned:
-            for name, child in {**self._workers, **self._replicas}.items():
-                if not child.alive():
-                    raise SandboxError(f"the worker of route {name!r} died: {child.exited_message()}")
+            if self._fatal is not None:
+                raise self._fatal
+            if self._started and (self._supervisor is None or not self._supervisor.is_alive()) and not self._stopping:
+                for name, child in self._route_workers().items():
+                    if not child.alive():
+                        raise SandboxError(f"the worker of route {name!r} died: {child.exited_message()}")
             return
         for name, pid in self._worker_pids.items():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            # The owner replaces a dead worker: its status file names the current process.
+            current = (self.worker_status(name) or {}).get("pid") or pid
+            for candidate in dict.fromkeys([pid, current]):
+                try:
+                    os.kill(candidate, 0)
+                    break
+                except ProcessLookupError:
+                    continue
+                except PermissionError:
+                    break
+            else:
                 raise SandboxError(
-                    f"the worker of route {name!r} (pid {pid}) is gone; is the sandbox still running?"
-                ) from None
-            except PermissionError:
-                pass
+                    f"the worker of route {name!r} (pid {current}) is gone; is the sandbox still running?"
+                )
 
     def worker_log_lines(self, names: Iterable[str] | None = None) -> list[dict]:
         """The JSON log lines of the route workers (their own and their handler's), with a `worker` key."""

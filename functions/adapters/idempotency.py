@@ -3,6 +3,18 @@
 The key is the upload's identity (bucket, key, object version or etag), never the event id, which
 differs between deliveries and replays. A failed or deferred attempt deletes its record, so only
 completed registrations are remembered, for the configured time-to-live.
+
+An invocation that dies mid-record (killed, out of memory, the function timeout) cannot delete its record: it
+stays `INPROGRESS`. Powertools gives such a record an `in_progress_expiration` of "now + the invocation's remaining
+time" when the Lambda context is registered (`IdempotencyConfig.register_lambda_context`), and a later attempt may
+take over a record whose in-progress expiry has passed (`BasePersistenceLayer.save_inprogress` and the DynamoDB
+layer's conditional put, `attribute_exists(#in_progress_expiry) AND #in_progress_expiry < :now_in_millis`, in
+aws-lambda-powertools' `utilities/idempotency/persistence/`; added for Lambda timeouts in v1.26.7,
+https://github.com/aws-powertools/powertools-lambda-python/pull/1387, after issue #1038). Without the context there is
+no in-progress expiry, and the record would hold the upload until its 48-hour time-to-live: every delivery would
+fail with `IdempotencyAlreadyInProgressError` until the message reached the dead-letter queue. So every call here
+passes the context: the record expires when the killed invocation's time would have run out, which is before
+the message comes back (its visibility timeout is 6 function timeouts).
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ class IdempotentCall:
         # A client of boto3's default session, which the other adapters' clients share: a session of its own (the
         # Powertools default) would load botocore's endpoint data a second time on every cold start.
         persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=boto3.client("dynamodb"))
+        self._persistence = persistence
+        self._key_prefix = key_prefix
 
         @idempotent_function(
             data_keyword_argument="payload",
@@ -46,6 +60,12 @@ class IdempotentCall:
         if context is not None:
             self._config.register_lambda_context(context)
         return self._once(payload=payload)
+
+    @property
+    def store(self) -> DynamoDBPersistenceLayer:
+        """The persistence layer, configured as the wrapped call uses it (to read or seed a record)."""
+        self._persistence.configure(self._config, key_prefix=self._key_prefix)
+        return self._persistence
 
     def register_context(self, context: LambdaContext) -> None:
         """Lets an in-progress record expire with the invocation (for callers that pass only the payload)."""

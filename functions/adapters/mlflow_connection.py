@@ -28,11 +28,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 from functions.domain.errors import Unavailable
 from functions.models.mlflow_backend import Backend, backend_of
 
-# The queue retries with backoff; the client must fail fast instead of retrying for minutes itself.
+# The queue retries with backoff; the client must fail fast instead of retrying for minutes itself. A route's
+# function gets its own values from its timeout and batch size (`functions.settings.mlflow_client_timeouts`, where
+# the reasons are); these apply only where those are not set (no client retries for the same reason).
 CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
 CREDENTIAL_VARIABLES = (

@@ -23,6 +23,8 @@ from functions.models.s3 import S3ObjectEvent
 from functions.observability import count, logger, metrics, record_latency, tracer
 from functions.settings import build_into_snapshot, load_settings
 
+IDEMPOTENCY_KEY_PREFIX = "register"
+
 
 @dataclass(frozen=True)
 class Dependencies:
@@ -62,6 +64,7 @@ def _handle(record: SQSRecord, deps: Dependencies, context: LambdaContext | None
         return
 
     attempt = str(uuid.uuid4())
+    # With the context, an in-progress record left by a killed invocation expires with it (adapters.idempotency).
     outcome = deps.register_once({**upload.as_payload(), "attempt": attempt}, context)
     logger.append_keys(model_name=outcome.get("model_name"), version=outcome.get("version"))
     if outcome.get("attempt") != attempt:
@@ -130,7 +133,7 @@ def _dependencies() -> Dependencies:
         registration_work(registrar),
         table_name=settings.IDEMPOTENCY_TABLE,
         ttl_seconds=settings.IDEMPOTENCY_TTL_SECONDS,
-        key_prefix="register",
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )
     queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
     return Dependencies(register_once=once, queue=queue)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -420,9 +421,12 @@ def test_function_environment_is_what_functions_settings_builds(custom_synth: Sy
     # WHEN we read the function's environment
     environment = _resource(custom_synth, pipeline.function)["Properties"]["Environment"]["Variables"]
 
-    # THEN it is function_environment(...) of the route, with CloudFormation references for deployed names
+    # THEN it is function_environment(...) of the route as deployed (Unity Catalog: a 900 s timeout, so MLflow's
+    # client timeout follows: 900 // (2 × 10 records) = 45 s), with CloudFormation references for deployed names
+    assert pipeline.route == replace(REGISTER, timeout_seconds=900, memory_mb=pipeline.route.memory_mb)
+    assert environment["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "45"
     expected = function_environment(
-        REGISTER,
+        pipeline.route,
         bucket="BUCKET",
         artifact_root_prefix="teams/mlflow",
         event_bus_name="BUS",

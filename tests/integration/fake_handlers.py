@@ -82,3 +82,9 @@ def fifo_recorder(event: dict, context: Any) -> dict:
             raise Unavailable("test_unavailable", "the test asked for a failure")
 
     return process_batch(event, context, queue=queue, handle=handle)
+
+
+def sleep_past_the_timeout(event: dict, context: Any) -> dict:
+    """Runs on after the function timeout (a hung dependency without a timeout of its own)."""
+    time.sleep(context.get_remaining_time_in_millis() / 1000 + 60)
+    return {"batchItemFailures": []}

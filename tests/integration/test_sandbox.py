@@ -24,7 +24,7 @@ from functions.routing import EVENT_SOURCE, REGISTER, ROUTES, Bus, Route, projec
 from replay.processes import SandboxError
 from replay.sandbox import REPO_ROOT, Sandbox
 from replay.worker import Worker
-from tests.integration import fake_handlers
+from tests.integration import crash_at_start, fake_handlers
 
 EVENTS = REPO_ROOT / "tests" / "events"
 
@@ -267,6 +267,163 @@ def test_a_handler_that_raises_does_not_kill_its_worker(sandbox: Sandbox, test_q
     # AND it stops cleanly when asked
     child.stop()
     assert child.popen.returncode == 0
+
+
+# --- dead workers and records left in progress ---------------------------------------------------------------
+
+
+def test_a_killed_route_worker_is_replaced_and_the_sandbox_says_so(
+    sandbox: Sandbox,
+    model_name: str,
+    upload_model,
+    mlflow_client,
+    wait_quiet,  # type: ignore[no-untyped-def]
+) -> None:
+    # GIVEN the register route's worker
+    before = len(sandbox.worker_replacements)
+    killed = sandbox.info()["pids"]["workers"][REGISTER.name]
+
+    # WHEN it is killed (SIGKILL: nothing of it runs any more)
+    os.kill(killed, signal.SIGKILL)
+
+    # THEN the sandbox replaces it with a new process and logs one line saying which, how it ended, and the new pid
+    _poll_until(lambda: len(sandbox.worker_replacements) > before, timeout=30, what="the replacement")
+    (replacement,) = [r for r in sandbox.worker_replacements[before:] if r.pid == killed]
+    assert (replacement.route, replacement.ended) == (REGISTER.name, "killed by SIGKILL")
+    assert replacement.replacement_pid == sandbox.info()["pids"]["workers"][REGISTER.name] != killed
+    logged = [json.loads(line) for line in sandbox.log_path("sandbox").read_text().splitlines()]
+    assert {
+        "message": "worker replaced",
+        "route": REGISTER.name,
+        "pid": killed,
+        "ended": "killed by SIGKILL",
+        "replacement_pid": replacement.replacement_pid,
+    }.items() <= [line for line in logged if line.get("pid") == killed][-1].items()
+    sandbox.check_running()  # a replaced worker does not stop the sandbox
+
+    # AND the new worker registers the next upload
+    upload_model(model_name)
+    sandbox.wait_for_events("Model Version Registered", model_name=model_name, timeout=90)
+    wait_quiet(timeout=60)
+    assert [v.version for v in mlflow_client.search_model_versions(f"name='{model_name}'")] == ["1"]
+
+
+@pytest.mark.parametrize("killed", ["longer ago than the function timeout", "a moment ago"])
+def test_an_in_progress_record_left_by_a_killed_invocation_does_not_hold_its_upload(
+    sandbox: Sandbox,
+    model_name: str,
+    mlflow_client,
+    wait_quiet,
+    killed: str,  # type: ignore[no-untyped-def]
+) -> None:
+    from functions.adapters.idempotency import IdempotentCall
+    from functions.domain.registration import UploadedObject
+    from functions.handlers.register import IDEMPOTENCY_KEY_PREFIX
+    from reliability.scenarios import put_events, s3_event, upload_model
+
+    # GIVEN an upload whose event is not delivered yet
+    key = upload_model(sandbox, model_name, "1", 0.9, notify=False)
+    entry = s3_event(sandbox, key)
+    obj = json.loads(entry["Detail"])["object"]
+    payload = UploadedObject(sandbox.bucket, key, etag=obj["etag"], version_id=obj["version-id"]).as_payload()
+    # AND the record an invocation killed while registering it left, written by Powertools as the handler's call
+    # writes it: INPROGRESS, with an in-progress expiry of "then + the invocation's remaining time"
+    store = IdempotentCall(
+        lambda payload: payload,
+        table_name=sandbox.idempotency_table,
+        ttl_seconds=3600,
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
+    ).store
+    remaining_ms = 0 if killed.startswith("longer") else 4000
+    store.save_inprogress(data={**payload, "attempt": "killed"}, remaining_time_in_millis=remaining_ms)
+    assert store.get_record({**payload, "attempt": "next"}).status == "INPROGRESS"
+
+    # WHEN the upload's event is delivered
+    put_events(sandbox, [entry])
+    sandbox.wait_for_events("Model Version Registered", model_name=model_name, timeout=90)
+    wait_quiet(timeout=60)
+
+    # THEN it is registered once and its record is complete, with nothing dead-lettered
+    assert [v.version for v in mlflow_client.search_model_versions(f"name='{model_name}'")] == ["1"]
+    assert store.get_record({**payload, "attempt": "next"}).status == "COMPLETED"
+    assert [d for d in sandbox.dlq_messages(REGISTER.name) if d.key == key] == []
+    held = [
+        line
+        for line in sandbox.worker_log_lines([REGISTER.name])
+        if line.get("key") == key and line.get("reason") == "IdempotencyAlreadyInProgressError"
+    ]
+    if killed.startswith("longer"):
+        # AND a record whose invocation's time has run out is taken over at once
+        assert held == []
+    else:
+        # AND a record whose invocation could still be running holds the upload only until that time is up
+        assert held
+        assert all(line["receive_count"] < REGISTER.max_receive_count for line in held)
+
+
+@pytest.fixture
+def crashing_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox of its own (it ends in a crash loop): one register route whose handler cannot start when told."""
+    running = Sandbox(
+        workdir=tmp_path,
+        routes=[REGISTER],
+        handlers={REGISTER.name: "tests.integration.crash_at_start.handler"},
+        handle_signals=False,
+    )
+    try:
+        running.start()
+    except SandboxError as error:
+        pytest.fail(f"the crashing sandbox did not start: {error}", pytrace=False)
+    yield running
+    running.stop()
+    crash_at_start.marker_for(running.aws_port).unlink(missing_ok=True)
+
+
+def test_workers_that_keep_dying_at_start_stop_the_sandbox_with_the_reason(crashing_sandbox: Sandbox) -> None:
+    # GIVEN a route whose function can no longer start (its configuration broke)
+    crash_at_start.marker_for(crashing_sandbox.aws_port).touch()
+
+    # WHEN its worker dies, and each replacement dies at start
+    os.kill(crashing_sandbox.info()["pids"]["workers"][REGISTER.name], signal.SIGKILL)
+
+    # THEN after 3 deaths at start the sandbox stops replacing it and says why
+    def crash_loop() -> bool:
+        try:
+            crashing_sandbox.check_running()
+        except SandboxError:
+            return True
+        return False
+
+    _poll_until(crash_loop, timeout=120, what="the crash loop to be reported")
+    with pytest.raises(
+        SandboxError, match=r"route 'register' are in a crash loop: 3 died within 120 s .*exited with code 7"
+    ):
+        crashing_sandbox.wait_until_quiet(timeout=5)
+    assert [r.ended for r in crashing_sandbox.worker_replacements] == ["killed by SIGKILL", "exited with code 7"]
+
+
+def test_a_worker_past_its_function_timeout_is_killed_and_replaced(tmp_path: Path) -> None:
+    # GIVEN a route with a 2 s function timeout whose handler runs on past it
+    with Sandbox(
+        workdir=tmp_path,
+        routes=[replace(REGISTER, timeout_seconds=2)],
+        handlers={REGISTER.name: "tests.integration.fake_handlers.sleep_past_the_timeout"},
+        handle_signals=False,
+    ) as sandbox:
+        stuck = sandbox.info()["pids"]["workers"][REGISTER.name]
+
+        # WHEN a message reaches it
+        sandbox.client("sqs").send_message(QueueUrl=sandbox.wiring[REGISTER.name].queue_url, MessageBody="{}")
+
+        # THEN the sandbox ends the invocation as Lambda would: the worker is killed and replaced, and that is no
+        # crash loop (it took a batch)
+        _poll_until(lambda: sandbox.worker_replacements, timeout=60, what="the timed-out worker's replacement")
+        (replacement,) = sandbox.worker_replacements[:1]
+        assert replacement.pid == stuck
+        assert replacement.took_a_batch is True
+        assert replacement.ended.startswith("timed out after ")
+        assert replacement.ended.endswith("(function timeout 2 s), killed")
+        sandbox.check_running()
 
 
 # --- FIFO routes --------------------------------------------------------------------------------------------

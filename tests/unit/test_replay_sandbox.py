@@ -8,7 +8,7 @@ import pytest
 
 from functions.routing import REGISTER
 from replay.__main__ import describe
-from replay.processes import SandboxError
+from replay.processes import CrashLoopGuard, SandboxError, describe_exit
 from replay.sandbox import _REQUIRED_MODULES, Sandbox, check_dependencies
 
 INFO = {
@@ -120,3 +120,38 @@ def test_the_friendly_description_lists_what_to_export() -> None:
         'artifact_location="s3://registry-autopilot-artifacts/mlflow/my-experiment"',
     ):
         assert line in text
+
+
+def test_deaths_after_a_batch_never_make_a_crash_loop() -> None:
+    # GIVEN the guard's limit of 3 deaths at start within 120 s
+    guard = CrashLoopGuard(3, 120.0)
+    # WHEN a route's workers die many times, each after it took a batch (killed mid-batch, out of memory)
+    # THEN it is never a crash loop: each is replaced
+    assert not any(guard.record("register", at_start=False, now=float(t)) for t in range(20))
+
+
+def test_three_deaths_at_start_within_the_window_are_a_crash_loop() -> None:
+    guard = CrashLoopGuard(3, 120.0)
+    # GIVEN two deaths at start of one route, and one of another route
+    assert guard.record("register", at_start=True, now=0.0) is False
+    assert guard.record("register", at_start=True, now=50.0) is False
+    assert guard.record("validate", at_start=True, now=60.0) is False
+    # WHEN the first route's workers die at start a third time within the window
+    # THEN that is a crash loop
+    assert guard.record("register", at_start=True, now=110.0) is True
+
+
+def test_deaths_at_start_spread_wider_than_the_window_are_not_a_crash_loop() -> None:
+    guard = CrashLoopGuard(3, 120.0)
+    # GIVEN deaths at start 100 s apart
+    # WHEN they go on
+    # THEN at most two ever fall within 120 s: never a crash loop
+    assert not any(guard.record("register", at_start=True, now=100.0 * i) for i in range(10))
+
+
+@pytest.mark.parametrize(
+    ("returncode", "said"),
+    [(None, "running"), (0, "exited with code 0"), (3, "exited with code 3"), (-9, "killed by SIGKILL")],
+)
+def test_how_a_worker_ended_is_said_in_words(returncode: int | None, said: str) -> None:
+    assert describe_exit(returncode) == said

@@ -272,3 +272,34 @@ def test_on_a_standard_queue_failed_records_are_left_alone() -> None:
     # THEN nothing is deleted and no visibility is touched (FakeSqs could not change one)
     assert result is not None
     assert (sqs.deleted, result.failed, worker.fifo) == ([], ["m-1", "m-2"], False)
+
+
+def test_the_context_counts_down_the_routes_timeout_as_powertools_idempotency_reads_it() -> None:
+    # GIVEN a route with a 20 s function timeout, and a handler that registers its context with Powertools
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.base import IdempotencyHandler
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+    class Unused(BasePersistenceLayer):  # the remaining time is read without touching a store
+        _get_record = _put_record = _update_record = _delete_record = None  # type: ignore[assignment]
+
+    remaining: list[int | None] = []
+
+    def handler(event: dict, context: object) -> None:
+        config = IdempotencyConfig(event_key_jmespath="id")
+        config.register_lambda_context(context)
+        idempotency = IdempotencyHandler(
+            function=lambda: None, function_payload={"id": "x"}, config=config, persistence_store=Unused()
+        )
+        remaining.append(idempotency._get_remaining_time_in_millis())
+
+    worker, _ = _worker(FakeSqs(["a"]), handler, route=dataclasses.replace(REGISTER, timeout_seconds=20))
+
+    # WHEN the worker invokes it
+    worker.poll_once()
+
+    # THEN Powertools sees the invocation's real remaining time, the route's timeout counting down (it sets the
+    # in-progress expiry of an idempotency record from it)
+    (left,) = remaining
+    assert left is not None
+    assert 18_000 < left <= 20_000

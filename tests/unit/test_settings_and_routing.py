@@ -111,3 +111,37 @@ def test_route_lookup_by_name():
     assert route("register") is REGISTER
     with pytest.raises(KeyError, match="no route named 'nope'"):
         route("nope")
+
+
+@pytest.mark.parametrize("candidate", ROUTES)
+def test_a_hung_mlflow_fails_a_full_batch_in_half_the_function_timeout(candidate, monkeypatch):
+    # GIVEN a route's function environment, read back through MLflow's own variables
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    env = function_environment(
+        candidate,
+        bucket="b",
+        artifact_root_prefix="mlflow",
+        event_bus_name="bus",
+        idempotency_table="t",
+        queue_url="q",
+        dead_letter_queue_url="dlq",
+        tracking_uri="http://127.0.0.1:5000",
+    )
+    for name in (
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):
+        monkeypatch.setenv(name, env[name])
+
+    # WHEN every record of a full batch meets a server that accepts and never answers
+    # THEN no request is retried by the client (the queue retries), and the batch's records all give up within half
+    # the function timeout
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 0
+    assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 0
+    assert 1 <= MLFLOW_HTTP_REQUEST_TIMEOUT.get() * candidate.batch_size <= candidate.timeout_seconds / 2
