@@ -22,7 +22,8 @@ reason that says which dependency failed and how, so logs and the `Retried` metr
 
 - `<dependency>_throttled`: the service refused the rate (the error codes botocore's standard mode treats as
   throttling, or HTTP 429);
-- `<dependency>_unavailable`: a 5xx, a connection that failed or timed out, or any other botocore error;
+- `<dependency>_unavailable`: a 5xx or a service's internal error code (whatever its status), a connection that
+  failed or timed out, or any other botocore error;
 - `<dependency>_refused`: any other 4xx (access denied, a missing table or bus, a KMS key that refuses): a
   deployment fault that retries cannot fix but a fix and a redrive can, so it is retried and dead-lettered rather
   than dropped.
@@ -73,6 +74,26 @@ THROTTLING_CODES = frozenset(
 )
 
 
+# Server-side failures whatever their HTTP status: Secrets Manager's `InternalServiceError` is documented with
+# status 400 on its Common Errors page (https://docs.aws.amazon.com/secretsmanager/latest/apireference/CommonErrors.html;
+# the page's markdown copy says 500), and botocore's model gives it no status, so a status rule alone would call it
+# "refused".
+SERVER_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServiceError",
+        "InternalServiceFailure",
+        "InternalServerError",
+        "InternalException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
 def client(service: str) -> Any:
     """A client of boto3's default session (shared by every adapter) with `CLIENT_CONFIG`."""
     return boto3.client(service, config=CLIENT_CONFIG)
@@ -85,6 +106,8 @@ def failure_kind(error: BaseException) -> str:
         status = _status(error)
         if code in THROTTLING_CODES or status == 429:
             return "throttled"
+        if code in SERVER_ERROR_CODES:
+            return "unavailable"
         if status is not None and 400 <= status < 500:
             return "refused"
         return "unavailable"

@@ -49,7 +49,7 @@ class EventBridgePublisher(EventPublisher):
         self._sleep = sleep
 
     def publish(self, detail: BaseModel) -> None:
-        detail_type = detail.model_fields["detail_type"].default.value
+        detail_type = type(detail).model_fields["detail_type"].default.value
         entry = {
             "Source": self._source,
             "DetailType": detail_type,
