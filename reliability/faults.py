@@ -80,6 +80,8 @@ class Fault:
     partial: bool = False
     """PutEvents only: fail entries inside a 200 answer instead of the whole request."""
     seen: int = field(default=0, init=False)
+    """Matching requests (entries) offered to this fault: not those an earlier fault in the list took, nor, for a
+    partial fault, those after every partial fault was spent."""
     injected: int = field(default=0, init=False)
 
     @property
@@ -173,9 +175,7 @@ class FaultInjector:
             whole = next((f for f in candidates if not f.partial and f.take()), None)
         if whole is not None:
             return error_answer(service, whole.code, whole.status)
-        partial = next((f for f in candidates if f.partial and not f.exhausted), None) or next(
-            (f for f in candidates if f.partial), None
-        )
+        partial = next((f for f in candidates if f.partial and not f.exhausted), None)
         if partial is not None and service == "events" and operation == "PutEvents":
             return self._partial_put_events(request, forward, partial)
         return forward(request)

@@ -63,14 +63,19 @@ def fresh_sandbox(**options: Any) -> Iterator[Sandbox]:
         shutil.rmtree(policies, ignore_errors=True)
 
 
-def upload_model(sandbox: Sandbox, name: str, label: str, accuracy: float, *, notify: bool = True) -> str:
-    """A small plain upload (MLmodel last) with a metrics.json; returns the MLmodel's key."""
-    prefix = f"models/{name}/{label}/"
-    for file, body in (
+def model_files(accuracy: float) -> list[tuple[str, str]]:
+    """The files of a small plain upload beside its MLmodel (which goes last)."""
+    return [
         ("python_env.yaml", "python: 3.11.7\ndependencies: [mlflow==3.17.2]\n"),
         ("requirements.txt", "mlflow==3.17.2\n"),
         ("metrics.json", json.dumps({"accuracy": accuracy})),
-    ):
+    ]
+
+
+def upload_model(sandbox: Sandbox, name: str, label: str, accuracy: float, *, notify: bool = True) -> str:
+    """A small plain upload (MLmodel last) with a metrics.json; returns the MLmodel's key."""
+    prefix = f"models/{name}/{label}/"
+    for file, body in model_files(accuracy):
         sandbox.put_object(prefix + file, body)
     if not notify:
         sandbox._set_bucket_notifications(enabled=False)

@@ -553,6 +553,19 @@ class Sandbox:
             what="MLflow server",
         )
 
+    def pause_aws(self) -> None:
+        """Freeze the moto server's process group (SIGSTOP): an AWS outage, not a restart.
+
+        Its listening socket stays open, so connections wait in the backlog and nothing is answered (clients see
+        their read timeout), and its state, which lives only in memory, survives for `resume_aws`. Avoid the
+        sandbox's own reads (`wait_until_quiet`, `registry_state` ...) until then: they would wait as well.
+        """
+        self._servers["moto"].signal(signal.SIGSTOP)
+
+    def resume_aws(self) -> None:
+        """Let the moto server run again (SIGCONT); what waited in its backlog is answered."""
+        self._servers["moto"].signal(signal.SIGCONT)
+
     def _create_resources(self) -> None:
         s3, events, sqs, dynamodb = (self.client(name) for name in ("s3", "events", "sqs", "dynamodb"))
         s3.create_bucket(Bucket=self.bucket)

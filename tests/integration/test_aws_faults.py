@@ -175,7 +175,7 @@ def test_a_failed_put_events_entry_is_sent_again_and_published_once(
     injector = inject(Fault("events", "PutEvents", "ThrottlingException", times=2, partial=True))
     # WHEN the adapter publishes THEN the third call publishes it, and the bus delivers it once
     EventBridgePublisher(bus_name=bus[0], source="registry-autopilot").publish(registered("7"))
-    assert injector.report()["events:PutEvents:ThrottlingException:partial"] == {"seen": 3, "injected": 2}
+    assert injected(injector) == {"events:PutEvents:ThrottlingException:partial": 2}
     events = delivered(sandbox, bus[1])
     assert [(e["detail-type"], e["detail"]["version"]) for e in events] == [("Model Version Registered", "7")]
 
