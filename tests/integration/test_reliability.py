@@ -1,12 +1,14 @@
 """The fast subset of `make reliability`: the same scenario code, small sizes, each in a fresh sandbox.
 
-The full sizes (100 × 3 deliveries, a 30 s outage, 500 uploads in a minute) run with `make reliability`.
+The full sizes (100 × 3 deliveries, a 30 s outage, 500 uploads in a minute, 20 uploads through AWS faults, a 30 s
+frozen emulator) run with `make reliability`.
 """
 
 from __future__ import annotations
 
 import json
 
+from reliability.aws_scenarios import EXPECTED_REASONS, aws_faults, emulator_outage
 from reliability.hostile import CASES, hostile
 from reliability.scenarios import burst, duplicates, poison
 
@@ -60,3 +62,34 @@ def test_burst_never_exceeds_the_concurrency_cap() -> None:
     assert observed["versions"] == observed["distinct_sources"] == observed["validated"] == 40, observed
     assert 1 <= observed["peak_concurrent_mlflow_requests"] <= observed["cap"] == 8, observed
     assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
+
+
+def test_aws_faults_are_retried_with_their_reason_and_lose_nothing() -> None:
+    # GIVEN the route workers reaching AWS through a proxy injecting S3 SlowDown, DynamoDB throttles, EventBridge
+    # throttling and failed entries, and Secrets Manager errors, each outlasting botocore's 3 attempts
+    # WHEN 6 models upload
+    result = aws_faults(uploads=6, models=2)
+    observed = result.observed
+    # THEN every fault was injected, and each surfaced as a retry logged (and counted) with its reason and record
+    assert observed["every_fault_injected"] is True, observed["faults"]
+    assert EXPECTED_REASONS <= set(observed["retries_logged"]), observed["retries_logged"]
+    assert observed["retried_metrics"] == observed["retries_logged"]
+    assert observed["retry_lines_without_their_record"] == []
+    # AND every upload is one version with a verdict and the right champion, and nothing was dead-lettered
+    assert observed["versions"] == observed["distinct_sources"] == 6, observed
+    assert observed["without_verdict"] == 0
+    assert observed["wrong_champions"] == []
+    assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
+    assert result.ok
+
+
+def test_an_emulator_frozen_while_uploads_arrive_loses_no_delivered_upload() -> None:
+    # GIVEN moto frozen (SIGSTOP) for 5 s while 4 models upload, then continued
+    result = emulator_outage(uploads=4, outage_seconds=5.0, models=2)
+    observed = result.observed
+    # THEN every upload landed once it came back, and each is one version with a verdict; nothing dead-lettered
+    assert observed["uploads_failed"] == []
+    assert observed["versions"] == observed["distinct_sources"] == observed["expected_versions"] == 4, observed
+    assert observed["without_verdict"] == 0
+    assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
+    assert result.ok
