@@ -38,7 +38,7 @@ from reliability.scenarios import (
 from replay.processes import free_port
 from replay.sandbox import DUMMY_CREDENTIALS, REGION, Sandbox
 
-CREDENTIALS_SECRET = "registry-autopilot-mlflow-credentials"
+CREDENTIALS_SECRET = "registry-autopilot-mlflow-credentials"  # nosec B105: a secret name, not a value
 """The routes read their MLflow credentials from it (an empty JSON object: the sandbox's MLflow needs none), so
 Secrets Manager is on their path as it is on AWS with a secret configured."""
 
