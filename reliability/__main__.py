@@ -3,7 +3,8 @@
 Each scenario starts a fresh sandbox. `--quick` uses small sizes (what `make test` runs); without it the
 sizes are the issue's: 100 artifacts × 3 deliveries, a 30 s outage during 50 uploads, poison at the register
 route's real maxReceiveCount, 20 concurrent versions, every hostile case, 500 uploads in a minute, the route workers
-SIGKILLed 3 times each during 40 uploads, MLflow frozen 40 s during 20 uploads (and until 10 uploads reach the DLQ).
+SIGKILLed 3 times each during 40 uploads, MLflow frozen 40 s during 20 uploads (and until 10 uploads reach the DLQ),
+9 AWS faults during 20 uploads, the emulator frozen for 30 s during 20 uploads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from reliability.aws_scenarios import AWS_SCENARIOS
 from reliability.hostile import hostile
 from reliability.scenarios import SCENARIOS, Result
 
@@ -34,8 +36,10 @@ QUICK = {
         "dead_letter_uploads": 2,
         "dead_letter_max_receive_count": 2,
     },
+    "aws-faults": {"uploads": 6, "models": 2},
+    "emulator-outage": {"uploads": 4, "outage_seconds": 5.0, "models": 2},
 }
-ALL = {**SCENARIOS, "hostile": hostile}
+ALL = {**SCENARIOS, "hostile": hostile, **AWS_SCENARIOS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(row(result), flush=True)
         path = write_report(Path(args.json), results, quick=args.quick)  # after each: a long run keeps what it saw
-    print(f"\n{'scenario':<12} {'ok':<4} {'seconds':>8}  tried")
+    print(f"\n{'scenario':<16} {'ok':<4} {'seconds':>8}  tried")
     for result in results:
-        print(f"{result.scenario:<12} {'yes' if result.ok else 'NO':<4} {result.seconds:>8}  {result.tried}")
+        print(f"{result.scenario:<16} {'yes' if result.ok else 'NO':<4} {result.seconds:>8}  {result.tried}")
     print(f"report: {path}")
     return 0 if all(result.ok for result in results) else 1
 

@@ -69,14 +69,19 @@ def fresh_sandbox(**options: Any) -> Iterator[Sandbox]:
         shutil.rmtree(policies, ignore_errors=True)
 
 
-def upload_model(sandbox: Sandbox, name: str, label: str, accuracy: float, *, notify: bool = True) -> str:
-    """A small plain upload (MLmodel last) with a metrics.json; returns the MLmodel's key."""
-    prefix = f"models/{name}/{label}/"
-    for file, body in (
+def model_files(accuracy: float) -> list[tuple[str, str]]:
+    """The files of a small plain upload beside its MLmodel (which goes last)."""
+    return [
         ("python_env.yaml", "python: 3.11.7\ndependencies: [mlflow==3.17.2]\n"),
         ("requirements.txt", "mlflow==3.17.2\n"),
         ("metrics.json", json.dumps({"accuracy": accuracy})),
-    ):
+    ]
+
+
+def upload_model(sandbox: Sandbox, name: str, label: str, accuracy: float, *, notify: bool = True) -> str:
+    """A small plain upload (MLmodel last) with a metrics.json; returns the MLmodel's key."""
+    prefix = f"models/{name}/{label}/"
+    for file, body in model_files(accuracy):
         sandbox.put_object(prefix + file, body)
     if not notify:
         sandbox._set_bucket_notifications(enabled=False)
@@ -435,9 +440,7 @@ def crash(
             "kills": {route: sum(1 for k in kills if k["route"] == route) for route in KILLED_ROUTES},
             "in_progress_records_left_by_register_kills": sum(k["in_progress_after"] for k in kills),
             "retries_on_an_in_progress_record": sum(
-                1
-                for line in sandbox.worker_log_lines(["register"])
-                if line.get("reason") == "IdempotencyAlreadyInProgressError"
+                1 for line in sandbox.worker_log_lines(["register"]) if line.get("reason") == "attempt_in_progress"
             ),
             "aliases_group_held_after_a_kill_seconds": group_held_after_kills(sandbox, kills),
             "replacements": len(replacements),

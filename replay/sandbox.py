@@ -75,7 +75,7 @@ from replay.processes import (
     tail,
     wait_until_healthy,
 )
-from replay.worker import route_to_json
+from replay.worker import EVENT_SOURCE_ENDPOINT_VARIABLE, route_to_json
 
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105: dummy, for the local emulator
@@ -224,6 +224,9 @@ class Sandbox:
             event source mapping's maximum concurrency; a FIFO route keeps one (a second is refused).
         functions_tracking_uri: the MLflow URI the workers call instead of the sandbox's server (a proxy
             in front of it, say); reads by the sandbox itself still go to the server.
+        functions_aws_endpoint_url: likewise, the AWS endpoint the route functions call instead of moto's (a
+            fault-injecting proxy, `reliability.faults`); the workers' own SQS polling (Lambda's event source
+            mapping on AWS) and the sandbox's provisioning and reads still talk to moto directly.
         handle_signals: while the sandbox runs, SIGTERM and SIGHUP act like Ctrl+C (KeyboardInterrupt), so
             `with Sandbox()` and pytest stop it cleanly (main thread only; the old handlers come back on stop).
         progress: called with one-line progress messages (the CLI prints them on stderr).
@@ -243,6 +246,7 @@ class Sandbox:
         visibility_timeout_seconds: int | None = None,
         worker_counts: Mapping[str, int] | None = None,
         functions_tracking_uri: str | None = None,
+        functions_aws_endpoint_url: str | None = None,
         log_level: str = "INFO",
         startup_timeout: float = 90.0,
         handle_signals: bool = True,
@@ -266,6 +270,7 @@ class Sandbox:
         if unknown or bad:
             raise SandboxError(f"worker counts refused: {', '.join(unknown + bad)}")
         self._functions_tracking_uri = functions_tracking_uri
+        self._functions_aws_endpoint_url = functions_aws_endpoint_url
         self._log_level = log_level
         self._startup_timeout = startup_timeout
         self._handle_signals = handle_signals
@@ -602,6 +607,19 @@ class Sandbox:
             what="MLflow server",
         )
 
+    def pause_aws(self) -> None:
+        """Freeze the moto server's process group (SIGSTOP): an AWS outage, not a restart.
+
+        Its listening socket stays open, so connections wait in the backlog and nothing is answered (clients see
+        their read timeout), and its state, which lives only in memory, survives for `resume_aws`. Avoid the
+        sandbox's own reads (`wait_until_quiet`, `registry_state` ...) until then: they would wait as well.
+        """
+        self._servers["moto"].signal(signal.SIGSTOP)
+
+    def resume_aws(self) -> None:
+        """Let the moto server run again (SIGCONT); what waited in its backlog is answered."""
+        self._servers["moto"].signal(signal.SIGCONT)
+
     def _create_resources(self) -> None:
         s3, events, sqs, dynamodb = (self.client(name) for name in ("s3", "events", "sqs", "dynamodb"))
         s3.create_bucket(Bucket=self.bucket)
@@ -702,8 +720,9 @@ class Sandbox:
                 **self._function_settings,
             ),
             # What the Lambda runtime and the local endpoints add.
-            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
-            "MLFLOW_S3_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ENDPOINT_URL": self._functions_aws_endpoint_url or self.aws_endpoint_url,
+            "MLFLOW_S3_ENDPOINT_URL": self._functions_aws_endpoint_url or self.aws_endpoint_url,
+            EVENT_SOURCE_ENDPOINT_VARIABLE: self.aws_endpoint_url,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             **DUMMY_CREDENTIALS,
             "AWS_DEFAULT_REGION": REGION,

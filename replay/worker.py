@@ -58,6 +58,10 @@ DEFAULT_WAIT_SECONDS = 1
 """Long-poll wait per ReceiveMessage: short, so a stop request is honoured within a second."""
 MAX_RECEIVE_BATCH = 10
 EXIT_HANDLER_IMPORT_FAILED = 3
+EVENT_SOURCE_ENDPOINT_VARIABLE = "REPLAY_EVENT_SOURCE_ENDPOINT_URL"
+"""The endpoint the worker polls its queue on, when the handler's AWS endpoint (AWS_ENDPOINT_URL) is another (a
+fault-injecting proxy): on AWS the event source mapping is Lambda's own poller, which the function's faults do not
+reach."""
 
 Handler = Callable[[dict, Any], Any]
 Log = Callable[..., None]
@@ -392,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = Worker(
         route=route_from_json(args.route_json) if args.route_json else route(args.route),
         queue_url=args.queue_url,
-        sqs=boto3.client("sqs", region_name=args.region),
+        sqs=boto3.client(
+            "sqs", region_name=args.region, endpoint_url=os.environ.get(EVENT_SOURCE_ENDPOINT_VARIABLE) or None
+        ),
         handler=args.handler,
         region=args.region,
         function_name=args.function_name,

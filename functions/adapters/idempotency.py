@@ -15,19 +15,35 @@ no in-progress expiry, and the record would hold the upload until its 48-hour ti
 fail with `IdempotencyAlreadyInProgressError` until the message reached the dead-letter queue. So every call here
 passes the context: the record expires when the killed invocation's time would have run out, which is before
 the message comes back (its visibility timeout is 6 function timeouts).
+
+A DynamoDB call that fails (throttled, 5xx, unreachable: after botocore's retries, `functions.adapters.aws`) reaches
+Powertools, which raises `IdempotencyPersistenceLayerError` for it, whichever call it was: saving the in-progress
+record (PutItem), reading an existing one (GetItem), deleting it after a failed attempt (DeleteItem) or marking it
+complete (UpdateItem). It becomes `Unavailable("idempotency_store_<throttled|unavailable|refused>")` here, so the
+record is retried. A record the failure left `INPROGRESS` (the work ran, the update did not) expires with the
+invocation's remaining time (the Lambda context is registered); a later attempt then runs the work again, and the
+registrar's lookup by source finds the version the first attempt made: registered once, announced again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import boto3
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters import aws
+from functions.domain.errors import InProgress, Unavailable
+
+DEPENDENCY = "idempotency_store"
 
 
 class IdempotentCall:
@@ -41,7 +57,7 @@ class IdempotentCall:
         )
         # A client of boto3's default session, which the other adapters' clients share: a session of its own (the
         # Powertools default) would load botocore's endpoint data a second time on every cold start.
-        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=boto3.client("dynamodb"))
+        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=aws.client("dynamodb"))
         self._persistence = persistence
         self._key_prefix = key_prefix
 
@@ -59,7 +75,13 @@ class IdempotentCall:
     def __call__(self, payload: dict, context: LambdaContext | None = None) -> dict:
         if context is not None:
             self._config.register_lambda_context(context)
-        return self._once(payload=payload)
+        try:
+            return self._once(payload=payload)
+        except IdempotencyPersistenceLayerError as error:
+            raise persistence_failure(error) from error
+        except IdempotencyAlreadyInProgressError as error:
+            # Another invocation holds the record (or a dead one did, until its in-progress expiry passes).
+            raise InProgress("attempt_in_progress", f"another attempt holds this record: {str(error)[:300]}") from error
 
     @property
     def store(self) -> DynamoDBPersistenceLayer:
@@ -70,3 +92,13 @@ class IdempotentCall:
     def register_context(self, context: LambdaContext) -> None:
         """Lets an in-progress record expire with the invocation (for callers that pass only the payload)."""
         self._config.register_lambda_context(context)
+
+
+def persistence_failure(error: IdempotencyPersistenceLayerError) -> Unavailable:
+    """The `Unavailable` for a failed idempotency store call, with the DynamoDB error behind Powertools' own."""
+    cause = aws.botocore_cause(error)
+    step = error.message or "idempotency store call failed"  # "Failed to save in progress record ...", etc.
+    if cause is None:
+        return Unavailable(f"{DEPENDENCY}_unavailable", f"{step}: {str(error)[:500]}")
+    failure = aws.dependency_failure(DEPENDENCY, "DynamoDB", cause)
+    return Unavailable(failure.reason, f"{step}: {failure.message}")

@@ -165,8 +165,9 @@ def apply_client_environment(tracking_uri: str, secret: str | None) -> None:
 class RegistryConnection:
     """A lazily built `MlflowClient`: the secret is read, and the environment set, on first use.
 
-    `client()` raises `Unavailable("registry_credentials_invalid")` when the secret cannot be read or does not fit
-    the backend, so the message is retried (and a fixed secret is picked up without a cold start). `reset()`
+    `client()` raises `Unavailable` when the secret cannot be read (`secret_store_throttled`, `_unavailable`,
+    `_refused`: `functions.adapters.secrets`) or does not fit the backend (`registry_credentials_invalid`), so the
+    message is retried (and a fixed secret is picked up without a cold start). `reset()`
     drops the client after the registry refused the credentials: the next use reads the secret afresh, bypassing
     the 5-minute cache, so a rotated secret takes effect at once.
     """
@@ -199,6 +200,10 @@ class RegistryConnection:
                     apply_client_environment(self.tracking_uri, secret)
                 except CredentialsError as error:
                     raise Unavailable("registry_credentials_invalid", str(error)) from None
+                except Unavailable as error:  # Secrets Manager failed: `secret_store_throttled` ... (adapters.secrets)
+                    raise Unavailable(
+                        error.reason, f"cannot read the MLflow credentials secret: {error.message}"
+                    ) from None
                 except Exception as error:  # noqa: BLE001 - Secrets Manager errors carry no secret value
                     raise Unavailable(
                         "registry_credentials_unavailable",

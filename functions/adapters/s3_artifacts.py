@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.domain.errors import Unavailable
+from functions.adapters import aws
 from functions.domain.ports import ArtifactStore, ObjectMissing, ObjectTooLarge
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+DEPENDENCY = "artifact_store"
 
 
 class S3ArtifactStore(ArtifactStore):
     def __init__(self, client=None) -> None:  # type: ignore[no-untyped-def]
-        self._s3 = client or boto3.client("s3")
+        self._s3 = client or aws.client("s3")
 
     def read(self, bucket: str, key: str, *, version_id: str | None, max_bytes: int) -> bytes:
         request = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{max_bytes}"}
@@ -23,13 +23,13 @@ class S3ArtifactStore(ArtifactStore):
             response = self._s3.get_object(**request)
             content = response["Body"].read(max_bytes + 1)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING:
+            if aws.error_code(error) in _MISSING:
                 raise ObjectMissing(key) from error
-            if error.response.get("Error", {}).get("Code") == "InvalidRange":  # a zero-byte object
+            if aws.error_code(error) == "InvalidRange":  # a zero-byte object
                 return b""
-            raise Unavailable("artifact_store_unavailable", f"S3 GetObject failed: {error}") from error
-        except BotoCoreError as error:
-            raise Unavailable("artifact_store_unavailable", f"S3 GetObject failed: {error}") from error
+            raise aws.dependency_failure(DEPENDENCY, "S3 GetObject", error) from error
+        except BotoCoreError as error:  # also a body whose stream broke off: botocore raises it while reading
+            raise aws.dependency_failure(DEPENDENCY, "S3 GetObject", error) from error
         if len(content) > max_bytes:
             raise ObjectTooLarge(key)
         return content
@@ -40,5 +40,5 @@ class S3ArtifactStore(ArtifactStore):
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 keys.update(item["Key"] for item in page.get("Contents", []))
         except (ClientError, BotoCoreError) as error:
-            raise Unavailable("artifact_store_unavailable", f"S3 ListObjectsV2 failed: {error}") from error
+            raise aws.dependency_failure(DEPENDENCY, "S3 ListObjectsV2", error) from error
         return keys

@@ -1,11 +1,18 @@
-"""What a worker may do with the message it is handling, besides succeeding or failing it."""
+"""What a worker may do with the message it is handling, besides succeeding or failing it.
+
+A send that fails (after botocore's retries, `functions.adapters.aws`) is `Unavailable("queue_<throttled|unavailable|
+refused>")`: the record is then retried by its queue rather than counted as dead-lettered or re-enqueued.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.adapters import aws
+
+DEPENDENCY = "queue"
 FIFO_SUFFIX = ".fifo"
 DEFAULT_DEAD_LETTER_GROUP = "dead-letters"
 """The message group of a dead letter sent to a FIFO queue when the original message's group is not known."""
@@ -20,7 +27,7 @@ class QueueControl:
     """Re-enqueue a message for later, dead-letter it with a reason, or shorten its visibility."""
 
     def __init__(self, client=None, *, queue_url: str, dead_letter_queue_url: str) -> None:  # type: ignore[no-untyped-def]
-        self._sqs = client or boto3.client("sqs")
+        self._sqs = client or aws.client("sqs")
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url
 
@@ -28,7 +35,8 @@ class QueueControl:
         if is_fifo_queue(self._queue_url):
             # A FIFO queue refuses per-message DelaySeconds, and a copy would go behind the messages that followed.
             raise ValueError("a FIFO queue cannot re-enqueue a message with a delay: retry it in place instead")
-        self._sqs.send_message(
+        self._send(
+            "SQS SendMessage (re-enqueue)",
             QueueUrl=self._queue_url,
             MessageBody=body,
             DelaySeconds=max(0, min(delay_seconds, 900)),
@@ -55,12 +63,19 @@ class QueueControl:
                 "MessageGroupId": group_id or DEFAULT_DEAD_LETTER_GROUP,
                 "MessageDeduplicationId": deduplication_id or hashlib.sha256(body.encode()).hexdigest(),
             }
-        self._sqs.send_message(
+        self._send(
+            "SQS SendMessage (dead letter)",
             QueueUrl=self._dead_letter_queue_url,
             MessageBody=body,
             MessageAttributes=_string_attributes(attributes),
             **fifo,
         )
+
+    def _send(self, operation: str, **request: object) -> None:
+        try:
+            self._sqs.send_message(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise aws.dependency_failure(DEPENDENCY, operation, error) from error
 
     def retry_after(self, receipt_handle: str, seconds: int) -> None:
         """The message comes back after `seconds` (FIFO too: its group stays locked until then)."""

@@ -32,3 +32,7 @@ class NotReady(PipelineError):
 
 class Unavailable(PipelineError):
     """A dependency failed: retry with backoff."""
+
+
+class InProgress(Unavailable):
+    """Another attempt holds the same work (an idempotency record in progress): retry later, like a dependency."""

@@ -96,7 +96,8 @@ def _handle_record(
             if batch.fifo
             else {}
         )
-        queue.dead_letter(record.body, attributes={"reason": error.reason, "error": error.message}, **fifo_ids)
+        attributes = {"reason": error.reason, "error": error.message}
+        _or_retry(lambda: queue.dead_letter(record.body, attributes=attributes, **fifo_ids), record, queue, batch)
         count("Rejected", reason=error.reason)
     except NotReady as error:
         if batch.fifo:
@@ -107,12 +108,26 @@ def _handle_record(
         deferrals = _deferrals(record) + 1
         delay = defer_delay(deferrals)
         logger.info("not ready: re-enqueued", reason=error.reason, detail=error.message, delay_seconds=delay)
-        queue.requeue(record.body, delay_seconds=delay, attributes={DEFERRALS_ATTRIBUTE: str(deferrals)})
+        attributes = {DEFERRALS_ATTRIBUTE: str(deferrals)}
+        _or_retry(lambda: queue.requeue(record.body, delay_seconds=delay, attributes=attributes), record, queue, batch)
         count("Deferred", reason=error.reason)
     except Exception as error:
-        reason = getattr(error, "reason", type(error).__name__)
-        _retry_later(record, queue=queue, batch=batch, reason=reason, error=error, log=True)
-        count("Retried", reason=reason)
+        _failed(record, queue, batch, error)
+        raise
+
+
+def _failed(record: SQSRecord, queue: QueueControl, batch: _Batch, error: Exception) -> None:
+    reason = getattr(error, "reason", type(error).__name__)
+    _retry_later(record, queue=queue, batch=batch, reason=reason, error=error, log=True)
+    count("Retried", reason=reason)
+
+
+def _or_retry(send: Callable[[], None], record: SQSRecord, queue: QueueControl, batch: _Batch) -> None:
+    """Dead-letter or re-enqueue; if SQS refuses (`queue_unavailable` ...), the record fails and is retried."""
+    try:
+        send()
+    except Exception as error:
+        _failed(record, queue, batch, error)
         raise
 
 

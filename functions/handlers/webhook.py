@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.domain.errors import Unavailable
+from functions.domain.errors import InProgress, Unavailable
 from functions.domain.webhooks import WebhookConfig, WebhookReceiver, WebhookRefused, WebhookRequest
 from functions.observability import count, logger, metrics, tracer
 from functions.settings import load_webhook_settings
@@ -56,7 +55,7 @@ def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependenci
         logger.warning("webhook refused", reason=refusal.reason, status=refusal.status, error=refusal.message)
         count("WebhookRefused", reason=refusal.reason)
         return _answer(refusal.status, {"status": "refused", "reason": refusal.reason})
-    except IdempotencyAlreadyInProgressError:
+    except InProgress:
         logger.info("webhook delivery already in progress", reason="delivery_in_progress")
         count("WebhookRefused", reason="delivery_in_progress")
         return _answer(409, {"status": "refused", "reason": "delivery_in_progress"})

@@ -1,7 +1,7 @@
 """The fast subset of `make reliability`: the same scenario code, small sizes, each in a fresh sandbox.
 
-The full sizes (100 × 3 deliveries, a 30 s outage, 500 uploads in a minute, 3 kills per route, a 40 s hang) run with
-`make reliability`.
+The full sizes (100 × 3 deliveries, a 30 s outage, 500 uploads in a minute, 3 kills per route, a 40 s hang, 20
+uploads through AWS faults, a 30 s frozen emulator) run with `make reliability`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from functions.routing import REGISTER
+from reliability.aws_scenarios import EXPECTED_REASONS, aws_faults, emulator_outage
 from reliability.hostile import CASES, WEBHOOK_CASES, hostile
 from reliability.scenarios import burst, crash, duplicates, hang, poison
 
@@ -114,4 +115,35 @@ def test_a_hung_mlflow_turns_into_retries_not_timeouts_and_everything_lands_once
     assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
     # AND a hang that lasts reaches the DLQ after the route's receives, like an outage
     assert observed["dead_lettered"] == 2, observed
+    assert result.ok
+
+
+def test_aws_faults_are_retried_with_their_reason_and_lose_nothing() -> None:
+    # GIVEN the route workers reaching AWS through a proxy injecting S3 SlowDown, DynamoDB throttles, EventBridge
+    # throttling and failed entries, and Secrets Manager errors, each outlasting botocore's 3 attempts
+    # WHEN 6 models upload
+    result = aws_faults(uploads=6, models=2)
+    observed = result.observed
+    # THEN every fault was injected, and each surfaced as a retry logged (and counted) with its reason and record
+    assert observed["every_fault_injected"] is True, observed["faults"]
+    assert EXPECTED_REASONS <= set(observed["retries_logged"]), observed["retries_logged"]
+    assert observed["retried_metrics"] == observed["retries_logged"]
+    assert observed["retry_lines_without_their_record"] == []
+    # AND every upload is one version with a verdict and the right champion, and nothing was dead-lettered
+    assert observed["versions"] == observed["distinct_sources"] == 6, observed
+    assert observed["without_verdict"] == 0
+    assert observed["wrong_champions"] == []
+    assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
+    assert result.ok
+
+
+def test_an_emulator_frozen_while_uploads_arrive_loses_no_delivered_upload() -> None:
+    # GIVEN moto frozen (SIGSTOP) for 5 s while 4 models upload, then continued
+    result = emulator_outage(uploads=4, outage_seconds=5.0, models=2)
+    observed = result.observed
+    # THEN every upload landed once it came back, and each is one version with a verdict; nothing dead-lettered
+    assert observed["uploads_failed"] == []
+    assert observed["versions"] == observed["distinct_sources"] == observed["expected_versions"] == 4, observed
+    assert observed["without_verdict"] == 0
+    assert observed["dead_letters"] == {"register": 0, "validate": 0, "aliases": 0}
     assert result.ok

@@ -350,7 +350,7 @@ def test_an_in_progress_record_left_by_a_killed_invocation_does_not_hold_its_upl
     held = [
         line
         for line in sandbox.worker_log_lines([REGISTER.name])
-        if line.get("key") == key and line.get("reason") == "IdempotencyAlreadyInProgressError"
+        if line.get("key") == key and line.get("reason") == "attempt_in_progress"
     ]
     if killed.startswith("longer"):
         # AND a record whose invocation's time has run out is taken over at once

@@ -36,3 +36,29 @@ def test_hostile_cases_are_at_least_thirty_and_uniquely_named() -> None:
     # THEN
     assert len(names) >= 30
     assert len(set(names)) == len(names)
+
+
+def test_the_functions_may_reach_aws_elsewhere_while_the_event_source_polls_moto() -> None:
+    # GIVEN a sandbox whose route functions call AWS through a proxy
+    from functions.routing import REGISTER
+    from replay.worker import EVENT_SOURCE_ENDPOINT_VARIABLE
+
+    sandbox = Sandbox(functions_aws_endpoint_url="http://127.0.0.1:9999")
+    sandbox.aws_port = 5005
+    sandbox.mlflow_port = 5006
+    # WHEN a worker's environment is built
+    env = sandbox.worker_environment(REGISTER, queue_url="http://q", dead_letter_queue_url="http://dlq")
+    # THEN the handler's clients use the proxy, and the worker's poller moto itself
+    assert env["AWS_ENDPOINT_URL"] == env["MLFLOW_S3_ENDPOINT_URL"] == "http://127.0.0.1:9999"
+    assert env[EVENT_SOURCE_ENDPOINT_VARIABLE] == "http://127.0.0.1:5005"
+    # AND without the option both are moto
+    plain = Sandbox()
+    plain.aws_port, plain.mlflow_port = 5005, 5006
+    env = plain.worker_environment(REGISTER, queue_url="http://q", dead_letter_queue_url="http://dlq")
+    assert env["AWS_ENDPOINT_URL"] == env[EVENT_SOURCE_ENDPOINT_VARIABLE] == "http://127.0.0.1:5005"
+
+
+def test_the_aws_scenarios_are_known_and_have_quick_sizes() -> None:
+    from reliability.__main__ import ALL, QUICK
+
+    assert {"aws-faults", "emulator-outage"} <= set(ALL) & set(QUICK)
