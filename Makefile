@@ -15,7 +15,7 @@ export GIT_PYTHON_REFRESH := quiet
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
 	@echo "make test    - lint and run every test suite (unit, integration, infrastructure)"
-	@echo "make reliability - fault, load and hostile-input scenarios in fresh sandboxes (~15 min); reports/reliability.json"
+	@echo "make reliability - fault, crash, load and hostile-input scenarios in fresh sandboxes (~45 min); reports/reliability.json"
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
