@@ -23,7 +23,7 @@ from functions.domain.delivery import retry_delay
 from functions.routing import EVENT_SOURCE, REGISTER, ROUTES, Bus, Route, project_archive_pattern
 from replay.processes import SandboxError
 from replay.sandbox import REPO_ROOT, Sandbox
-from replay.worker import Worker
+from replay.worker import DEFAULT_WAIT_SECONDS, Worker
 from tests.integration import crash_at_start, fake_handlers
 
 EVENTS = REPO_ROOT / "tests" / "events"
@@ -301,7 +301,15 @@ def test_a_killed_route_worker_is_replaced_and_the_sandbox_says_so(
     }.items() <= [line for line in logged if line.get("pid") == killed][-1].items()
     sandbox.check_running()  # a replaced worker does not stop the sandbox
 
-    # AND the new worker registers the next upload
+    # AND the new worker registers the next upload. It is sent once the new worker polls and the killed one's last
+    # receive is over: moto still answers a receive whose client died (for up to its wait time), and a message it
+    # hands that receive stays in flight until its visibility timeout, as on SQS.
+    _poll_until(
+        lambda: (sandbox.worker_status(REGISTER.name) or {}).get("pid") == replacement.replacement_pid,
+        timeout=60,
+        what="the new worker to poll",
+    )
+    time.sleep(DEFAULT_WAIT_SECONDS + 1)
     upload_model(model_name)
     sandbox.wait_for_events("Model Version Registered", model_name=model_name, timeout=90)
     wait_quiet(timeout=60)
