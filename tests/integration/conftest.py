@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.processes import SandboxError
 from replay.sandbox import Sandbox
+from tests.integration.sandboxes import started
 
 TEST_POLICIES = Path(__file__).parent / "policies"
 """The session sandbox validates with these: the repository's default plus a few models' policies."""
@@ -44,10 +44,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         function_settings={"policies_dir": str(TEST_POLICIES)},
         progress=lambda message: print(f"sandbox: {message}", file=sys.stderr),
     )
-    try:
-        running.start()
-    except SandboxError as error:
-        pytest.fail(f"the sandbox did not start: {error}", pytrace=False)
+    started(running)
     yield running
     running.stop()
 

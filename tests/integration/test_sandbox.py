@@ -25,6 +25,7 @@ from replay.processes import SandboxError
 from replay.sandbox import REPO_ROOT, Sandbox
 from replay.worker import DEFAULT_WAIT_SECONDS, Worker
 from tests.integration import crash_at_start, fake_handlers
+from tests.integration.sandboxes import started
 
 EVENTS = REPO_ROOT / "tests" / "events"
 
@@ -378,10 +379,7 @@ def crashing_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         handlers={REGISTER.name: "tests.integration.crash_at_start.handler"},
         handle_signals=False,
     )
-    try:
-        running.start()
-    except SandboxError as error:
-        pytest.fail(f"the crashing sandbox did not start: {error}", pytrace=False)
+    started(running, "the crashing sandbox")
     yield running
     running.stop()
     crash_at_start.marker_for(running.aws_port).unlink(missing_ok=True)
@@ -458,10 +456,7 @@ def fifo_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         visibility_timeout_seconds=20,  # a failed record comes back sooner only through its backoff
         handle_signals=False,
     )
-    try:
-        running.start()
-    except SandboxError as error:
-        pytest.fail(f"the FIFO sandbox did not start: {error}", pytrace=False)
+    started(running, "the FIFO sandbox")
     yield running
     running.stop()
 

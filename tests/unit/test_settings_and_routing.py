@@ -5,14 +5,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES, Bus, route
+from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES, Bus, Route, route
 from functions.settings import Settings, function_environment
 from tests.conftest import load_event
 
 
-def _environment(**overrides: str) -> dict[str, str]:
+def _environment(route: Route = REGISTER, **overrides: str) -> dict[str, str]:
     env = function_environment(
-        REGISTER,
+        route,
         bucket="b",
         artifact_root_prefix="mlflow",
         event_bus_name="bus",
@@ -122,16 +122,7 @@ def test_a_hung_mlflow_fails_a_full_batch_in_half_the_function_timeout(candidate
         MLFLOW_HTTP_REQUEST_TIMEOUT,
     )
 
-    env = function_environment(
-        candidate,
-        bucket="b",
-        artifact_root_prefix="mlflow",
-        event_bus_name="bus",
-        idempotency_table="t",
-        queue_url="q",
-        dead_letter_queue_url="dlq",
-        tracking_uri="http://127.0.0.1:5000",
-    )
+    env = _environment(candidate)
     for name in (
         "MLFLOW_HTTP_REQUEST_TIMEOUT",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
