@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.models.events import DetailType
-from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay.processes import SandboxError
 from replay.report import format_table
 from replay.sandbox import Sandbox, temporary_environment

@@ -66,8 +66,3 @@ BUSINESS_METRICS: dict[str, tuple[BusinessMetric, ...]] = {
 def service_name(route_name: str) -> str:
     """The Powertools service name of a route's function, the `service` dimension of its metrics."""
     return f"{SERVICE_PREFIX}-{route_name}"
-
-
-def metrics_of(route_name: str) -> tuple[BusinessMetric, ...]:
-    """Everything the route's function may emit: its own business metrics, then the batch ones."""
-    return BUSINESS_METRICS.get(route_name, ()) + BATCH_METRICS

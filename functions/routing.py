@@ -76,10 +76,6 @@ class Route:
     def handler_module(self) -> str:
         return self.handler.rsplit(".", 1)[0]
 
-    @property
-    def handler_function(self) -> str:
-        return self.handler.rsplit(".", 1)[1]
-
     def event_pattern(self, *, bucket_name: str) -> dict[str, Any]:
         """The EventBridge pattern of this route's rule, in EventBridge's JSON form."""
         return _PATTERNS[self.name](bucket_name)

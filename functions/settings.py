@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, EVENT_SOURCE, Route
 
-DEFAULT_MODEL_NAME_TAG = "registry.model_name"
 DEFAULT_MLMODEL_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_PENDING_SECONDS = 6 * 3600
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 48 * 3600

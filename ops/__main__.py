@@ -148,7 +148,8 @@ def run_rollback(args: argparse.Namespace, target: Target) -> int:
 def run_history(args: argparse.Namespace, target: Target) -> int:
     from dataclasses import asdict
 
-    from functions.domain.promotion import history_tag, parse_history
+    from functions.domain.promotion import parse_history
+    from functions.domain.tags import history_tag
 
     client = _client(target)
     history = parse_history(_call(lambda: client.get_registered_model(args.model)).tags.get(history_tag(args.alias)))

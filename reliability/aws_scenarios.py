@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.domain.tags import origin_tag
 from reliability.faults import Fault, FaultInjector
 from reliability.proxy import CountingProxy
 from reliability.scenarios import (
@@ -235,7 +236,7 @@ def emulator_outage(uploads: int = 20, outage_seconds: float = 30.0, models: int
 
 def _outcome(sandbox: Sandbox, expected: int, accuracies: dict[str, dict[str, float]]) -> dict[str, Any]:
     versions = versions_by_model(sandbox)
-    origins = [v["tags"].get("origin.key") for vs in versions.values() for v in vs]
+    origins = [v["tags"].get(origin_tag("key")) for vs in versions.values() for v in vs]
     announced = registered_events(sandbox)
     return {
         "expected_versions": expected,

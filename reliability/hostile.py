@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from functions.domain.registration import REGISTERED_BY, REGISTERED_BY_TAG
+from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG, TAG_STATUS
 from functions.domain.validation import verdict_record
 from functions.domain.webhooks import sign
 from functions.routing import WEBHOOK
@@ -470,7 +470,7 @@ def hostile() -> Result:
             for m in after
             if m["name"] in expected_models
             for v in m["versions"]
-            if v["tags"].get("validation.status") != "failed"
+            if v["tags"].get(TAG_STATUS) != "failed"
         ]
         moved = [m["name"] for m in after if m["name"] != "bystander" and m["aliases"]]
         bystander_same = [m for m in before if m["name"] == "bystander"][0]["aliases"] == [
@@ -481,7 +481,7 @@ def hostile() -> Result:
             outcome = evidence(sandbox, case, markers[case.name], letters, log_lines)
             if case.expect_version:
                 versions = [m for m in after if m["name"] == markers[case.name]]
-                status = versions[0]["versions"][0]["tags"].get("validation.status") if versions else None
+                status = versions[0]["versions"][0]["tags"].get(TAG_STATUS) if versions else None
                 reasons = verdict_record(versions[0]["versions"][0]["tags"]).get("reasons", "") if versions else ""
                 outcome = f"validation {status}: {reasons[:80]}" if status == "failed" else outcome
             outcomes[case.name] = outcome

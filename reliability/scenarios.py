@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.domain.delivery import retry_delay
-from functions.domain.promotion import history_tag, parse_history
+from functions.domain.promotion import parse_history
+from functions.domain.tags import TAG_STATUS, history_tag, origin_tag
 from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES
 from reliability.proxy import CountingProxy
 from replay.processes import free_port
@@ -150,10 +151,8 @@ def champions_right(sandbox: Sandbox, accuracies: dict[str, dict[str, float]]) -
     wrong, unvalidated = [], 0
     for name, by_key in accuracies.items():
         model = state.get(name, {"versions": [], "aliases": {}})
-        version_of = {v["tags"].get("origin.key"): v for v in model["versions"]}
-        unvalidated += sum(
-            1 for v in model["versions"] if v["tags"].get("validation.status") not in ("passed", "failed")
-        )
+        version_of = {v["tags"].get(origin_tag("key")): v for v in model["versions"]}
+        unvalidated += sum(1 for v in model["versions"] if v["tags"].get(TAG_STATUS) not in ("passed", "failed"))
         best_key = max(by_key, key=by_key.__getitem__)
         best = version_of.get(best_key, {}).get("version")
         if model["aliases"].get("champion") != best:
@@ -176,7 +175,7 @@ def duplicates(artifacts: int = 100, copies: int = 3) -> Result:
         sandbox.wait_until_quiet(timeout=max(120, artifacts * 3))
         result.seconds = round(time.monotonic() - started, 1)
         versions = versions_by_model(sandbox)
-        origins = [v["tags"].get("origin.key") for vs in versions.values() for v in vs]
+        origins = [v["tags"].get(origin_tag("key")) for vs in versions.values() for v in vs]
         result.observed = {
             "events_sent": len(entries),
             "versions": len(origins),
@@ -212,7 +211,7 @@ def outage(uploads: int = 50, outage_seconds: float = 30.0, models: int = 5) -> 
         sandbox.wait_until_quiet(timeout=600, stable_for=1.0)
         result.seconds = round(time.monotonic() - started, 1)
         versions = versions_by_model(sandbox)
-        origins = [v["tags"].get("origin.key") for vs in versions.values() for v in vs]
+        origins = [v["tags"].get(origin_tag("key")) for vs in versions.values() for v in vs]
         retried = [line for line in sandbox.worker_log_lines() if line.get("message") == "failed: will be retried"]
         result.observed = {
             "outage_seconds": round(restarted_at - down_at, 1),
@@ -266,7 +265,7 @@ def poison(max_receive_count: int = REGISTER.max_receive_count, letters: int = 3
         moved = redrive(sandbox.client("sqs"), queues, report=lambda line: None)
         sandbox.wait_until_quiet(timeout=120)
         result.seconds = round(time.monotonic() - started, 1)
-        origins = [v["tags"].get("origin.key") for v in versions_by_model(sandbox).get("poison", [])]
+        origins = [v["tags"].get(origin_tag("key")) for v in versions_by_model(sandbox).get("poison", [])]
         result.observed = {
             "dead_lettered": len(in_dlq),
             "logged_reasons": sorted({r for rs in reasons.values() for r in rs}),
@@ -334,8 +333,8 @@ def burst(
             sandbox.wait_until_quiet(timeout=1800, stable_for=1.0)
             result.seconds = round(time.monotonic() - started, 1)
             versions = versions_by_model(sandbox)
-            origins = [v["tags"].get("origin.key") for vs in versions.values() for v in vs]
-            validated = sum(1 for vs in versions.values() for v in vs if v["tags"].get("validation.status"))
+            origins = [v["tags"].get(origin_tag("key")) for vs in versions.values() for v in vs]
+            validated = sum(1 for vs in versions.values() for v in vs if v["tags"].get(TAG_STATUS))
             result.observed = {
                 "uploaded_in_seconds": round(uploaded_in, 1),
                 "versions": len(origins),
@@ -434,7 +433,7 @@ def crash(
         uploaded_at = time.monotonic()
         sandbox.wait_until_quiet(timeout=max(600, 6 * visibility_timeout_seconds), stable_for=1.0)
         result.seconds = round(time.monotonic() - started, 1)
-        origins = [v["tags"].get("origin.key") for vs in versions_by_model(sandbox).values() for v in vs]
+        origins = [v["tags"].get(origin_tag("key")) for vs in versions_by_model(sandbox).values() for v in vs]
         replacements = sandbox.worker_replacements
         result.observed = {
             "kills": {route: sum(1 for k in kills if k["route"] == route) for route in KILLED_ROUTES},
@@ -546,7 +545,7 @@ def hang(
         resumed_at = time.monotonic()
         sandbox.wait_until_quiet(timeout=900, stable_for=1.0)
         result.seconds = round(time.monotonic() - started, 1)
-        origins = [v["tags"].get("origin.key") for vs in versions_by_model(sandbox).values() for v in vs]
+        origins = [v["tags"].get(origin_tag("key")) for vs in versions_by_model(sandbox).values() for v in vs]
         attempts = hung_attempts(sandbox)
         result.observed = {
             "hang_seconds": round(resumed_at - started, 1),

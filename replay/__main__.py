@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from functions.domain.policy import PolicyError, load_policies
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, Bus
-from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay import archive as archives
 from replay import recorder, send
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.domain.promotion import HISTORY_TAG_PREFIX
-from functions.domain.validation import TAG_VERDICT
+from functions.domain.tags import HISTORY_TAG_PREFIX, TAG_VERDICT
 from functions.models.events import DetailType
 
 WORKER_LOGGER = "replay.worker"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.models.mlflow_backend import (
     SAGEMAKER_MLFLOW_APP,
     SAGEMAKER_TRACKING_SERVER,
@@ -33,7 +34,6 @@ from functions.models.mlflow_backend import (
     is_unity_catalog,
 )
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, PLAIN_UPLOAD_PREFIX
-from functions.settings import DEFAULT_MODEL_NAME_TAG
 from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
 
 if TYPE_CHECKING:

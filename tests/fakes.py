@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 from functions.domain.errors import Unavailable
 from functions.domain.ports import (
-    IDENTITY_TAG,
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
@@ -21,6 +20,7 @@ from functions.domain.ports import (
     RunInfo,
     VersionInfo,
 )
+from functions.domain.tags import IDENTITY_TAG
 
 
 class FakeRegistry(ModelRegistry):

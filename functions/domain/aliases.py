@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from functions.domain.errors import Rejected
+from functions.domain.events import version_event
 from functions.domain.policy import LoadedPolicy, PolicySet
 from functions.domain.ports import EventPublisher, ModelInfo, ModelRegistry, VersionInfo
 from functions.domain.promotion import (
@@ -23,12 +24,12 @@ from functions.domain.promotion import (
     Standing,
     append_history,
     applied,
-    history_tag,
     outranks,
     parse_history,
     rollback_target,
 )
-from functions.domain.validation import TAG_STATUS, EvidenceReader, verdict_time
+from functions.domain.tags import TAG_STATUS, history_tag, pending_tag
+from functions.domain.validation import EvidenceReader, verdict_time
 from functions.models.events import (
     ModelAliasMoved,
     ModelVersionValidated,
@@ -36,8 +37,6 @@ from functions.models.events import (
     PromotionRequested,
     RollbackRequested,
 )
-
-PENDING_TAG_PREFIX = "approval.pending."
 
 
 @dataclass(frozen=True)
@@ -135,13 +134,11 @@ class AliasKeeper:
         if dry_run:
             return Decision(alias, "dry_run", version.version, previous, f"replay {verdict.replay_name}: {reason}")
         if mode == "approval":
-            self._registry.set_version_tags(name, version.version, {f"{PENDING_TAG_PREFIX}{alias}": verdict_id})
+            self._registry.set_version_tags(name, version.version, {pending_tag(alias): verdict_id})
             self._events.publish(
-                PromotionPending(
-                    model_name=name,
-                    version=version.version,
-                    source_uri=version.source,
-                    run_id=version.run_id,
+                version_event(
+                    PromotionPending,
+                    version,
                     correlation_id=verdict.correlation_id,
                     alias=alias,
                     reason=f"{reason}; awaiting approval",
@@ -166,7 +163,7 @@ class AliasKeeper:
         if self._dry_run_replays and request.replay_name:
             return Decision(request.alias, "dry_run", version.version, previous, f"replay {request.replay_name}")
         self._move(version, request.alias, previous, history, reason, request.approver, request.correlation_id, loaded)
-        self._registry.delete_version_tag(version.model_name, version.version, f"{PENDING_TAG_PREFIX}{request.alias}")
+        self._registry.delete_version_tag(version.model_name, version.version, pending_tag(request.alias))
         return Decision(request.alias, "moved", version.version, previous, reason)
 
     def rollback(self, request: RollbackRequested) -> Decision:
@@ -242,11 +239,9 @@ class AliasKeeper:
             self.warnings.append(f"stage {stage} mirrors alias {alias}: MLflow deprecated stages in 2.9")
             self._registry.transition_stage(name, version.version, stage)
         self._events.publish(
-            ModelAliasMoved(
-                model_name=name,
-                version=version.version,
-                source_uri=version.source,
-                run_id=version.run_id,
+            version_event(
+                ModelAliasMoved,
+                version,
                 correlation_id=entry.correlation_id,
                 alias=alias,
                 previous_version=entry.previous,

@@ -12,9 +12,6 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-IDENTITY_TAG = "origin.identity"
-"""Every version the pipeline creates carries its upload's identity in this tag (see `find_version`)."""
-
 
 @dataclass(frozen=True)
 class LoggedModelInfo:
@@ -86,7 +83,7 @@ class ModelRegistry(ABC):
         """The version of `model_name` registered earlier for this upload, if any.
 
         That is a version whose source is one of `sources`, or (where the registry cannot search by source, or
-        rewrites it) whose `IDENTITY_TAG` is `identity`. `not_before` (the upload time) lets an adapter skip
+        rewrites it) whose `functions.domain.tags.IDENTITY_TAG` is `identity`. `not_before` (the upload time) lets an adapter skip
         versions created before the upload.
         """
 

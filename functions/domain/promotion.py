@@ -18,7 +18,6 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-HISTORY_TAG_PREFIX = "autopilot.alias_history."
 MAX_HISTORY_CHARS = 4500
 AUTOPILOT = "autopilot"
 
@@ -70,10 +69,6 @@ class HistoryEntry:
     at: str
     verdict: str | None = None
     """`<version>@<validated_at>` of the verdict a move on a verdict acted on."""
-
-
-def history_tag(alias: str) -> str:
-    return f"{HISTORY_TAG_PREFIX}{alias}"
 
 
 def parse_history(value: str | None) -> list[HistoryEntry]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from functions.domain.errors import NotReady, Rejected
+from functions.domain.events import version_event
 from functions.domain.layouts import (
     LoggedModelArtifact,
     ModelLocation,
@@ -30,7 +31,6 @@ from functions.domain.layouts import (
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
-    IDENTITY_TAG,
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
@@ -40,14 +40,10 @@ from functions.domain.ports import (
     RunInfo,
     VersionInfo,
 )
+from functions.domain.tags import IDENTITY_TAG, MODEL_VERSIONS_TAG, REGISTERED_BY, REGISTERED_BY_TAG, origin_tag
 from functions.models.events import ArtifactOrigin, ModelVersionRegistered
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4d7e-9a51-3c1f0e3b7a10")
-ORIGIN_TAG_PREFIX = "origin."
-REGISTERED_BY_TAG = "registered_by"
-REGISTERED_BY = "registry-autopilot"
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"
-"""MLflow's tag on a logged model listing the versions registered from it, as JSON."""
 
 
 @dataclass(frozen=True)
@@ -311,32 +307,31 @@ class Registrar:
     def _origin_tags(self, obj: UploadedObject, target: _Target) -> dict[str, str]:
         tags = {
             REGISTERED_BY_TAG: REGISTERED_BY,
-            f"{ORIGIN_TAG_PREFIX}bucket": obj.bucket,
-            f"{ORIGIN_TAG_PREFIX}key": obj.key,
-            f"{ORIGIN_TAG_PREFIX}etag": obj.etag,
-            f"{ORIGIN_TAG_PREFIX}version_id": obj.version_id or "",
-            f"{ORIGIN_TAG_PREFIX}uploaded_at": obj.uploaded_at.isoformat() if obj.uploaded_at else "",
+            origin_tag("bucket"): obj.bucket,
+            origin_tag("key"): obj.key,
+            origin_tag("etag"): obj.etag,
+            origin_tag("version_id"): obj.version_id or "",
+            origin_tag("uploaded_at"): obj.uploaded_at.isoformat() if obj.uploaded_at else "",
             IDENTITY_TAG: obj.identity,
-            f"{ORIGIN_TAG_PREFIX}correlation_id": obj.correlation_id,
+            origin_tag("correlation_id"): obj.correlation_id,
             # Set when EventBridge replayed the event from an archive: the version came from a replay.
-            f"{ORIGIN_TAG_PREFIX}replay_name": obj.replay_name or "",
+            origin_tag("replay_name"): obj.replay_name or "",
         }
         # Linked when the tracking server knows them, recorded as tags when it does not.
         if target.run_id and not target.known_run:
-            tags[f"{ORIGIN_TAG_PREFIX}run_id"] = target.run_id
+            tags[origin_tag("run_id")] = target.run_id
         if target.model_id and not target.known_model:
-            tags[f"{ORIGIN_TAG_PREFIX}model_id"] = target.model_id
+            tags[origin_tag("model_id")] = target.model_id
         return {key: value for key, value in tags.items() if value}
 
     def _emit(self, obj: UploadedObject, version: VersionInfo, target: _Target, *, already_registered: bool) -> None:
         self._events.publish(
-            ModelVersionRegistered(
-                model_name=version.model_name,
-                version=version.version,
-                source_uri=version.source,
+            version_event(
+                ModelVersionRegistered,
+                version,
+                correlation_id=obj.correlation_id,
                 run_id=target.run_id,
                 model_id=target.model_id,
-                correlation_id=obj.correlation_id,
                 replay_name=obj.replay_name,
                 artifact=ArtifactOrigin(
                     bucket=obj.bucket,

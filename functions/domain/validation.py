@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from functions.domain.errors import Rejected
+from functions.domain.events import version_event
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.policy import Check, Evidence, LoadedPolicy, Observed, PolicySet, evaluate
 from functions.domain.ports import (
@@ -30,12 +31,9 @@ from functions.domain.ports import (
     RunInfo,
     VersionInfo,
 )
+from functions.domain.tags import TAG_STATUS, TAG_VERDICT
 from functions.models.events import ArtifactOrigin, CheckResult, ModelVersionValidated
 
-TAG_STATUS = "validation.status"
-"""passed or failed: the gate every alias move checks, and what a registry search filters on."""
-TAG_VERDICT = "validation.verdict"
-"""The rest of the verdict as one JSON object: reasons, policy, policy_sha256, validated_at, correlation_id."""
 MAX_REASONS = 600
 """Characters of the reasons kept in the tag, which leaves room for the rest of the verdict within Unity Catalog's
 1,000-character values (unless the policy file's name is very long); the `Model Version Validated` event carries
@@ -184,13 +182,11 @@ class Validator:
         verdict = Verdict(status, checks, loaded.identity)
         changed = self._record(version, verdict, loaded, request.correlation_id)
         self._events.publish(
-            ModelVersionValidated(
-                model_name=version.model_name,
-                version=version.version,
-                source_uri=version.source,
-                run_id=version.run_id,
-                model_id=version.model_id,
+            version_event(
+                ModelVersionValidated,
+                version,
                 correlation_id=request.correlation_id,
+                model_id=version.model_id,
                 replay_name=request.replay_name,
                 status=status,
                 reasons=verdict.reasons,

@@ -43,9 +43,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.domain.errors import Rejected
+from functions.domain.events import version_event
 from functions.domain.layouts import check_model_name
-from functions.domain.ports import EventPublisher
-from functions.domain.registration import REGISTERED_BY, REGISTERED_BY_TAG
+from functions.domain.ports import EventPublisher, VersionInfo
+from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.models.events import ModelVersionRegistered
 
 SIGNATURE_HEADER = "x-mlflow-signature"
@@ -224,13 +225,11 @@ def translate(payload: WebhookPayload, *, artifact_bucket: str) -> ModelVersionR
     except Rejected:
         return "unsupported_model_name"
     model_id = _MODEL_ID_SOURCE.fullmatch(data.source)
-    return ModelVersionRegistered(
-        model_name=data.name,
-        version=data.version,
-        source_uri=data.source,
-        run_id=data.run_id or None,
-        model_id=model_id.group("model_id") if model_id else None,
+    return version_event(
+        ModelVersionRegistered,
+        VersionInfo(data.name, data.version, data.source, run_id=data.run_id or None),
         correlation_id=registry_correlation_id(data.name, data.version),
+        model_id=model_id.group("model_id") if model_id else None,
         already_registered=False,
     )
 

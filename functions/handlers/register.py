@@ -106,7 +106,7 @@ def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
     from functions.adapters.eventbridge import EventBridgePublisher
     from functions.adapters.idempotency import IdempotentCall
-    from functions.adapters.mlflow_registry import connect_registry
+    from functions.adapters.registry_factory import connect_registry
     from functions.adapters.s3_artifacts import S3ArtifactStore
     from functions.adapters.sqs import QueueControl
 

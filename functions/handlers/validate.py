@@ -68,7 +68,7 @@ def _handle(record: SQSRecord, deps: Dependencies) -> None:
 def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
     from functions.adapters.eventbridge import EventBridgePublisher
-    from functions.adapters.mlflow_registry import registry_from_settings
+    from functions.adapters.registry_factory import registry_from_settings
     from functions.adapters.s3_artifacts import S3ArtifactStore
     from functions.adapters.sqs import QueueControl
 

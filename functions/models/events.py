@@ -110,53 +110,38 @@ class PromotionPending(ModelVersionDetail):
     reason: str
 
 
-class PromotionRequested(_Detail):
-    detail_type: Literal[DetailType.PROMOTION_REQUESTED] = Field(default=DetailType.PROMOTION_REQUESTED, exclude=True)
+class RequestDetail(_Detail):
+    """Fields every request carries: the model it is about, and what ties it to the version's history."""
+
     model_name: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    alias: str = Field(min_length=1)
-    approver: str = Field(min_length=1)
     correlation_id: str = Field(min_length=1)
     source_uri: str | None = None
     run_id: str | None = None
     replay_name: str | None = None
 
 
-class RollbackRequested(_Detail):
+class PromotionRequested(RequestDetail):
+    detail_type: Literal[DetailType.PROMOTION_REQUESTED] = Field(default=DetailType.PROMOTION_REQUESTED, exclude=True)
+    version: str = Field(min_length=1)
+    alias: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+
+
+class RollbackRequested(RequestDetail):
     detail_type: Literal[DetailType.ROLLBACK_REQUESTED] = Field(default=DetailType.ROLLBACK_REQUESTED, exclude=True)
-    model_name: str = Field(min_length=1)
     alias: str = Field(min_length=1)
     version: str | None = None
     """The version to roll back to; the previous holder from the alias history when absent."""
     requested_by: str = Field(min_length=1)
-    correlation_id: str = Field(min_length=1)
-    source_uri: str | None = None
-    run_id: str | None = None
-    replay_name: str | None = None
 
 
-class ValidationRequested(_Detail):
+class ValidationRequested(RequestDetail):
     """Re-run the validation gate for a version (after a policy change, say)."""
 
     detail_type: Literal[DetailType.VALIDATION_REQUESTED] = Field(default=DetailType.VALIDATION_REQUESTED, exclude=True)
-    model_name: str = Field(min_length=1)
     version: str = Field(min_length=1)
     requested_by: str = Field(min_length=1)
-    correlation_id: str = Field(min_length=1)
-    source_uri: str | None = None
-    run_id: str | None = None
-    replay_name: str | None = None
 
-
-ProjectEvent = (
-    ModelVersionRegistered
-    | ModelVersionValidated
-    | ModelAliasMoved
-    | PromotionRequested
-    | RollbackRequested
-    | ValidationRequested
-    | PromotionPending
-)
 
 DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.MODEL_VERSION_REGISTERED.value: ModelVersionRegistered,
@@ -167,12 +152,3 @@ DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.VALIDATION_REQUESTED.value: ValidationRequested,
     DetailType.PROMOTION_PENDING.value: PromotionPending,
 }
-
-
-def parse_detail(detail_type: str, detail: dict) -> BaseModel:
-    """Parse one project event's detail with the model its detail type names."""
-    try:
-        model = DETAIL_MODELS[detail_type]
-    except KeyError:
-        raise ValueError(f"unknown detail type {detail_type!r}") from None
-    return model.model_validate(detail)

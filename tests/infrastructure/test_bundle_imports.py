@@ -23,7 +23,7 @@ from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK
 from tests.infrastructure.conftest import REPO_ROOT
 
 # Every route's handler, and the webhook endpoint's.
-HANDLERS = [(r.handler_module, r.handler_function) for r in ROUTES] + [tuple(WEBHOOK.handler.rsplit(".", 1))]
+HANDLERS = [tuple(handler.rsplit(".", 1)) for handler in [r.handler for r in ROUTES] + [WEBHOOK.handler]]
 
 
 def _runtime_boto3_pin() -> str:

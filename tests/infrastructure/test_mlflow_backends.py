@@ -235,7 +235,8 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
 def test_every_registry_call_the_adapter_makes_is_a_granted_sagemaker_action():
     # GIVEN the MLflow client methods the registry adapter calls, on the client or its registry client (SageMaker's IAM
     # action is the method in PascalCase)
-    source = (REPO_ROOT / "functions" / "adapters" / "mlflow_registry.py").read_text()
+    adapters = REPO_ROOT / "functions" / "adapters"
+    source = "".join((adapters / name).read_text() for name in ("mlflow_registry.py", "unity_catalog.py"))
     calls = re.findall(r"(?:\bclient|self\._client|self\._registry)\.([a-z_]+)\(", source)
     methods = {method for method in calls if not method.startswith("_")}
     actions = {"sagemaker-mlflow:" + "".join(part.capitalize() for part in method.split("_")) for method in methods}

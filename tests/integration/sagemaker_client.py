@@ -13,7 +13,8 @@ import json
 import os
 import sys
 
-from functions.adapters.mlflow_registry import connect_registry
+from functions.adapters.registry_factory import connect_registry
+from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 
 
 def main() -> int:
@@ -24,7 +25,7 @@ def main() -> int:
     logged = registry.get_logged_model("m-0123456789abcdef0123456789abcdef")
     found = registry.find_version("churn", ["s3://bucket/models/churn/1"], "s3://bucket/models/churn/1/MLmodel#v1")
     created = registry.create_version(
-        "churn", "s3://bucket/models/churn/1", run_id=None, model_id=None, tags={"registered_by": "registry-autopilot"}
+        "churn", "s3://bucket/models/churn/1", run_id=None, model_id=None, tags={REGISTERED_BY_TAG: REGISTERED_BY}
     )
     print(
         json.dumps(

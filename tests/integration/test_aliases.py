@@ -15,6 +15,7 @@ import mlflow.pyfunc
 import numpy as np
 from sklearn.datasets import load_iris
 
+from functions.domain.tags import TAG_STATUS, origin_tag, pending_tag
 from ops.__main__ import main as ops_main
 
 MOVED = "Model Alias Moved"
@@ -36,7 +37,7 @@ def alias_holder(client, name: str, alias: str) -> str | None:  # type: ignore[n
 
 
 def version_for_key(client, name: str, key: str) -> str:  # type: ignore[no-untyped-def]
-    [version] = [v for v in client.search_model_versions(f"name='{name}'") if v.tags.get("origin.key") == key]
+    [version] = [v for v in client.search_model_versions(f"name='{name}'") if v.tags.get(origin_tag("key")) == key]
     return str(version.version)
 
 
@@ -113,7 +114,7 @@ def test_approval_required_moves_nothing_until_approved(
     assert alias_holder(mlflow_client, "alias-approval", "challenger") == version
     assert alias_holder(mlflow_client, "alias-approval", "champion") is None
     tags = mlflow_client.get_model_version("alias-approval", version).tags
-    assert "approval.pending.champion" in tags
+    assert pending_tag("champion") in tags
     [pending] = sandbox.observed_events("Promotion Pending", model_name="alias-approval")
     assert pending["detail"]["alias"] == "champion"
     # WHEN an approver promotes it
@@ -127,7 +128,7 @@ def test_approval_required_moves_nothing_until_approved(
         if e["detail"]["alias"] == "champion"
     ]
     assert (moved["actor"], moved["reason"]) == ("alice", "promoted by alice")
-    assert "approval.pending.champion" not in mlflow_client.get_model_version("alias-approval", version).tags
+    assert pending_tag("champion") not in mlflow_client.get_model_version("alias-approval", version).tags
 
 
 def test_promoting_a_failed_version_is_refused_with_a_clear_message(
@@ -137,7 +138,7 @@ def test_promoting_a_failed_version_is_refused_with_a_clear_message(
     key = upload_with_accuracy(sandbox, sklearn_model_dir, tmp_path, "alias-failed", "1", 0.5)
     wait_quiet(timeout=90)
     version = version_for_key(mlflow_client, "alias-failed", key)
-    assert mlflow_client.get_model_version("alias-failed", version).tags["validation.status"] == "failed"
+    assert mlflow_client.get_model_version("alias-failed", version).tags[TAG_STATUS] == "failed"
     assert alias_holder(mlflow_client, "alias-failed", "challenger") is None
     # WHEN the operator tries to promote it
     code = ops(sandbox, "promote", "alias-failed", version, "--alias", "champion", "--approver", "bob")

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from functions.domain.tags import origin_tag
 from replay.sandbox import REPO_ROOT
 from tests.corpus import readme_rows
 
@@ -75,4 +76,4 @@ def test_the_sample_corpus_gives_the_same_outcome_on_every_run_and_the_one_its_r
         "recommender": ["1"],
     }
     [churn] = [model for model in registry["registry"] if model["name"] == "churn"]
-    assert churn["versions"][0]["tags"]["origin.key"] == "models/churn/2026-11-20/MLmodel"
+    assert churn["versions"][0]["tags"][origin_tag("key")] == "models/churn/2026-11-20/MLmodel"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from functions.domain.tags import origin_tag
 from functions.routing import MLMODEL_FILE, REGISTER
 from replay.recordings import align_with_object, put_events_entry, rewrite_bucket
 from replay.sandbox import Sandbox
@@ -122,8 +123,8 @@ def test_each_supported_shape_registers_one_version_however_often_it_is_delivere
     # THEN there is exactly one version, from the model's folder, tagged with the event's object
     [version] = mlflow_client.search_model_versions(f"name='{model_name}'")
     assert version.source == f"s3://{sandbox.bucket}/{prefix.rstrip('/')}"
-    assert version.tags["origin.etag"] == event["detail"]["object"]["etag"]
-    assert version.tags.get("origin.version_id") == event["detail"]["object"].get("version-id")
+    assert version.tags[origin_tag("etag")] == event["detail"]["object"]["etag"]
+    assert version.tags.get(origin_tag("version_id")) == event["detail"]["object"].get("version-id")
     # AND one announcement, nothing dead-lettered, and the other two deliveries recognised as duplicates
     [announced] = sandbox.wait_for_events(REGISTERED, model_name=model_name, timeout=30)
     assert announced["detail"]["artifact"]["key"] == key

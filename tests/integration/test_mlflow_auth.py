@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 
+from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.routing import REGISTER
 from functions.settings import function_environment
 from replay.event_source import lambda_sqs_event, queue_arn
@@ -197,7 +198,7 @@ def test_registration_works_with_the_right_credentials_and_never_logs_them(
     assert answer == {"batchItemFailures": []}
     assert any(line.get("message") == "model version registered" for line in _log_lines(output))
     [version] = _admin(auth_server).search_model_versions(f"name='{model_name}'")
-    assert version.tags["registered_by"] == "registry-autopilot"
+    assert version.tags[REGISTERED_BY_TAG] == REGISTERED_BY
     # AND the server does enforce authentication (so the handler got in with the secret's credentials)
     with pytest.raises(MlflowException, match=r"(?i)401|unauthenticated|credentials"):
         _anonymous(auth_server).search_model_versions(f"name='{model_name}'")

@@ -14,6 +14,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, REGISTERED_BY, REGISTERED_BY_TAG, origin_tag
+
 REGISTERED = "Model Version Registered"
 
 
@@ -89,7 +91,7 @@ def test_log_model_into_the_bucket_gets_registered_and_loads(
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_metric("accuracy", 0.97)
         info = mlflow.sklearn.log_model(
-            model, name="model", input_example=features[:2], tags={"registry.model_name": model_name}
+            model, name="model", input_example=features[:2], tags={DEFAULT_MODEL_NAME_TAG: model_name}
         )
     # WHEN the pipeline settles
     wait_quiet(timeout=90)
@@ -97,15 +99,15 @@ def test_log_model_into_the_bucket_gets_registered_and_loads(
     [version] = versions_of(mlflow_client, model_name)
     assert version.source == mlflow_client.get_logged_model(info.model_id).artifact_location
     assert version.run_id == run.info.run_id
-    assert version.tags["registered_by"] == "registry-autopilot"
-    assert version.tags["origin.key"].endswith(f"/models/{info.model_id}/artifacts/MLmodel")
+    assert version.tags[REGISTERED_BY_TAG] == REGISTERED_BY
+    assert version.tags[origin_tag("key")].endswith(f"/models/{info.model_id}/artifacts/MLmodel")
     # AND a Model Version Registered event was emitted with the contract fields
     [event] = sandbox.observed_events(REGISTERED, model_name=model_name)
     assert event["source"] == "registry-autopilot"
     assert event["detail"]["version"] == version.version
     assert event["detail"]["model_id"] == info.model_id
     assert event["detail"]["run_id"] == run.info.run_id
-    assert event["detail"]["correlation_id"] == version.tags["origin.correlation_id"]
+    assert event["detail"]["correlation_id"] == version.tags[origin_tag("correlation_id")]
     # AND the registered model loads and predicts
     loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{version.version}")
     predictions = loaded.predict(features[:5])

@@ -24,9 +24,19 @@ from mlflow.models import infer_signature
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from functions.adapters.mlflow_registry import MlflowRegistry, UnityCatalogRegistry, connect_registry, uc_tag_key
+from functions.adapters.mlflow_registry import MlflowRegistry
+from functions.adapters.registry_factory import connect_registry
+from functions.adapters.unity_catalog import UnityCatalogRegistry, uc_tag_key
 from functions.domain.errors import Rejected, Unavailable
-from functions.domain.ports import IDENTITY_TAG
+from functions.domain.tags import (
+    IDENTITY_TAG,
+    REGISTERED_BY,
+    REGISTERED_BY_TAG,
+    TAG_STATUS,
+    history_tag,
+    origin_tag,
+    pending_tag,
+)
 from stacks.constructs.mlflow_access import SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 from tests.recorded_http import RecordedRegistry, RecordedRequest, recording
 
@@ -97,7 +107,7 @@ def test_unity_catalog_finds_the_earlier_version_by_its_identity_tag(server: Rec
     assert isinstance(registry, UnityCatalogRegistry)
     assert found is not None
     assert found.version == "2"
-    assert found.tags == {"registered_by": "registry-autopilot", IDENTITY_TAG: identity}
+    assert found.tags == {REGISTERED_BY_TAG: REGISTERED_BY, IDENTITY_TAG: identity}
     [search] = server.calls(f"{UC}/model-versions/search")
     assert search.query["filter"] == [f"name='{MODEL}'"]
     assert [r.query["version"] for r in server.calls(f"{UC}/model-versions/get")] == [["2"]]
@@ -158,7 +168,7 @@ def test_unity_catalog_registration_copies_the_model_and_tags_it_as_uc_allows(
         f"s3://{artifacts}/{prefix}",
         run_id=None,
         model_id=None,
-        tags={IDENTITY_TAG: identity, "registered_by": "registry-autopilot", "origin.key": "k" * 1500},
+        tags={IDENTITY_TAG: identity, REGISTERED_BY_TAG: REGISTERED_BY, origin_tag("key"): "k" * 1500},
     )
 
     # THEN UC got the source and tags with UC-legal keys (no dots),
@@ -167,7 +177,7 @@ def test_unity_catalog_registration_copies_the_model_and_tags_it_as_uc_allows(
     [create] = server.calls(f"{UC}/model-versions/create")
     tags = {tag["key"]: tag["value"] for tag in create.json()["tags"]}
     assert tags["origin__identity"] == identity
-    assert tags["registered_by"] == "registry-autopilot"
+    assert tags[REGISTERED_BY_TAG] == REGISTERED_BY
     assert tags["origin__key"] == "k" * 1500  # passed unchanged: UC would refuse it loudly, never a cut value
     assert create.json()["source"] == f"s3://{artifacts}/{prefix}"
     copied = {o["Key"] for o in s3.list_objects_v2(Bucket=uc_storage, Prefix="models/0f3a/versions/3/")["Contents"]}
@@ -197,9 +207,9 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
     registry = _databricks_registry(server)
 
     # WHEN the validate and aliases routes write and read their tags
-    registry.set_version_tags(MODEL, "3", {"validation.status": "passed"})
-    registry.set_model_tag(MODEL, "alias.history.champion", history)
-    registry.delete_version_tag(MODEL, "3", "approval.pending.champion")
+    registry.set_version_tags(MODEL, "3", {TAG_STATUS: "passed"})
+    registry.set_model_tag(MODEL, history_tag("champion"), history)
+    registry.delete_version_tag(MODEL, "3", pending_tag("champion"))
     model = registry.get_model(MODEL)
 
     # THEN UC only ever sees keys without dots, and the domain gets its dotted keys back
@@ -208,7 +218,7 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
     written += [r.json()["key"] for r in server.calls(f"{UC}/model-versions/delete-tag")]
     assert written == ["validation__status", "alias__history__champion", "approval__pending__champion"]
     assert model is not None
-    assert (model.tags, model.aliases) == ({"alias.history.champion": history}, {"champion": "3"})
+    assert (model.tags, model.aliases) == ({history_tag("champion"): history}, {"champion": "3"})
     # AND a policy that mirrors aliases to stages is refused clearly: UC has no stages
     with pytest.raises(Rejected, match=r"Unity Catalog has no stages") as refused:
         registry.transition_stage(MODEL, "3", "Production")

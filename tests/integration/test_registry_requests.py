@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from functions.adapters.mlflow_registry import MlflowRegistry
 from functions.domain.errors import Rejected
+from functions.domain.tags import PROMPT_TAG
 from reliability.proxy import CountingProxy
 from replay.sandbox import Sandbox
 
@@ -77,7 +78,7 @@ def test_each_registry_operation_is_one_request(proxy: CountingProxy, model_name
 def test_a_prompt_is_refused_where_the_registered_model_is_read(mlflow_client: MlflowClient, model_name: str):
     # GIVEN a registered model that MLflow marks as a prompt (as `mlflow.genai.register_prompt` does)
     mlflow_client.create_registered_model(model_name)
-    mlflow_client._get_registry_client().set_registered_model_tag(model_name, "mlflow.prompt.is_prompt", "true")
+    mlflow_client._get_registry_client().set_registered_model_tag(model_name, PROMPT_TAG, "true")
     registry = MlflowRegistry(mlflow_client)
 
     # WHEN the aliases route reads it THEN it is refused, by name

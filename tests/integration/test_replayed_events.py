@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from functions.domain.tags import origin_tag
 from functions.routing import REGISTER
 from replay.__main__ import main
 from replay.sandbox import REGION, Sandbox
@@ -115,8 +116,8 @@ def test_a_dead_lettered_upload_replayed_from_the_archive_is_registered_and_tagg
 
     # THEN the model is registered from the replayed event, and the version says which replay it came from
     [version] = mlflow_client.search_model_versions(f"name='{model_name}'")
-    assert version.tags["origin.replay_name"] == f"{archive}-replay"
-    assert version.tags["origin.key"] == f"{prefix}MLmodel"
+    assert version.tags[origin_tag("replay_name")] == f"{archive}-replay"
+    assert version.tags[origin_tag("key")] == f"{prefix}MLmodel"
     # AND so does the event announcing it
     [event] = sandbox.wait_for_events(REGISTERED, model_name=model_name, timeout=30)
     assert event["detail"]["replay_name"] == f"{archive}-replay"

@@ -20,6 +20,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, TAG_STATUS
 from functions.domain.validation import verdict_record
 from ops.__main__ import main as ops_main
 
@@ -46,7 +47,7 @@ def train_and_log(sandbox, model_name: str, data, *, columns: int, data_version:
             mlflow.set_tag("data.version", data_version)
         mlflow.log_metric("accuracy", accuracy)
         signature = infer_signature(x_test[:5, :columns], model.predict(x_test[:5, :columns]))
-        mlflow.sklearn.log_model(model, name="model", signature=signature, tags={"registry.model_name": model_name})
+        mlflow.sklearn.log_model(model, name="model", signature=signature, tags={DEFAULT_MODEL_NAME_TAG: model_name})
     return accuracy, run.info.run_id
 
 
@@ -64,7 +65,7 @@ def test_a_good_model_passes_with_tags_and_event(sandbox, mlflow_client, wait_qu
     wait_quiet(timeout=90)
     # THEN its verdict is passed, on the version's tags and in the event
     version = mlflow_client.get_model_version("gate-pass", "1")
-    assert version.tags["validation.status"] == "passed"
+    assert version.tags[TAG_STATUS] == "passed"
     record = verdict_record(version.tags)
     assert record["reasons"] == "all checks passed"
     assert record["policy"] == "gate-pass.yaml"
@@ -92,7 +93,7 @@ def test_a_model_below_the_threshold_fails(sandbox, mlflow_client, wait_quiet, d
     wait_quiet(timeout=90)
     # THEN it is registered but failed, with the reason
     version = mlflow_client.get_model_version("gate-threshold", "1")
-    assert version.tags["validation.status"] == "failed"
+    assert version.tags[TAG_STATUS] == "failed"
     detail = verdict_of(sandbox, "gate-threshold", "1")
     assert detail["status"] == "failed"
     assert detail["reasons"] == [f"accuracy {accuracy:g} is below the minimum 0.8"]
@@ -108,7 +109,7 @@ def test_a_model_that_does_not_beat_the_champion_fails(sandbox, mlflow_client, w
     assert 0.8 <= weak < strong
     wait_quiet(timeout=90)
     # THEN version 2 fails on the comparison with the champion
-    assert mlflow_client.get_model_version("gate-champion", "2").tags["validation.status"] == "failed"
+    assert mlflow_client.get_model_version("gate-champion", "2").tags[TAG_STATUS] == "failed"
     detail = verdict_of(sandbox, "gate-champion", "2")
     compare = {c["name"]: c for c in detail["checks"]}["compare:champion:accuracy"]
     assert compare["passed"] is False
@@ -127,7 +128,7 @@ def test_a_model_without_requirements_txt_fails(sandbox, mlflow_client, wait_qui
     wait_quiet(timeout=90)
     # THEN the version is registered and failed for the missing file
     version = mlflow_client.get_model_version("gate-requirements", "1")
-    assert version.tags["validation.status"] == "failed"
+    assert version.tags[TAG_STATUS] == "failed"
     assert verdict_record(version.tags)["reasons"] == "missing requirements.txt: cannot be rebuilt"
 
 
@@ -150,7 +151,7 @@ def test_re_validation_after_the_fact_changes_nothing_more(sandbox, mlflow_clien
     # AND the ops command shows the verdict
     assert ops_main(["--sandbox", json.dumps(sandbox.info()), "verdict", "gate-pass", version, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert (shown["validation.status"], shown["version"]) == ("passed", version)
+    assert (shown[TAG_STATUS], shown["version"]) == ("passed", version)
     # AND, for a person, with the verdict's fields one per line
     assert ops_main(["--sandbox", json.dumps(sandbox.info()), "verdict", "gate-pass", version]) == 0
     printed = capsys.readouterr().out

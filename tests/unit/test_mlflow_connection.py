@@ -17,16 +17,11 @@ from functions.adapters.mlflow_connection import (
     credential_environment,
     parse_credentials,
 )
-from functions.adapters.mlflow_registry import (
-    MlflowRegistry,
-    UnityCatalogRegistry,
-    connect_registry,
-    from_uc_tag_key,
-    uc_tag_key,
-    uc_tag_value,
-)
+from functions.adapters.mlflow_registry import MlflowRegistry
+from functions.adapters.registry_factory import connect_registry
+from functions.adapters.unity_catalog import UnityCatalogRegistry, from_uc_tag_key, uc_tag_key, uc_tag_value
 from functions.domain.errors import Unavailable
-from functions.domain.ports import IDENTITY_TAG
+from functions.domain.tags import IDENTITY_TAG, REGISTERED_BY_TAG, TAG_STATUS, history_tag, pending_tag
 from functions.models.mlflow_backend import Backend, backend_of, is_unity_catalog
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
@@ -245,7 +240,7 @@ def test_unity_catalog_gets_its_own_adapter(tracking: str, registry: str, adapte
 
 def test_unity_catalog_tag_keys_round_trip_and_long_identities_become_digests():
     # GIVEN the tag keys the routes write, and an identity longer than UC's 1,000 characters
-    keys = [IDENTITY_TAG, "registered_by", "validation.status", "alias.history.champion", "approval.pending.champion"]
+    keys = [IDENTITY_TAG, REGISTERED_BY_TAG, TAG_STATUS, history_tag("champion"), pending_tag("champion")]
     identity = "s3://bucket/" + "k" * 1100 + "#v1"
 
     # WHEN they are written as UC stores them and read back
@@ -258,4 +253,4 @@ def test_unity_catalog_tag_keys_round_trip_and_long_identities_become_digests():
     assert digest == uc_tag_value(IDENTITY_TAG, identity)
     assert digest.startswith("sha256:")
     assert len(digest) == len("sha256:") + 64
-    assert uc_tag_value("alias.history.champion", "x" * 5000) == "x" * 5000
+    assert uc_tag_value(history_tag("champion"), "x" * 5000) == "x" * 5000

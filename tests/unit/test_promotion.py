@@ -22,6 +22,7 @@ from functions.domain.promotion import (
     parse_history,
     rollback_target,
 )
+from functions.domain.tags import TAG_STATUS, TAG_VERDICT, history_tag, pending_tag
 from functions.domain.validation import EvidenceReader
 from functions.models.events import (
     ModelAliasMoved,
@@ -130,11 +131,7 @@ class World:
     def version(self, number: str, accuracy: float | None, status: str = "passed") -> ModelVersionValidated:
         run = f"run{number}"
         self.registry.runs[run] = RunInfo(run, "1", {}, {} if accuracy is None else {"accuracy": accuracy})
-        tags = (
-            {"validation.status": status, "validation.verdict": json.dumps({"validated_at": f"t{number}"})}
-            if status
-            else {}
-        )
+        tags = {TAG_STATUS: status, TAG_VERDICT: json.dumps({"validated_at": f"t{number}"})} if status else {}
         self.registry.versions.append(VersionInfo("churn", number, f"s3://b/models/churn/{number}", run, tags))
         return ModelVersionValidated(
             model_name="churn",
@@ -159,7 +156,7 @@ def test_a_passed_version_becomes_challenger_and_champion_with_history_and_event
     assert [(d.alias, d.action) for d in decisions] == [("challenger", "moved"), ("champion", "moved")]
     assert (world.holder("challenger"), world.holder("champion")) == ("1", "1")
     assert world.moves() == [("challenger", "1", None), ("champion", "1", None)]
-    [entry] = parse_history(world.registry.model_tags["churn"]["autopilot.alias_history.champion"])
+    [entry] = parse_history(world.registry.model_tags["churn"][history_tag("champion")])
     assert (entry.version, entry.previous, entry.actor, entry.correlation_id) == ("1", None, "autopilot", "c1")
     assert entry.verdict == "1@t1"
     # AND both aliases were decided from one read of the registered model
@@ -228,7 +225,7 @@ def test_approval_marks_pending_and_moves_only_when_approved(tmp_path):
     world.keeper.on_verdict(world.version("1", 0.9))
     # THEN challenger moved, champion is pending with a tag and an event
     assert (world.holder("challenger"), world.holder("champion")) == ("1", None)
-    assert world.registry.get_version("churn", "1").tags["approval.pending.champion"] == "1@t1"
+    assert world.registry.get_version("churn", "1").tags[pending_tag("champion")] == "1@t1"
     [pending] = [e for e in world.events.published if isinstance(e, PromotionPending)]
     assert (pending.alias, pending.version) == ("champion", "1")
     # WHEN an approver promotes it
@@ -238,8 +235,8 @@ def test_approval_marks_pending_and_moves_only_when_approved(tmp_path):
     # THEN it moves, records the approver, and the pending mark is gone
     assert (decision.action, world.holder("champion")) == ("moved", "1")
     assert world.moves()[-1] == ("champion", "1", None)
-    assert "approval.pending.champion" not in world.registry.get_version("churn", "1").tags
-    [entry] = parse_history(world.registry.model_tags["churn"]["autopilot.alias_history.champion"])
+    assert pending_tag("champion") not in world.registry.get_version("churn", "1").tags
+    [entry] = parse_history(world.registry.model_tags["churn"][history_tag("champion")])
     assert (entry.actor, entry.reason) == ("alice", "promoted by alice")
 
 
@@ -262,7 +259,7 @@ def test_rollback_with_history_goes_to_the_previous_holder(tmp_path):
     )
     assert (decision.action, decision.version, decision.previous) == ("moved", "1", "2")
     assert world.moves()[-1] == ("champion", "1", "2")
-    assert parse_history(world.registry.model_tags["churn"]["autopilot.alias_history.champion"])[-1].reason == (
+    assert parse_history(world.registry.model_tags["churn"][history_tag("champion")])[-1].reason == (
         "rolled back by bob"
     )
 

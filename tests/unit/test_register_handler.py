@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from functions.domain.errors import Unavailable
+from functions.domain.tags import origin_tag
 from functions.handlers.register import Dependencies, lambda_handler, registration_work
 from tests.conftest import load_event
 from tests.fakes import FakeQueue, OncePerIdentity
@@ -87,7 +88,7 @@ def test_real_and_emulator_event_shapes_both_register(world, deps, shape, capsys
     assert result == {"batchItemFailures": []}
     assert [v.model_name for v in world.registry.versions] == ["churn"]
     expected_etag = "b1946ac92492d2347c6235b4d2611184"
-    assert world.registry.versions[0].tags["origin.etag"] == expected_etag
+    assert world.registry.versions[0].tags[origin_tag("etag")] == expected_etag
     assert "VersionRegistered" in emitted_metrics(capsys.readouterr().out)
 
 
@@ -210,6 +211,6 @@ def test_replayed_event_is_logged_with_its_replay_name(world, deps, caplog):
     event["replay-name"] = "yesterday"
     lambda_handler(sqs_event(json.dumps(event)), FakeContext(), dependencies=deps)
     assert world.events.published[0].replay_name == "yesterday"
-    assert world.registry.versions[0].tags["origin.replay_name"] == "yesterday"
+    assert world.registry.versions[0].tags[origin_tag("replay_name")] == "yesterday"
     registered = [r for r in caplog.records if r.getMessage() == "model version registered"]
     assert registered, "the registration is logged"

@@ -7,6 +7,14 @@ import pytest
 from functions.domain.errors import NotReady, Rejected, Unavailable
 from functions.domain.ports import LoggedModelInfo, RunInfo, VersionInfo
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
+from functions.domain.tags import (
+    DEFAULT_MODEL_NAME_TAG,
+    IDENTITY_TAG,
+    MODEL_VERSIONS_TAG,
+    REGISTERED_BY,
+    REGISTERED_BY_TAG,
+    origin_tag,
+)
 from functions.models.events import ModelVersionRegistered
 from tests.conftest import EVENTS
 from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
@@ -28,7 +36,7 @@ class World:
         self.events = FakeEventPublisher()
         self.registrar = Registrar(
             RegistrationConfig(
-                bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag="registry.model_name", **config
+                bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag=DEFAULT_MODEL_NAME_TAG, **config
             ),
             registry=self.registry,
             artifacts=self.store,
@@ -60,11 +68,11 @@ def test_plain_upload_is_registered_with_origin_tags_and_an_event():
     assert (outcome.status, outcome.model_name, outcome.version) == ("registered", "churn", "1")
     [version] = world.registry.versions
     assert version.source == f"s3://{BUCKET}/models/churn/2026-11-20"
-    assert version.tags["origin.key"] == upload.key
-    assert version.tags["origin.etag"] == "etag-1"
-    assert version.tags["origin.version_id"] == "v1"
-    assert version.tags["origin.identity"] == upload.identity
-    assert version.tags["registered_by"] == "registry-autopilot"
+    assert version.tags[origin_tag("key")] == upload.key
+    assert version.tags[origin_tag("etag")] == "etag-1"
+    assert version.tags[origin_tag("version_id")] == "v1"
+    assert version.tags[IDENTITY_TAG] == upload.identity
+    assert version.tags[REGISTERED_BY_TAG] == REGISTERED_BY
     # AND a Model Version Registered event carries the contract fields
     [event] = world.events.published
     assert isinstance(event, ModelVersionRegistered)
@@ -97,7 +105,7 @@ def test_version_registered_from_a_replayed_event_is_tagged_with_the_replay():
     world.registrar.register(replayed)
     # THEN the version carries the replay's name next to its origin, and so does the event
     [version] = world.registry.versions
-    assert version.tags["origin.replay_name"] == "RegistryAutopilot-artifacts-20261120T120000Z"
+    assert version.tags[origin_tag("replay_name")] == "RegistryAutopilot-artifacts-20261120T120000Z"
     assert world.events.published[0].replay_name == "RegistryAutopilot-artifacts-20261120T120000Z"
 
 
@@ -109,7 +117,7 @@ def test_version_registered_from_a_live_event_has_no_replay_tag():
     world.registrar.register(upload)
     # THEN no replay tag is set
     [version] = world.registry.versions
-    assert "origin.replay_name" not in version.tags
+    assert origin_tag("replay_name") not in version.tags
 
 
 def test_correlation_id_is_stable_per_upload_and_differs_between_uploads():
@@ -150,7 +158,7 @@ def test_logged_model_waits_for_ready_then_registers_linked():
     world = World()
     model_dir = f"mlflow/1/models/{MODEL_ID}/artifacts"
     upload = world.upload_model(model_dir, files=())
-    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "1", {"registry.model_name": "fraud"})
+    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "1", {DEFAULT_MODEL_NAME_TAG: "fraud"})
     world.registry.logged_models[MODEL_ID] = LoggedModelInfo(MODEL_ID, "1", "PENDING", {}, RUN_ID)
     # WHEN it is registered
     # THEN it is deferred
@@ -169,7 +177,7 @@ def test_logged_model_waits_for_ready_then_registers_linked():
 def test_failed_logged_model_is_rejected():
     world = World()
     upload = world.upload_model(f"mlflow/1/models/{MODEL_ID}/artifacts")
-    world.registry.logged_models[MODEL_ID] = LoggedModelInfo(MODEL_ID, "1", "FAILED", {"registry.model_name": "x"})
+    world.registry.logged_models[MODEL_ID] = LoggedModelInfo(MODEL_ID, "1", "FAILED", {DEFAULT_MODEL_NAME_TAG: "x"})
     with pytest.raises(Rejected, match="FAILED"):
         world.registrar.register(upload)
 
@@ -177,9 +185,9 @@ def test_failed_logged_model_is_rejected():
 def test_logged_model_tag_wins_over_run_tag_and_mapping():
     world = World(experiment_model_names={"1": "from-mapping"})
     upload = world.upload_model(f"mlflow/1/models/{MODEL_ID}/artifacts")
-    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "1", {"registry.model_name": "from-run"})
+    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "1", {DEFAULT_MODEL_NAME_TAG: "from-run"})
     world.registry.logged_models[MODEL_ID] = LoggedModelInfo(
-        MODEL_ID, "1", "READY", {"registry.model_name": "from-logged-model"}, RUN_ID
+        MODEL_ID, "1", "READY", {DEFAULT_MODEL_NAME_TAG: "from-logged-model"}, RUN_ID
     )
     assert world.registrar.register(upload).model_name == "from-logged-model"
 
@@ -204,7 +212,7 @@ def test_unknown_run_is_recorded_as_a_tag_not_linked():
     world.registrar.register(upload)
     # THEN the version is not linked to the unknown run, but the run id is kept as a tag
     assert world.registry.create_calls[0]["run_id"] is None
-    assert world.registry.versions[0].tags["origin.run_id"] == RUN_ID
+    assert world.registry.versions[0].tags[origin_tag("run_id")] == RUN_ID
 
 
 def test_mlflow_layout_without_a_name_waits_a_moment_then_is_skipped():
@@ -229,7 +237,7 @@ def test_version_registered_by_log_model_is_not_duplicated():
     world = World()
     upload = world.upload_model(f"mlflow/1/models/{MODEL_ID}/artifacts")
     world.registry.logged_models[MODEL_ID] = LoggedModelInfo(
-        MODEL_ID, "1", "READY", {"registry.model_name": "fraud"}, None
+        MODEL_ID, "1", "READY", {DEFAULT_MODEL_NAME_TAG: "fraud"}, None
     )
     world.registry.versions.append(VersionInfo("fraud", "1", f"models:/{MODEL_ID}"))
     # WHEN the upload's event is handled
@@ -246,7 +254,7 @@ def test_log_model_registration_names_the_model_when_no_tag_does():
     upload = world.upload_model(f"mlflow/1/models/{MODEL_ID}/artifacts")
     versions_tag = '[{"name": "fraud", "version": 1}, {"name": "fraud", "version": "1"}]'
     world.registry.logged_models[MODEL_ID] = LoggedModelInfo(
-        MODEL_ID, "1", "READY", {"mlflow.modelVersions": versions_tag}, None
+        MODEL_ID, "1", "READY", {MODEL_VERSIONS_TAG: versions_tag}, None
     )
     world.registry.versions.append(VersionInfo("fraud", "1", f"models:/{MODEL_ID}"))
     # WHEN the upload's event is handled
@@ -260,7 +268,7 @@ def test_log_model_registration_names_the_model_when_no_tag_does():
 def test_a_malformed_model_versions_tag_is_ignored(tag):
     world = World(name_grace_seconds=0)
     upload = world.upload_model(f"mlflow/1/models/{MODEL_ID}/artifacts")
-    world.registry.logged_models[MODEL_ID] = LoggedModelInfo(MODEL_ID, "1", "READY", {"mlflow.modelVersions": tag})
+    world.registry.logged_models[MODEL_ID] = LoggedModelInfo(MODEL_ID, "1", "READY", {MODEL_VERSIONS_TAG: tag})
     assert world.registrar.register(upload).reason == "no_model_name"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from functions.domain.errors import Rejected
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from tests.conftest import EVENTS
 from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
 
@@ -23,7 +24,7 @@ INPUTS_ONLY = SIGNED.replace(b"signature:", b"signature_removed:") + b"signature
 def uc_world() -> tuple[Registrar, FakeRegistry, FakeArtifactStore, FakeEventPublisher]:
     registry, store, events = FakeRegistry(unity_catalog=True), FakeArtifactStore(), FakeEventPublisher()
     registrar = Registrar(
-        RegistrationConfig(bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag="registry.model_name"),
+        RegistrationConfig(bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag=DEFAULT_MODEL_NAME_TAG),
         registry=registry,
         artifacts=store,
         events=events,
@@ -95,7 +96,7 @@ def test_other_registries_accept_two_level_names_and_unsigned_models():
     # GIVEN an MLflow server registry (no UC requirements) and an unsigned upload under a dotted name
     registry, store, events = FakeRegistry(), FakeArtifactStore(), FakeEventPublisher()
     registrar = Registrar(
-        RegistrationConfig(bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag="registry.model_name"),
+        RegistrationConfig(bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag=DEFAULT_MODEL_NAME_TAG),
         registry=registry,
         artifacts=store,
         events=events,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions.domain.tags import IDENTITY_TAG, origin_tag
 from replay.report import Injection, correlate, format_outcome, format_registry, format_table, stable
 from replay.sandbox import DeadLetter
 
@@ -158,7 +159,7 @@ def test_repeated_handler_lines_are_folded() -> None:
 def test_output_leaves_out_values_that_change_between_runs() -> None:
     # GIVEN an emitted event's detail and a version's tags
     detail = _registered("c-1")["detail"]
-    tags = {"origin.key": KEY, "origin.version_id": "v", "origin.uploaded_at": "t", "origin.identity": "i"}
+    tags = {origin_tag("key"): KEY, origin_tag("version_id"): "v", origin_tag("uploaded_at"): "t", IDENTITY_TAG: "i"}
 
     # WHEN they are made stable
     # THEN version ids, times, identities and correlation ids are gone, the rest is kept (sorted)
@@ -169,7 +170,7 @@ def test_output_leaves_out_values_that_change_between_runs() -> None:
         "source_uri": f"s3://{BUCKET}/models/churn/1",
         "version": "1",
     }
-    assert stable(tags) == {"origin.key": KEY}
+    assert stable(tags) == {origin_tag("key"): KEY}
 
 
 def test_an_outcome_reads_the_same_every_time() -> None:

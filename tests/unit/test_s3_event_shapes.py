@@ -17,6 +17,7 @@ import pytest
 
 from functions.domain.errors import Rejected
 from functions.domain.registration import UploadedObject
+from functions.domain.tags import origin_tag
 from functions.handlers.register import Dependencies, lambda_handler, registration_work
 from functions.models.s3 import S3ObjectEvent
 from functions.routing import REGISTER
@@ -133,8 +134,8 @@ def test_each_supported_shape_registers_exactly_once_however_often_it_is_deliver
     assert deps.queue.dead_letters == []
     [version] = world.registry.versions
     assert version.source == f"s3://{BUCKET}/{MODEL_DIR}"
-    assert version.tags["origin.etag"] == event["detail"]["object"]["etag"]
-    assert version.tags.get("origin.version_id") == event["detail"]["object"].get("version-id")
+    assert version.tags[origin_tag("etag")] == event["detail"]["object"]["etag"]
+    assert version.tags.get(origin_tag("version_id")) == event["detail"]["object"].get("version-id")
     # AND one announcement, one registration counted and two duplicates suppressed
     assert len(world.events.published) == 1
     metrics = emitted_metrics(capsys.readouterr().out)

@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES, Bus, Route, route
 from functions.settings import Settings, function_environment
 from tests.conftest import load_event
@@ -29,7 +30,7 @@ def test_function_environment_round_trips_through_settings():
     settings = Settings.model_validate(_environment())
     assert settings.ARTIFACT_BUCKET == "b"
     assert settings.EXPERIMENT_MODEL_NAMES == {"1": "churn"}
-    assert settings.MODEL_NAME_TAG == "registry.model_name"
+    assert settings.MODEL_NAME_TAG == DEFAULT_MODEL_NAME_TAG
     assert settings.MLFLOW_REGISTRY_URI == ""
 
 

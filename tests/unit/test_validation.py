@@ -9,6 +9,7 @@ import pytest
 from functions.domain.errors import Unavailable
 from functions.domain.policy import load_policies
 from functions.domain.ports import LoggedModelInfo, RunInfo, VersionInfo
+from functions.domain.tags import TAG_STATUS, TAG_VERDICT
 from functions.domain.validation import ValidationRequest, Validator, parse_metrics_file, verdict_record
 from functions.models.events import ArtifactOrigin, ModelVersionValidated
 from tests.conftest import EVENTS
@@ -75,7 +76,7 @@ def test_a_good_version_passes_and_the_verdict_is_tagged_and_emitted(tmp_path):
     assert "no version holds champion yet" in compare.message
     # AND the tags record status, reasons, policy identity and time
     tags = world.registry.get_version("churn", "1").tags
-    assert tags["validation.status"] == "passed"
+    assert tags[TAG_STATUS] == "passed"
     record = verdict_record(tags)
     assert record["reasons"] == "all checks passed"
     assert record["policy"] == "churn.yaml"
@@ -84,7 +85,7 @@ def test_a_good_version_passes_and_the_verdict_is_tagged_and_emitted(tmp_path):
     assert record["correlation_id"] == "corr-1"
     # AND in two writes, the status last
     [(_, _, written)] = world.registry.tag_writes
-    assert list(written) == ["validation.verdict", "validation.status"]
+    assert list(written) == [TAG_VERDICT, TAG_STATUS]
     # AND the event carries every check with observed value, threshold and source
     [event] = world.events.published
     assert isinstance(event, ModelVersionValidated)
@@ -99,7 +100,7 @@ def test_a_version_below_the_threshold_fails_with_the_reason(tmp_path):
     verdict = world.validator.validate(world.version("1", accuracy=0.7))
     assert verdict.status == "failed"
     assert verdict.reasons == ["accuracy 0.7 is below the minimum 0.8"]
-    assert world.registry.get_version("churn", "1").tags["validation.status"] == "failed"
+    assert world.registry.get_version("churn", "1").tags[TAG_STATUS] == "failed"
 
 
 def test_a_version_that_does_not_beat_the_champion_fails(tmp_path):
@@ -165,7 +166,7 @@ def test_status_tag_is_written_last(tmp_path):
     world = World(tmp_path)
     world.validator.validate(world.version("1", accuracy=0.9))
     [(_, _, tags)] = world.registry.tag_writes
-    assert list(tags)[-1] == "validation.status"
+    assert list(tags)[-1] == TAG_STATUS
 
 
 def test_metric_sources_in_order_logged_model_then_run_then_metrics_file(tmp_path):

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
+from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.domain.webhooks import (
     WebhookConfig,
     WebhookReceiver,
@@ -210,7 +211,7 @@ def test_model_version_created_becomes_model_version_registered():
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (payload(tags={"registered_by": "registry-autopilot"}), "created_by_registry_autopilot"),
+        (payload(tags={REGISTERED_BY_TAG: REGISTERED_BY}), "created_by_registry_autopilot"),
         (payload(source="s3://registry-autopilot-artifacts/models/fraud/3"), "artifact_bucket_upload"),
         (payload(name="fraud detector"), "unsupported_model_name"),
         (payload(entity="model_version_alias", action="created"), "not_forwarded:model_version_alias.created"),

@@ -1,0 +1,38 @@
+"""Which registry adapter serves a function: Unity Catalog's for `databricks-uc` URIs, MLflow's otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from functions.adapters.mlflow_connection import RegistryConnection
+from functions.adapters.mlflow_registry import MlflowRegistry
+from functions.adapters.unity_catalog import UnityCatalogRegistry
+from functions.models.mlflow_backend import is_unity_catalog
+from functions.settings import Settings
+
+
+def connect_registry(
+    *,
+    tracking_uri: str,
+    registry_uri: str = "",
+    credentials_secret_arn: str = "",
+    read_secret: Callable[..., str | None] | None = None,
+) -> MlflowRegistry:
+    """The registry adapter for these URIs, connecting (reading the secret) on first use."""
+    connection = RegistryConnection(
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        credentials_secret_arn=credentials_secret_arn,
+        read_secret=read_secret,
+    )
+    registry_class = UnityCatalogRegistry if is_unity_catalog(tracking_uri, registry_uri) else MlflowRegistry
+    return registry_class(connection)
+
+
+def registry_from_settings(settings: Settings) -> MlflowRegistry:
+    """The registry adapter a function uses, from its settings (one client per container, connected on first use)."""
+    return connect_registry(
+        tracking_uri=settings.MLFLOW_TRACKING_URI,
+        registry_uri=settings.MLFLOW_REGISTRY_URI,
+        credentials_secret_arn=settings.MLFLOW_CREDENTIALS_SECRET_ARN,
+    )

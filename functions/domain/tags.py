@@ -1,0 +1,51 @@
+"""The names of the MLflow tags the project writes and reads, in one place.
+
+Version tags record where a version came from (`origin.*`, `registered_by`), its verdict (`validation.*`) and a
+promotion awaiting approval (`approval.pending.<alias>`); registered-model tags keep each alias's history
+(`autopilot.alias_history.<alias>`). Keys hold only letters, digits, `_` and `.`, which Unity Catalog's adapter
+relies on to write `.` as `__` reversibly.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MODEL_NAME_TAG = "registry.model_name"
+"""The tag on a logged model or its run naming the registered model to register it under (configurable)."""
+
+REGISTERED_BY_TAG = "registered_by"
+REGISTERED_BY = "registry-autopilot"
+"""`registered_by`'s value on every version the register route creates (the webhook route ignores those)."""
+
+ORIGIN_TAG_PREFIX = "origin."
+"""The uploaded object a version was registered from: `origin.bucket`, `origin.key`, `origin.etag` ..."""
+IDENTITY_TAG = f"{ORIGIN_TAG_PREFIX}identity"
+"""Every version the pipeline creates carries its upload's identity in this tag (see `ModelRegistry.find_version`)."""
+
+TAG_STATUS = "validation.status"
+"""passed or failed: the gate every alias move checks, and what a registry search filters on."""
+TAG_VERDICT = "validation.verdict"
+"""The rest of the verdict as one JSON object: reasons, policy, policy_sha256, validated_at, correlation_id."""
+
+PENDING_TAG_PREFIX = "approval.pending."
+"""`approval.pending.<alias>` on a passed version awaiting an approver; its value is the verdict's identity."""
+
+HISTORY_TAG_PREFIX = "autopilot.alias_history."
+"""`autopilot.alias_history.<alias>` on the registered model: the alias's moves, as JSON."""
+
+# MLflow's own tags, read only.
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+"""MLflow's tag on a logged model listing the versions registered from it, as JSON."""
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+"""MLflow 3 keeps prompts in the model registry, marked with this registered-model tag."""
+
+
+def origin_tag(field: str) -> str:
+    """`origin.<field>`: one fact about the uploaded object (bucket, key, etag, version_id ...)."""
+    return f"{ORIGIN_TAG_PREFIX}{field}"
+
+
+def pending_tag(alias: str) -> str:
+    return f"{PENDING_TAG_PREFIX}{alias}"
+
+
+def history_tag(alias: str) -> str:
+    return f"{HISTORY_TAG_PREFIX}{alias}"
