@@ -14,7 +14,7 @@ export GIT_PYTHON_REFRESH := quiet
 
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
-	@echo "make test    - lint and run every test suite (unit, integration, infrastructure)"
+	@echo "make test    - lint, type-check and run every test suite (unit, integration, infrastructure)"
 	@echo "make reliability - fault, crash, load and hostile-input scenarios in fresh sandboxes (~45 min); reports/reliability.json"
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
@@ -41,6 +41,7 @@ deps: $(VENV)/.installed node_modules/.installed
 lint: $(VENV)/.installed
 	ruff check .
 	ruff format --check .
+	mypy
 
 # bandit: findings are fixed or carry `# nosec Bxxx: reason`. pip-audit: each pinned file on its own (the two
 # files pin some packages twice); it fails on any known vulnerability in a pin.
@@ -83,4 +84,4 @@ lock: $(VENV)/.installed
 	python -m stacks.bundling
 
 clean:
-	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache
+	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache .mypy_cache

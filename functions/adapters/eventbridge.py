@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
@@ -35,9 +36,9 @@ ENTRY_BACKOFF_SECONDS = 0.2
 
 
 class EventBridgePublisher(EventPublisher):
-    def __init__(  # type: ignore[no-untyped-def]
+    def __init__(
         self,
-        client=None,
+        client: BaseClient | None = None,
         *,
         bus_name: str,
         source: str,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from functions.domain.errors import Unavailable
 from functions.models.mlflow_backend import Backend, backend_of
@@ -97,7 +98,7 @@ def parse_credentials(secret: str) -> MlflowCredentials:
         raise CredentialsError(f"the MLflow credentials secret is not usable: {problems}") from None
 
 
-def _safe_message(error: dict) -> str:
+def _safe_message(error: ErrorDetails) -> str:
     # `json_invalid` messages quote the offending text; keep only the type for those.
     return "not a JSON object" if error["type"] in ("json_invalid", "model_type") else error["msg"]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -28,6 +29,10 @@ from functions.adapters.mlflow_connection import RegistryConnection
 from functions.domain.errors import Rejected, Unavailable
 from functions.domain.ports import LoggedModelInfo, ModelInfo, ModelRegistry, RunInfo, VersionInfo
 from functions.domain.tags import PROMPT_TAG
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
 
 MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 """MLflow's error codes for "does not exist"."""
@@ -56,7 +61,7 @@ class MlflowRegistry(ModelRegistry):
         return self._connection.client() if self._connection is not None else self._fixed_client
 
     @property
-    def _registry(self):  # type: ignore[no-untyped-def]
+    def _registry(self) -> ModelRegistryClient:
         """The client's registry client: each call is one request (see the module's docstring)."""
         return self._client._get_registry_client()
 
@@ -237,7 +242,9 @@ class MlflowRegistry(ModelRegistry):
             return Rejected("registry_refused", f"MLflow refused the model version: {_first_line(error)}")
         return self._unavailable("create_model_version", error)
 
-    def _create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]
+    def _create_version(
+        self, model_name: str, source: str, *, run_id: str | None, model_id: str | None, tags: dict[str, str]
+    ) -> VersionInfo:
         created = self._client.create_model_version(
             model_name,
             source,
@@ -256,15 +263,15 @@ class MlflowRegistry(ModelRegistry):
         """Tags as the domain names them (MLflow servers: unchanged)."""
         return dict(tags)
 
-    def _to_version(self, version) -> VersionInfo:  # type: ignore[no-untyped-def]
+    def _to_version(self, version: ModelVersion) -> VersionInfo:
         return version_info(version, tags=self._from_registry_tags(_tags(version)))
 
 
-def _tags(version) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _tags(version: ModelVersion) -> dict[str, str]:
     return dict(version.tags or {})
 
 
-def version_info(version, tags: dict[str, str] | None = None) -> VersionInfo:  # type: ignore[no-untyped-def]
+def version_info(version: ModelVersion, tags: dict[str, str] | None = None) -> VersionInfo:
     return VersionInfo(
         model_name=version.name,
         version=str(version.version),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.adapters import aws
@@ -12,7 +13,7 @@ DEPENDENCY = "artifact_store"
 
 
 class S3ArtifactStore(ArtifactStore):
-    def __init__(self, client=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client: BaseClient | None = None) -> None:
         self._s3 = client or aws.client("s3")
 
     def read(self, bucket: str, key: str, *, version_id: str | None, max_bytes: int) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.adapters import aws
@@ -26,7 +27,7 @@ def is_fifo_queue(queue_url_or_arn: str) -> bool:
 class QueueControl:
     """Re-enqueue a message for later, dead-letter it with a reason, or shorten its visibility."""
 
-    def __init__(self, client=None, *, queue_url: str, dead_letter_queue_url: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client: BaseClient | None = None, *, queue_url: str, dead_letter_queue_url: str) -> None:
         self._sqs = client or aws.client("sqs")
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url

@@ -11,6 +11,7 @@ the request is dead-lettered with its reason, and `python -m ops` refuses the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,7 +58,7 @@ class AliasKeeper:
         reader: EvidenceReader,
         events: EventPublisher,
         dry_run_replays: bool = True,
-        now=lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._policies = policies
         self._registry = registry

@@ -33,7 +33,7 @@ _PATH_FIELDS = frozenset(
 class _NoAliasSafeLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors and aliases, which MLflow never writes."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             raise Rejected("malformed_mlmodel", "MLmodel uses YAML aliases, which MLflow never writes")
         return super().compose_node(parent, index)

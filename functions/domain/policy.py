@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 DEFAULT_POLICY = "default"
 POLICY_SUFFIX = ".yaml"
@@ -67,6 +68,7 @@ def check_alias(alias: str) -> str:
 
 Alias = Annotated[str, AfterValidator(check_alias)]
 AliasMode = Literal["always", "auto", "approval", "manual"]
+_DEFAULT_ALIASES: dict[str, AliasMode] = {"challenger": "always"}
 
 
 class MetricRule(_Strict):
@@ -109,7 +111,7 @@ class PromotionRule(_Strict):
     - manual: only by a `Promotion Requested`.
     """
 
-    aliases: dict[Alias, AliasMode] = Field(default_factory=lambda: {"challenger": "always"})
+    aliases: dict[Alias, AliasMode] = Field(default_factory=lambda: _DEFAULT_ALIASES.copy())
     stages: dict[Alias, Literal["Staging", "Production"]] = Field(default_factory=dict)
     """Legacy workspace registries: mirror an alias to a stage (deprecated by MLflow; off by default)."""
 
@@ -190,7 +192,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}:{line}: {where}: {_message(first)}") from None
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key"
     return str(error["msg"]).removeprefix("Value error, ")

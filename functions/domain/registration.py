@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -144,7 +145,7 @@ class Registrar:
         registry: ModelRegistry,
         artifacts: ArtifactStore,
         events: EventPublisher,
-        now=lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._registry = registry
@@ -227,7 +228,7 @@ class Registrar:
             run = self._registry.get_run(run_id) if run_id else None
             experiment = (logged.experiment_id if logged else None) or (run.experiment_id if run else None)
             name = self._model_name(logged, run, experiment or location.experiment_id)
-            model_id = location.model_id
+            model_id: str | None = location.model_id
         else:
             assert isinstance(location, RunArtifact)  # nosec B101: narrows a closed union for the type checker
             logged = self._registry.get_logged_model(mlmodel.model_id) if mlmodel.model_id else None

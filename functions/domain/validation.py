@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -163,7 +164,7 @@ class Validator:
         registry: ModelRegistry,
         artifacts: ArtifactStore,
         events: EventPublisher,
-        now=lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._policies = policies
         self._registry = registry

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.domain.aliases import AliasKeeper, Decision
 from functions.domain.policy import load_policies
 from functions.handlers.project_events import parse_project_event
-from functions.handlers.sqs_batch import process_batch
+from functions.handlers.sqs_batch import BatchQueue, process_batch
 from functions.metrics import UPLOAD_TO_ALIAS_MOVED
 from functions.models.events import ModelVersionValidated, PromotionRequested, RollbackRequested
 from functions.observability import count, logger, metrics, record_latency, tracer
@@ -27,20 +28,22 @@ _METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasK
 @dataclass(frozen=True)
 class Dependencies:
     keeper: AliasKeeper
-    queue: object
-    """A `functions.adapters.sqs.QueueControl` (or a fake with the same methods)."""
+    queue: BatchQueue
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependencies | None = None) -> dict:
+def lambda_handler(
+    event: dict, context: LambdaContext, dependencies: Dependencies | None = None
+) -> PartialItemFailureResponse:
     deps = dependencies or _dependencies()
     return process_batch(event, context, queue=deps.queue, handle=lambda record: _handle(record, deps.keeper))
 
 
 def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
     event, detail = parse_project_event(record.body, ModelVersionValidated, PromotionRequested, RollbackRequested)
+    assert isinstance(detail, ModelVersionValidated | PromotionRequested | RollbackRequested)  # nosec B101: narrows to what parse_project_event was asked for
     logger.set_correlation_id(detail.correlation_id)
     logger.append_keys(model_name=detail.model_name)
     if getattr(detail, "version", None):
@@ -67,13 +70,13 @@ def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
 
 
 def _report(decision: Decision) -> None:
-    fields = {"alias": decision.alias, "previous_version": decision.previous, "reason": decision.reason}
     if decision.action == "moved":
-        logger.info(f"alias {decision.alias} moved to v{decision.version}", **fields)
+        message = f"alias {decision.alias} moved to v{decision.version}"
     elif decision.action == "dry_run":
-        logger.info(f"dry run: alias {decision.alias} would move to v{decision.version}", **fields)
+        message = f"dry run: alias {decision.alias} would move to v{decision.version}"
     else:
-        logger.info(f"alias {decision.alias}: {decision.action}", **fields)
+        message = f"alias {decision.alias}: {decision.action}"
+    logger.info(message, alias=decision.alias, previous_version=decision.previous, reason=decision.reason)
     count(_METRIC[decision.action], alias=decision.alias)
 
 

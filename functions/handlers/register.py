@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from functions.domain.errors import Rejected
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
-from functions.handlers.sqs_batch import process_batch
+from functions.handlers.sqs_batch import BatchQueue, process_batch
 from functions.metrics import UPLOAD_TO_REGISTERED
 from functions.models.s3 import S3ObjectEvent
 from functions.observability import count, logger, metrics, record_latency, tracer
@@ -30,14 +31,15 @@ IDEMPOTENCY_KEY_PREFIX = "register"
 class Dependencies:
     register_once: Callable[[dict, LambdaContext | None], dict]
     """Runs `Registrar.register` for an upload payload at most once per upload identity."""
-    queue: object
-    """A `functions.adapters.sqs.QueueControl` (or a fake with the same methods)."""
+    queue: BatchQueue
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependencies | None = None) -> dict:
+def lambda_handler(
+    event: dict, context: LambdaContext, dependencies: Dependencies | None = None
+) -> PartialItemFailureResponse:
     deps = dependencies or _dependencies()
     return process_batch(event, context, queue=deps.queue, handle=lambda record: _handle(record, deps, context))
 

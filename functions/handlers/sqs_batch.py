@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -29,10 +30,11 @@ from aws_lambda_powertools.utilities.batch import (
     SqsFifoPartialProcessor,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.adapters.sqs import QueueControl, is_fifo_queue
+from functions.adapters.sqs import is_fifo_queue
 from functions.domain.delivery import defer_delay, retry_delay
 from functions.domain.errors import NotReady, Rejected
 from functions.observability import count, logger
@@ -47,6 +49,18 @@ _fifo_processor = SqsFifoPartialProcessor()
 _fifo_processor.raise_on_entire_batch_failure = False
 
 
+class BatchQueue(Protocol):
+    """What a batch needs of its queue: `functions.adapters.sqs.QueueControl`, or a fake with the same methods."""
+
+    def requeue(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None: ...
+
+    def dead_letter(
+        self, body: str, *, attributes: dict[str, str], group_id: str | None = None, deduplication_id: str | None = None
+    ) -> None: ...
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> None: ...
+
+
 @dataclass
 class _Batch:
     fifo: bool
@@ -59,9 +73,9 @@ def process_batch(
     event: dict,
     context: LambdaContext,
     *,
-    queue: QueueControl,
+    queue: BatchQueue,
     handle: Callable[[SQSRecord], None],
-) -> dict:
+) -> PartialItemFailureResponse:
     batch = _Batch(fifo=_from_fifo_queue(event))
 
     def record_handler(record: SQSRecord) -> None:
@@ -82,9 +96,7 @@ def _from_fifo_queue(event: dict) -> bool:
     return bool(records) and is_fifo_queue(str(records[0].get("eventSourceARN", "")))
 
 
-def _handle_record(
-    record: SQSRecord, *, queue: QueueControl, handle: Callable[[SQSRecord], None], batch: _Batch
-) -> None:
+def _handle_record(record: SQSRecord, *, queue: BatchQueue, handle: Callable[[SQSRecord], None], batch: _Batch) -> None:
     logger.remove_keys(_RECORD_LOG_KEYS)
     logger.append_keys(message_id=record.message_id)
     try:
@@ -116,13 +128,13 @@ def _handle_record(
         raise
 
 
-def _failed(record: SQSRecord, queue: QueueControl, batch: _Batch, error: Exception) -> None:
+def _failed(record: SQSRecord, queue: BatchQueue, batch: _Batch, error: Exception) -> None:
     reason = getattr(error, "reason", type(error).__name__)
     _retry_later(record, queue=queue, batch=batch, reason=reason, error=error, log=True)
     count("Retried", reason=reason)
 
 
-def _or_retry(send: Callable[[], None], record: SQSRecord, queue: QueueControl, batch: _Batch) -> None:
+def _or_retry(send: Callable[[], None], record: SQSRecord, queue: BatchQueue, batch: _Batch) -> None:
     """Dead-letter or re-enqueue; if SQS refuses (`queue_unavailable` ...), the record fails and is retried."""
     try:
         send()
@@ -132,7 +144,7 @@ def _or_retry(send: Callable[[], None], record: SQSRecord, queue: QueueControl, 
 
 
 def _retry_later(
-    record: SQSRecord, *, queue: QueueControl, batch: _Batch, reason: str, error: Exception, log: bool
+    record: SQSRecord, *, queue: BatchQueue, batch: _Batch, reason: str, error: Exception, log: bool
 ) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
     delay = retry_delay(receive_count)
@@ -150,7 +162,7 @@ def _retry_later(
     _shorten_visibility(queue, record.receipt_handle, delay)
 
 
-def _hold_back_the_rest(event: dict, response: dict, *, batch: _Batch, queue: QueueControl) -> None:
+def _hold_back_the_rest(event: dict, response: PartialItemFailureResponse, *, batch: _Batch, queue: BatchQueue) -> None:
     """FIFO: the records skipped after a failure come back with it, after its backoff, in their order."""
     failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
     skipped = [r for r in event.get("Records", []) if r["messageId"] in failed and r["messageId"] not in batch.handled]
@@ -167,7 +179,7 @@ def _hold_back_the_rest(event: dict, response: dict, *, batch: _Batch, queue: Qu
         _shorten_visibility(queue, record["receiptHandle"], delay)
 
 
-def _shorten_visibility(queue: QueueControl, receipt_handle: str, seconds: int) -> None:
+def _shorten_visibility(queue: BatchQueue, receipt_handle: str, seconds: int) -> None:
     try:
         queue.retry_after(receipt_handle, seconds)
     except Exception:  # noqa: BLE001 - the queue's visibility timeout still brings the message back

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.domain.policy import load_policies
 from functions.domain.validation import ValidationRequest, Validator
 from functions.handlers.project_events import parse_project_event
-from functions.handlers.sqs_batch import process_batch
+from functions.handlers.sqs_batch import BatchQueue, process_batch
 from functions.metrics import UPLOAD_TO_VALIDATED
 from functions.models.events import ModelVersionRegistered, ValidationRequested
 from functions.observability import count, logger, metrics, record_latency, tracer
@@ -26,20 +27,22 @@ from functions.settings import build_into_snapshot, load_settings
 @dataclass(frozen=True)
 class Dependencies:
     validator: Validator
-    queue: object
-    """A `functions.adapters.sqs.QueueControl` (or a fake with the same methods)."""
+    queue: BatchQueue
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext, dependencies: Dependencies | None = None) -> dict:
+def lambda_handler(
+    event: dict, context: LambdaContext, dependencies: Dependencies | None = None
+) -> PartialItemFailureResponse:
     deps = dependencies or _dependencies()
     return process_batch(event, context, queue=deps.queue, handle=lambda record: _handle(record, deps))
 
 
 def _handle(record: SQSRecord, deps: Dependencies) -> None:
     event, detail = parse_project_event(record.body, ModelVersionRegistered, ValidationRequested)
+    assert isinstance(detail, ModelVersionRegistered | ValidationRequested)  # nosec B101: narrows to what parse_project_event was asked for
     request = ValidationRequest(
         model_name=detail.model_name,
         version=detail.version,
