@@ -58,7 +58,10 @@ class MlflowRegistry(ModelRegistry):
 
     @property
     def _client(self) -> MlflowClient:
-        return self._connection.client() if self._connection is not None else self._fixed_client
+        if self._connection is not None:
+            return self._connection.client()
+        assert self._fixed_client is not None  # nosec B101: __init__ sets one of the two
+        return self._fixed_client
 
     @property
     def _registry(self) -> ModelRegistryClient:
@@ -275,7 +278,7 @@ def version_info(version: ModelVersion, tags: dict[str, str] | None = None) -> V
     return VersionInfo(
         model_name=version.name,
         version=str(version.version),
-        source=version.source,
+        source=version.source or "",
         run_id=version.run_id or None,
         tags=dict(version.tags or {}) if tags is None else tags,
         model_id=getattr(version, "model_id", None) or None,

@@ -198,7 +198,7 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
             {
                 "registered_model": {
                     "name": MODEL,
-                    "tags": [{"key": "alias__history__champion", "value": history}],
+                    "tags": [{"key": "autopilot__alias_history__champion", "value": history}],
                     "aliases": [{"alias": "champion", "version": "3"}],
                 }
             },
@@ -216,7 +216,7 @@ def test_unity_catalog_tags_of_validation_and_promotion_round_trip_with_dotted_k
     written = [r.json()["key"] for r in server.calls(f"{UC}/model-versions/set-tag")]
     written += [r.json()["key"] for r in server.calls(f"{UC}/registered-models/set-tag")]
     written += [r.json()["key"] for r in server.calls(f"{UC}/model-versions/delete-tag")]
-    assert written == ["validation__status", "alias__history__champion", "approval__pending__champion"]
+    assert written == ["validation__status", "autopilot__alias_history__champion", "approval__pending__champion"]
     assert model is not None
     assert (model.tags, model.aliases) == ({history_tag("champion"): history}, {"champion": "3"})
     # AND a policy that mirrors aliases to stages is refused clearly: UC has no stages
