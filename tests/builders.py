@@ -25,14 +25,23 @@ MLMODEL = (EVENTS / "sklearn_MLmodel.yaml").read_bytes()
 MODEL_FILES = ("model.skops", "conda.yaml", "python_env.yaml", "requirements.txt")
 
 
+def policies_folder(tmp_path: Path, **policies: str) -> Path:
+    """A policies directory holding `<model>.yaml` for each keyword (`default` is the default policy)."""
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    for model, text in policies.items():
+        (folder / f"{model}.yaml").write_text(text)
+    return folder
+
+
 # --- registration -----------------------------------------------------------------------------------
 
 
 class RegistrationWorld:
     """A registrar wired to fakes, plus helpers to put model directories into the fake bucket."""
 
-    def __init__(self, **config) -> None:  # type: ignore[no-untyped-def]
-        self.registry = FakeRegistry()
+    def __init__(self, *, unity_catalog: bool = False, **config) -> None:  # type: ignore[no-untyped-def]
+        self.registry = FakeRegistry(unity_catalog=unity_catalog)
         self.store = FakeArtifactStore()
         self.events = FakeEventPublisher()
         self.registrar = Registrar(
@@ -72,10 +81,7 @@ lineage: {run_tags: [data.version]}
 
 class ValidationWorld:
     def __init__(self, tmp_path: Path, policy: str = CHURN_POLICY) -> None:
-        folder = tmp_path / "policies"
-        folder.mkdir()
-        (folder / "default.yaml").write_text("artifacts: {environment: true}\n")
-        (folder / "churn.yaml").write_text(policy)
+        folder = policies_folder(tmp_path, default="artifacts: {environment: true}\n", churn=policy)
         self.registry = FakeRegistry()
         self.store = FakeArtifactStore()
         self.events = FakeEventPublisher()
@@ -116,10 +122,7 @@ promotion:
 
 class AliasWorld:
     def __init__(self, tmp_path: Path, policy: str = ALIAS_POLICY) -> None:
-        folder = tmp_path / "policies"
-        folder.mkdir()
-        (folder / "default.yaml").write_text("{}\n")
-        (folder / "churn.yaml").write_text(policy)
+        folder = policies_folder(tmp_path, default="{}\n", churn=policy)
         self.registry = FakeRegistry()
         self.events = FakeEventPublisher()
         reader = EvidenceReader(bucket="b", registry=self.registry, artifacts=FakeArtifactStore())
