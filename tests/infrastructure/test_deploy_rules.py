@@ -681,9 +681,9 @@ def test_alarm_topics_and_their_keys_let_cloudwatch_publish_for_every_alarm(synt
     assert checked, "the template has alarms that notify a topic"
 
 
-def lets_cloudwatch(policy_statements: list[dict[str, Any]], action: str, alarm_name: str) -> bool:
+def lets_cloudwatch(statements: list[dict[str, Any]], action: str, alarm_name: str) -> bool:
     """Some statement allows CloudWatch the action for an alarm of that name (any `alarm:` ArnLike scoping honoured)."""
-    for statement in policy_statements:
+    for statement in statements:
         if not allows(statement, action) or statement.get("Principal") != {"Service": "cloudwatch.amazonaws.com"}:
             continue
         scoped = statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn")
