@@ -136,7 +136,7 @@ def deployed(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> De
 
 def deployable(synthesized: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The template without what moto cannot deploy, and with its workarounds (see the module docstring)."""
-    from tests.infrastructure.test_deploy_rules import references
+    from tests.infrastructure.template_queries import references
 
     template = json.loads(json.dumps(synthesized))
     resources = template["Resources"]
@@ -160,7 +160,7 @@ def deployable(synthesized: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
 
 def archives_the_default_bus(resource: dict[str, Any]) -> bool:
     """An archive of the default bus: its SourceArn names no event bus of the template."""
-    from tests.infrastructure.test_deploy_rules import references
+    from tests.infrastructure.template_queries import references
 
     return resource["Type"] == "AWS::Events::Archive" and not references(resource["Properties"]["SourceArn"])
 
