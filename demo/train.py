@@ -26,9 +26,9 @@ from pathlib import Path
 
 from functions.models.events import DetailType
 from functions.settings import DEFAULT_MODEL_NAME_TAG
-from replay.processes import SandboxError
 from replay.report import format_table
-from replay.sandbox import Sandbox, temporary_environment
+from sandbox.core import Sandbox, temporary_environment
+from sandbox.processes import SandboxError
 
 PLAIN_MODEL = "iris-classifier"
 LOGGED_MODEL = "wine-classifier"

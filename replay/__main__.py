@@ -28,8 +28,6 @@ from functions.settings import DEFAULT_MODEL_NAME_TAG
 from replay import archive as archives
 from replay import recorder, send
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack
-from replay.context import ContextError, SandboxSettings, load_context
-from replay.processes import SandboxError
 from replay.recordings import (
     RecordedEvent,
     RecordingError,
@@ -43,8 +41,10 @@ from replay.recordings import (
     target_bus,
 )
 from replay.report import Injection, correlate, format_outcome, format_registry, stable_registry
-from replay.sandbox import Sandbox
 from replay.times import iso, parse_duration, parse_time
+from sandbox.context import ContextError, SandboxSettings, load_context
+from sandbox.core import Sandbox
+from sandbox.processes import SandboxError
 
 EXIT_NOT_QUIET = 1
 EXIT_FAILED = 1

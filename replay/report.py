@@ -20,7 +20,7 @@ from functions.domain.promotion import HISTORY_TAG_PREFIX
 from functions.domain.validation import TAG_VERDICT
 from functions.models.events import DetailType
 
-WORKER_LOGGER = "replay.worker"
+WORKER_LOGGER = "sandbox.worker"
 INVOKING = "invoking handler"
 VOLATILE_NAMES = frozenset(
     {"correlation_id", "version_id", "uploaded_at", "identity", "time", "timestamp", "validated_at", "at", "verdict"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replay.processes import SandboxError
-from replay.sandbox import Sandbox
+from sandbox.core import Sandbox
+from sandbox.processes import SandboxError
 
 
 def started(sandbox: Sandbox, what: str = "the sandbox") -> Sandbox:

@@ -26,9 +26,9 @@ from mlflow.server.auth.client import AuthServiceClient
 
 from functions.routing import REGISTER
 from functions.settings import function_environment
-from replay.event_source import lambda_sqs_event, queue_arn
-from replay.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
-from replay.sandbox import REGION
+from sandbox.core import REGION
+from sandbox.event_source import lambda_sqs_event, queue_arn
+from sandbox.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
 from tests.integration.invoke_handler import ANSWER_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

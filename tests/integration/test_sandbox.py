@@ -21,9 +21,9 @@ import pytest
 
 from functions.domain.delivery import retry_delay
 from functions.routing import EVENT_SOURCE, REGISTER, ROUTES, Bus, Route, project_archive_pattern
-from replay.processes import SandboxError
-from replay.sandbox import REPO_ROOT, Sandbox
-from replay.worker import DEFAULT_WAIT_SECONDS, Worker
+from sandbox.core import REPO_ROOT, Sandbox
+from sandbox.processes import SandboxError
+from sandbox.worker import DEFAULT_WAIT_SECONDS, Worker
 from tests.integration import crash_at_start, fake_handlers
 from tests.integration.sandboxes import started
 
@@ -765,7 +765,7 @@ def test_a_server_that_cannot_start_stops_what_was_already_started(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # GIVEN a port taken after the sandbox looked (a race, simulated by skipping the port check)
-    monkeypatch.setattr("replay.sandbox.check_port_free", lambda *args, **kwargs: None)
+    monkeypatch.setattr("sandbox.core.check_port_free", lambda *args, **kwargs: None)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

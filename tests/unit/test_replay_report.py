@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from replay.report import Injection, correlate, format_outcome, format_registry, format_table, stable
-from replay.sandbox import DeadLetter
+from sandbox.core import DeadLetter
 
 KEY = "models/churn/1/MLmodel"
 BUCKET = "sandbox-bucket"
@@ -11,7 +11,7 @@ BUCKET = "sandbox-bucket"
 
 def _invoking(route: str, message_id: str, event_id: str) -> dict:
     return {
-        "logger": "replay.worker",
+        "logger": "sandbox.worker",
         "message": "invoking handler",
         "route": route,
         "records": [{"messageId": message_id, "eventId": event_id, "key": KEY}],

@@ -8,8 +8,8 @@ import pytest
 
 from functions.routing import REGISTER
 from replay.__main__ import describe
-from replay.processes import CrashLoopGuard, SandboxError, describe_exit
-from replay.sandbox import _REQUIRED_MODULES, Sandbox, check_dependencies
+from sandbox.core import _REQUIRED_MODULES, Sandbox, check_dependencies
+from sandbox.processes import CrashLoopGuard, SandboxError, describe_exit
 
 INFO = {
     "mlflow_tracking_uri": "http://127.0.0.1:5001",

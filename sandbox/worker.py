@@ -11,13 +11,13 @@ is deleted); the worker logs it and goes on polling.
 On a FIFO queue the order comes from SQS: a message group stays locked while any of its messages is in flight
 (received, neither deleted nor visible again), so the records left after a failure hold the group back until they
 come back, and the group's next batch starts with them, in order (Lambda's ESM on FIFO queues). The event's records
-carry the FIFO attributes Lambda passes (`replay.event_source`). Two moto quirks are handled: moto checks the group
+carry the FIFO attributes Lambda passes (`sandbox.event_source`). Two moto quirks are handled: moto checks the group
 lock when a long poll starts, so a second consumer could break the order (the sandbox runs one worker per FIFO
 queue); and it returns a failed batch's records out of order unless only the first failed record of each group
 stays in flight (`Worker._let_the_first_failure_hold_each_group`).
 
 In-process (tests): `Worker(route=..., queue_url=..., sqs=client, handler="pkg.mod.fn").poll_once()`.
-As a process (the sandbox): `python -m replay.worker --route register --queue-url URL [--handler ...]`
+As a process (the sandbox): `python -m sandbox.worker --route register --queue-url URL [--handler ...]`
 (`--route-json` passes a route that is not in `functions.routing`, such as one a test builds).
 Its log lines are JSON on stderr; its state (idle/busy) is in `--status-file` for the sandbox to read.
 """
@@ -43,7 +43,7 @@ from typing import Any
 import boto3
 
 from functions.routing import Bus, Route, route
-from replay.event_source import (
+from sandbox.event_source import (
     FIFO_SUFFIX,
     LambdaContext,
     WholeBatchFailed,
@@ -76,7 +76,7 @@ def log_json(level: str, message: str, **fields: Any) -> None:
     line = {
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level,
-        "logger": "replay.worker",
+        "logger": "sandbox.worker",
         "message": message,
         **fields,
     }
@@ -370,7 +370,7 @@ def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replay.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--route", required=True, help="route name in functions.routing (batch size, timeout, memory)")
     parser.add_argument("--route-json", help="the route's settings as JSON (route_to_json), instead of routing's")
     parser.add_argument("--queue-url", required=True)

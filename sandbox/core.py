@@ -3,7 +3,7 @@
 `Sandbox` builds, from `functions.routing` only, what the CDK stack builds on AWS: the artifact bucket
 (versioned, sending its events to EventBridge), the project bus, the idempotency table, and per route a
 queue with its dead-letter queue and a rule that feeds it. It then runs each route's handler in a worker
-process (`replay.worker`) with the environment `functions.settings.function_environment` gives it on
+process (`sandbox.worker`) with the environment `functions.settings.function_environment` gives it on
 AWS, pointed at the local endpoints. An extra "observer" queue receives every event the project emits,
 so tools and tests can see them.
 
@@ -64,7 +64,7 @@ from functions.routing import (
     project_archive_pattern,
 )
 from functions.settings import function_environment, webhook_function_environment
-from replay.processes import (
+from sandbox.processes import (
     LOCALHOST,
     ChildProcess,
     CrashLoopGuard,
@@ -75,7 +75,7 @@ from replay.processes import (
     tail,
     wait_until_healthy,
 )
-from replay.worker import EVENT_SOURCE_ENDPOINT_VARIABLE, route_to_json
+from sandbox.worker import EVENT_SOURCE_ENDPOINT_VARIABLE, route_to_json
 
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105: dummy, for the local emulator
@@ -560,7 +560,7 @@ class Sandbox:
         env.pop("MLFLOW_TRACKING_URI")
         self._servers["moto"] = ChildProcess.start(
             "moto server",
-            [sys.executable, "-m", "replay.moto_server", "-H", LOCALHOST, "-p", str(self.aws_port)],
+            [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(self.aws_port)],
             env=env,
             log_path=self.log_path("moto"),
             cwd=REPO_ROOT,
@@ -756,7 +756,7 @@ class Sandbox:
         self._servers["webhook"] = ChildProcess.start(
             "webhook endpoint",
             [
-                *(sys.executable, "-m", "replay.function_url", "--handler", WEBHOOK.handler),
+                *(sys.executable, "-m", "sandbox.function_url", "--handler", WEBHOOK.handler),
                 *("--host", LOCALHOST, "--port", str(self.webhook_port), "--parent-pid", str(os.getpid())),
                 *("--function-name", f"{NAME_PREFIX}-{WEBHOOK.name}", "--memory-mb", str(WEBHOOK.memory_mb)),
                 *("--timeout-seconds", str(WEBHOOK.timeout_seconds)),
@@ -794,7 +794,7 @@ class Sandbox:
         child = ChildProcess.start(
             f"worker {worker_name}",
             [
-                *(sys.executable, "-m", "replay.worker", "--route", route.name, "--queue-url", queue_url),
+                *(sys.executable, "-m", "sandbox.worker", "--route", route.name, "--queue-url", queue_url),
                 *("--route-json", route_to_json(route)),
                 *("--region", REGION, "--function-name", f"{NAME_PREFIX}-{worker_name}"),
                 *("--status-file", str(self.status_path(worker_name)), "--parent-pid", str(os.getpid())),
@@ -916,7 +916,7 @@ class Sandbox:
         )
 
     def _supervision_log(self, level: str, message: str, **fields: Any) -> None:
-        line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level, "logger": "replay.sandbox"}
+        line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level, "logger": "sandbox.core"}
         with open(self.log_path("sandbox"), "a") as log:
             log.write(json.dumps({**line, "message": message, **fields}, default=str) + "\n")
 
