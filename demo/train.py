@@ -26,9 +26,7 @@ from pathlib import Path
 
 from functions.models.events import DetailType
 from functions.settings import DEFAULT_MODEL_NAME_TAG
-from replay.report import format_table
-from sandbox.core import Sandbox, temporary_environment
-from sandbox.processes import SandboxError
+from sandbox import Sandbox, SandboxError, format_table, temporary_environment
 
 PLAIN_MODEL = "iris-classifier"
 LOGGED_MODEL = "wine-classifier"

@@ -35,7 +35,7 @@ from reliability.scenarios import (
     upload_model,
     versions_by_model,
 )
-from sandbox.core import DUMMY_CREDENTIALS, REGION, Sandbox
+from sandbox import DUMMY_CREDENTIALS, REGION, Sandbox
 from sandbox.processes import free_port
 
 CREDENTIALS_SECRET = "registry-autopilot-mlflow-credentials"  # nosec B105: a secret name, not a value

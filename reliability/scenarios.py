@@ -26,7 +26,7 @@ from functions.domain.delivery import retry_delay
 from functions.domain.promotion import history_tag, parse_history
 from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES
 from reliability.proxy import CountingProxy
-from sandbox.core import Sandbox
+from sandbox import Sandbox
 from sandbox.processes import free_port
 
 POLICY = """\

@@ -58,7 +58,11 @@ DEFAULT_WAIT_SECONDS = 1
 """Long-poll wait per ReceiveMessage: short, so a stop request is honoured within a second."""
 MAX_RECEIVE_BATCH = 10
 EXIT_HANDLER_IMPORT_FAILED = 3
-EVENT_SOURCE_ENDPOINT_VARIABLE = "REPLAY_EVENT_SOURCE_ENDPOINT_URL"
+WORKER_LOGGER = "sandbox.worker"
+"""The logger name of the worker's own JSON lines (a handler's lines carry their own)."""
+INVOKING = "invoking handler"
+"""The message of the line the worker logs before each invocation (with the batch's message and event ids)."""
+EVENT_SOURCE_ENDPOINT_VARIABLE = "SANDBOX_EVENT_SOURCE_ENDPOINT_URL"
 """The endpoint the worker polls its queue on, when the handler's AWS endpoint (AWS_ENDPOINT_URL) is another (a
 fault-injecting proxy): on AWS the event source mapping is Lambda's own poller, which the function's faults do not
 reach."""
@@ -76,7 +80,7 @@ def log_json(level: str, message: str, **fields: Any) -> None:
     line = {
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level,
-        "logger": "sandbox.worker",
+        "logger": WORKER_LOGGER,
         "message": message,
         **fields,
     }
@@ -212,7 +216,7 @@ class Worker:
         result = BatchResult(request_id=context.aws_request_id, message_ids=ids)
         self._log(
             "INFO",
-            "invoking handler",
+            INVOKING,
             route=self.route.name,
             aws_request_id=context.aws_request_id,
             handler=self.handler_path,

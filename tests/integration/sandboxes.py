@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.core import Sandbox
-from sandbox.processes import SandboxError
+from sandbox import Sandbox, SandboxError
 
 
 def started(sandbox: Sandbox, what: str = "the sandbox") -> Sandbox:

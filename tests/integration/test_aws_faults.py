@@ -24,7 +24,7 @@ from functions.domain.errors import Unavailable
 from functions.models.events import ModelVersionRegistered
 from reliability.faults import Fault, FaultInjector
 from reliability.proxy import CountingProxy
-from sandbox.core import Sandbox
+from sandbox import Sandbox
 from sandbox.processes import free_port
 
 Inject = Callable[..., FaultInjector]

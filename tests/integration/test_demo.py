@@ -1,4 +1,4 @@
-"""`make demo` runs `python -m replay demo`: it must register and validate every model it trains."""
+"""`make demo` runs `python -m demo`: it must register and validate every model it trains."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_demo_registers_and_validates_every_model_it_trains():
     # GIVEN a fresh machine's view: nothing running
     # WHEN the demo runs in its own sandbox
-    result = subprocess.run(
-        [sys.executable, "-m", "replay", "demo"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-m", "demo"], cwd=REPO, capture_output=True, text=True, timeout=300)
     # THEN it exits cleanly and shows the three models registered and validated, with no dead letters
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout.split("Model registry")[1]

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from sandbox.core import REPO_ROOT
+from sandbox import REPO_ROOT
 from tests.corpus import readme_rows
 
 pytestmark = pytest.mark.slow

@@ -46,7 +46,7 @@ from typing import Any
 import boto3
 import pytest
 
-from sandbox.core import DUMMY_CREDENTIALS
+from sandbox import DUMMY_CREDENTIALS
 from sandbox.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow

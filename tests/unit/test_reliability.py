@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reliability.hostile import CASES
-from sandbox.core import Sandbox
-from sandbox.processes import SandboxError
+from sandbox import Sandbox, SandboxError
 
 
 def test_a_fifo_route_cannot_get_a_second_worker() -> None:
