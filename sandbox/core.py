@@ -153,6 +153,10 @@ class Sandbox(Provisioning, Supervision, Inspection):
     # --- endpoints -------------------------------------------------------------------------------------
 
     @property
+    def aws_endpoint_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.aws_port}"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         return f"http://{LOCALHOST}:{self.mlflow_port}"
 

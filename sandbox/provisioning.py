@@ -24,7 +24,7 @@ from botocore.config import Config
 from functions.routing import MLMODEL_FILE, Bus, Route, project_archive_pattern
 from sandbox.environment import DUMMY_CREDENTIALS, REGION
 from sandbox.event_source import FIFO_SUFFIX
-from sandbox.processes import LOCALHOST, SandboxError
+from sandbox.processes import SandboxError
 
 NAME_PREFIX = "registry-autopilot"
 DEFAULT_BUCKET = f"{NAME_PREFIX}-artifacts"
@@ -52,7 +52,6 @@ class RouteWiring:
 class Provisioning:
     """The sandbox's AWS side: clients on moto, the resources of the stack, the bucket."""
 
-    aws_port: int | None
     bucket: str
     event_bus: str
     idempotency_table: str
@@ -61,10 +60,8 @@ class Provisioning:
     observer_queue_url: str | None
     _visibility_timeout: int | None
     _clients: dict[str, Any]
-
-    @property
-    def aws_endpoint_url(self) -> str:
-        return f"http://{LOCALHOST}:{self.aws_port}"
+    aws_endpoint_url: str
+    """Provided by the sandbox (moto's endpoint)."""
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` on this sandbox's moto server (cached per service)."""
