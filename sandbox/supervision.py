@@ -424,7 +424,7 @@ class Supervision:
         )
 
     def _supervision_log(self, level: str, message: str, **fields: Any) -> None:
-        line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level, "logger": "sandbox.sandbox"}
+        line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level, "logger": "sandbox.supervision"}
         with open(self.log_path("sandbox"), "a") as log:
             log.write(json.dumps({**line, "message": message, **fields}, default=str) + "\n")
 
