@@ -1,4 +1,4 @@
-"""Runnable demo of the pipeline: `python -m demo` (or `python -m replay demo`)."""
+"""Runnable demo of the pipeline: `python -m demo`."""
 
 import sys
 

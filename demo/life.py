@@ -40,9 +40,7 @@ from demo.train import (
 )
 from functions.domain.policy import load_policy_file
 from functions.models.events import DetailType
-from replay.processes import SandboxError
-from replay.report import format_table
-from replay.sandbox import Sandbox, temporary_environment
+from sandbox import Sandbox, SandboxError, format_table, temporary_environment
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = Path(__file__).resolve().parent / "policies"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.settings import DEFAULT_MODEL_NAME_TAG
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 
 PLAIN_MODEL = "iris-classifier"
 LOGGED_MODEL = "wine-classifier"
@@ -173,10 +173,3 @@ def hand_over_logged_model(sandbox: Sandbox, trained: Trained, run_name: str) ->
         )
         mlflow.log_metrics(trained.metrics, model_id=logged.model_id)
     return f"logged as {logged.model_id} in experiment {EXPERIMENT}"
-
-
-def main(*, timeout: float = 90.0) -> int:
-    """`python -m replay demo` calls this name; the demo itself is `demo.life.main` (`python -m demo`)."""
-    from demo.life import main as run_demo
-
-    return run_demo(timeout=timeout)

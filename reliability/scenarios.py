@@ -26,8 +26,8 @@ from functions.domain.delivery import retry_delay
 from functions.domain.promotion import history_tag, parse_history
 from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES
 from reliability.proxy import CountingProxy
-from replay.processes import free_port
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
+from sandbox.processes import free_port
 
 POLICY = """\
 # The reliability scenarios' policy: a metric to rank versions by, and the champion moving on its own.

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from replay.sandbox import REPO_ROOT
+from sandbox import REPO_ROOT
 from tests.corpus import readme_rows
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ import pytest
 
 from functions.routing import MLMODEL_FILE, REGISTER
 from replay.recordings import align_with_object, put_events_entry, rewrite_bucket
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.conftest import EVENTS
 
 pytestmark = pytest.mark.slow

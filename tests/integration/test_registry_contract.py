@@ -18,7 +18,7 @@ import pytest
 from functions.adapters.mlflow_registry import open_registry
 from functions.domain.errors import Unavailable
 from functions.domain.ports import IDENTITY_TAG, ModelInfo, ModelRegistry, VersionInfo
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.fakes import FakeRegistry
 
 

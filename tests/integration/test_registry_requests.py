@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from functions.adapters.mlflow_registry import MlflowRegistry
 from functions.domain.errors import Rejected
 from reliability.proxy import CountingProxy
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 @pytest.fixture

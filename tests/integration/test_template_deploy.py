@@ -46,8 +46,8 @@ from typing import Any
 import boto3
 import pytest
 
-from replay.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
-from replay.sandbox import DUMMY_CREDENTIALS
+from sandbox import DUMMY_CREDENTIALS
+from sandbox.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     server = ChildProcess.start(
         "moto server",
-        [sys.executable, "-m", "replay.moto_server", "-H", LOCALHOST, "-p", str(port)],
+        [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(port)],
         env={"PATH": "/usr/bin:/bin", **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION},
         log_path=tmp_path_factory.mktemp("moto") / "moto.log",
         cwd=REPO_ROOT,
