@@ -46,7 +46,7 @@ lint: $(VENV)/.installed
 # bandit: findings are fixed or carry `# nosec Bxxx: reason`. pip-audit: each pinned file on its own (the two
 # files pin some packages twice); it fails on any known vulnerability in a pin.
 security: $(VENV)/.installed
-	bandit -r functions stacks replay ops reliability -q
+	bandit -r functions stacks replay sandbox ops reliability -q
 	pip-audit --no-deps --disable-pip --progress-spinner off -r requirements.txt
 	pip-audit --no-deps --disable-pip --progress-spinner off -r functions/requirements.lock
 
@@ -66,10 +66,10 @@ infra: deps
 	pytest tests/infrastructure
 
 demo: $(VENV)/.installed
-	python -m replay demo
+	python -m demo
 
 sandbox: $(VENV)/.installed
-	python -m replay sandbox
+	python -m sandbox
 
 synth: deps
 	cdk synth --all

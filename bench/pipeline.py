@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.sandbox import Sandbox, temporary_environment
+from sandbox import Sandbox, temporary_environment
 
 POLICIES = Path(__file__).parent / "policies"
 REGISTERED, VALIDATED, MOVED = "Model Version Registered", "Model Version Validated", "Model Alias Moved"

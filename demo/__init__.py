@@ -1,1 +1,1 @@
-"""Runnable demo of the pipeline: `python -m demo` (or `python -m replay demo`)."""
+"""Runnable demo of the pipeline: `python -m demo`."""

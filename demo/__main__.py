@@ -1,5 +1,7 @@
+"""Runnable demo of the pipeline: `python -m demo`."""
+
 import sys
 
-from demo.train import main
+from demo.life import main
 
 sys.exit(main())

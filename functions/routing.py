@@ -2,7 +2,7 @@
 
 Each `Route` says which events go to which queue and which handler drains it, with the queue and
 function settings. The CDK stack (`stacks/`) turns a route into a rule, a queue with its dead-letter
-queue, a function and an event source mapping; the sandbox (`replay/`) turns the same route into the
+queue, a function and an event source mapping; the sandbox (`sandbox/`) turns the same route into the
 same rule and queues on the local emulator and runs a worker that calls the same handler. Nothing
 else states these patterns, so the two cannot drift apart (`tests/infrastructure` checks it).
 

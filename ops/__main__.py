@@ -17,13 +17,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
 from ops.target import Target, TargetError, from_sandbox, from_stack
+
+if TYPE_CHECKING:
+    from functions.domain.ports import ModelRegistry, VersionInfo
+
+T = TypeVar("T")
 
 EXIT_ERROR = 2
 
@@ -151,8 +158,10 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
     from functions.domain.promotion import parse_history
     from functions.domain.tags import history_tag
 
-    client = _client(target)
-    history = parse_history(_call(lambda: client.get_registered_model(args.model)).tags.get(history_tag(args.alias)))
+    model = _read(target, lambda registry: registry.get_model(args.model))
+    if model is None:
+        raise TargetError(f"the registry has no model named {args.model!r}")
+    history = parse_history(model.tags.get(history_tag(args.alias)))
     if args.json:
         print(json.dumps([asdict(entry) for entry in history]))
         return 0
@@ -166,46 +175,45 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
-def _client(target: Target):  # type: ignore[no-untyped-def]
-    from mlflow import MlflowClient
+def _read(target: Target, read: Callable[[ModelRegistry], T]) -> T:
+    """One read through the registry adapter; a registry that cannot answer is a `TargetError`."""
+    from functions.adapters.registry_factory import open_registry
+    from functions.domain.errors import PipelineError
 
     if not target.tracking_uri:
         raise TargetError("set MLFLOW_TRACKING_URI to the stack's MLflow server to read the registry")
-    return MlflowClient(tracking_uri=target.tracking_uri)
-
-
-def _call(read):  # type: ignore[no-untyped-def]
-    from mlflow.exceptions import MlflowException
-
     try:
-        return read()
-    except MlflowException as error:
-        raise TargetError(str(error).splitlines()[0]) from None
+        return read(open_registry(target.tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", "")))
+    except PipelineError as error:
+        raise TargetError(error.message) from None
+
+
+def _version(target: Target, model: str, version: str) -> VersionInfo:
+    found = _read(target, lambda registry: registry.get_version(model, version))
+    if found is None:
+        raise TargetError(f"the registry has no version {version} of {model!r}")
+    return found
 
 
 def _not_passed(target: Target, model: str, version: str, verb: str) -> str | None:
     """Why the functions would refuse this request (they check again): None when the version passed."""
     from functions.domain.aliases import not_passed
-    from functions.domain.ports import VersionInfo
 
-    client = _client(target)
-    found = _call(lambda: client.get_model_version(model, version))
-    return not_passed(VersionInfo(model, str(found.version), found.source, tags=dict(found.tags)), verb)
+    return not_passed(_version(target, model, version), verb)
 
 
 def run_verdict(args: argparse.Namespace, target: Target) -> int:
     from functions.domain.validation import verdict_record
 
-    client = _client(target)
-    version = _call(lambda: client.get_model_version(args.model, args.version))
-    verdict = {key: value for key, value in sorted(version.tags.items()) if key.startswith("validation.")}
+    tags = _version(target, args.model, args.version).tags
+    verdict = {key: value for key, value in sorted(tags.items()) if key.startswith("validation.")}
     if args.json:
         print(json.dumps({"model": args.model, "version": args.version, **verdict}, sort_keys=True))
     elif not verdict:
         print(f"{args.model} v{args.version}: not validated yet")
     else:
         print(f"{args.model} v{args.version}: {verdict.get('validation.status', '?')}")
-        for key, value in verdict_record(version.tags).items():
+        for key, value in verdict_record(tags).items():
             print(f"  {key:<16} {value}")
     return 0
 

@@ -27,13 +27,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.models.dead_letters import DEAD_LETTER_ATTRIBUTES, DeadLetter
 from ops.target import Target, TargetError
 
 VISIBILITY_SECONDS = 120
 """How long a received dead letter stays hidden while this command decides about it (reset at the end)."""
 NO_REASON = "none"
 DEFAULT_LIMIT = 1000
-_MESSAGE_ATTRIBUTES = ("reason", "error")
 
 
 @dataclass(frozen=True)
@@ -47,43 +47,19 @@ class RouteQueues:
         return self.queue_url.endswith(".fifo")
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    message_id: str
-    receipt_handle: str
-    body: str
-    reason: str | None
-    error: str | None
-    group_id: str | None
+def selected_by(letter: DeadLetter, reason: str | None) -> bool:
+    return reason is None or (letter.reason or NO_REASON) == reason
 
-    @classmethod
-    def from_message(cls, message: dict[str, Any]) -> DeadLetter:
-        attributes = message.get("MessageAttributes") or {}
-        values = {name: (attributes.get(name) or {}).get("StringValue") for name in _MESSAGE_ATTRIBUTES}
-        return cls(
-            message_id=message["MessageId"],
-            receipt_handle=message["ReceiptHandle"],
-            body=message.get("Body", ""),
-            reason=values["reason"] or None,
-            error=values["error"] or None,
-            group_id=(message.get("Attributes") or {}).get("MessageGroupId"),
-        )
 
-    def selected_by(self, reason: str | None) -> bool:
-        return reason is None or (self.reason or NO_REASON) == reason
-
-    def summary(self) -> str:
-        """What the message is about, from its body (an EventBridge event), printable whatever the body holds."""
-        try:
-            event = json.loads(self.body)
-            detail = event.get("detail") or {}
-            about = (detail.get("object") or {}).get("key") if isinstance(detail.get("object"), dict) else None
-            if about is None and detail.get("model_name"):
-                about = f"{detail['model_name']} v{detail.get('version', '?')}"
-            text = f"{event.get('detail-type', '?')}: {about or '?'}"
-        except (ValueError, AttributeError, TypeError):
-            text = f"not an event: {self.body[:60]!r}"
-        return _printable(text)[:200]
+def summary(letter: DeadLetter) -> str:
+    """What the message is about, from its body (an EventBridge event), printable whatever the body holds."""
+    if letter.event is None:
+        return _printable(f"not an event: {letter.body[:60]!r}")[:200]
+    detail = letter.detail
+    about = letter.key
+    if about is None and detail.get("model_name"):
+        about = f"{detail['model_name']} v{detail.get('version', '?')}"
+    return _printable(f"{letter.event.get('detail-type', '?')}: {about or '?'}")[:200]
 
 
 @dataclass
@@ -181,18 +157,18 @@ def redrive(
                 MaxNumberOfMessages=min(10, limit - seen),
                 WaitTimeSeconds=1,
                 VisibilityTimeout=VISIBILITY_SECONDS,
-                MessageAttributeNames=list(_MESSAGE_ATTRIBUTES),
+                MessageAttributeNames=list(DEAD_LETTER_ATTRIBUTES),
                 MessageSystemAttributeNames=["MessageGroupId"],
             ).get("Messages", [])
             if not batch:
                 break
             for message in batch:
                 seen += 1
-                letter = DeadLetter.from_message(message)
-                line = f"{letter.message_id}  reason={letter.reason or NO_REASON}  {letter.summary()}"
-                if dry_run or not letter.selected_by(reason):
+                letter = DeadLetter.from_message(message, route=queues.route)
+                line = f"{letter.message_id}  reason={letter.reason or NO_REASON}  {summary(letter)}"
+                if dry_run or not selected_by(letter, reason):
                     hidden.append(letter.receipt_handle)
-                    if dry_run and letter.selected_by(reason):
+                    if dry_run and selected_by(letter, reason):
                         outcome.moved += 1
                         report(f"would move {line}")
                     else:
@@ -215,10 +191,13 @@ def _move(sqs: Any, queues: RouteQueues, letter: DeadLetter) -> str | None:
     """Send the dead letter to the queue, then delete it from the dead-letter queue; a reason when it cannot."""
     send: dict[str, Any] = {"QueueUrl": queues.queue_url, "MessageBody": letter.body}
     if queues.fifo:
-        if not letter.group_id:
+        if not letter.message_group_id:
             return "the queue is FIFO and the message has no message group"
         # Its own group keeps the route's order; the id makes a repeated redrive within 5 minutes a no-op.
-        send |= {"MessageGroupId": letter.group_id, "MessageDeduplicationId": f"redrive-{letter.message_id}"[:128]}
+        send |= {
+            "MessageGroupId": letter.message_group_id,
+            "MessageDeduplicationId": f"redrive-{letter.message_id}"[:128],
+        }
     sqs.send_message(**send)
     sqs.delete_message(QueueUrl=queues.dead_letter_queue_url, ReceiptHandle=letter.receipt_handle)
     return None

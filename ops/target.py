@@ -1,4 +1,5 @@
-"""Which pipeline a command talks to: a running sandbox (its `--json` line) or a deployed stack."""
+"""Which pipeline a command talks to: a running sandbox (its `--json` line) or a deployed stack (opened as `replay`
+opens one: `replay.aws_stack`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from replay.aws_stack import AwsProblem, DeployedStack, open_stack
+from stacks.outputs import EVENT_BUS_NAME
 
 
 class TargetError(RuntimeError):
@@ -24,8 +27,12 @@ class Target:
     region: str | None = None
     queues: dict[str, dict[str, str]] | None = None
     """route name → {"queue_url", "dead_letter_queue_url"} (for `redrive`)."""
+    stack: DeployedStack | None = None
+    """The deployed stack, when the target is one: its clients use the session that found it."""
 
     def client(self, service: str) -> Any:
+        if self.stack is not None:
+            return self.stack.client(service)
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
 
 
@@ -50,30 +57,27 @@ def from_sandbox(description: str) -> Target:
 
 
 def from_stack(stack_name: str, *, region: str | None = None) -> Target:
-    """The stack's bus from its CloudFormation outputs; MLflow from MLFLOW_TRACKING_URI (as for any client)."""
+    """The stack's bus from its CloudFormation outputs (`replay.aws_stack.open_stack`, as for `replay`); MLflow from
+    MLFLOW_TRACKING_URI (as for any client)."""
     try:
-        stacks = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack_name)["Stacks"]
-    except NoCredentialsError:
-        raise TargetError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
-    except ClientError as error:
-        raise TargetError(f"stack {stack_name!r}: {error.response['Error'].get('Message', error)}") from None
-    except BotoCoreError as error:
-        raise TargetError(f"stack {stack_name!r}: {error}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    if "EventBusName" not in outputs:
-        raise TargetError(f"stack {stack_name!r} has no EventBusName output: is it a registry-autopilot stack?")
+        stack = open_stack(stack_name, region=region)
+        event_bus = stack.output(EVENT_BUS_NAME)
+    except AwsProblem as problem:
+        raise TargetError(f"stack {stack_name!r}: {problem}") from None
+    outputs = stack.outputs
     queues = {
         output[: -len("DeadLetterQueueUrl")]: value
         for output, value in outputs.items()
         if output.endswith("DeadLetterQueueUrl")
     }
     return Target(
-        event_bus=outputs["EventBusName"],
+        event_bus=event_bus,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"),
-        region=region,
+        region=stack.region,
         queues={
             prefix.lower(): {"queue_url": outputs[f"{prefix}QueueUrl"], "dead_letter_queue_url": url}
             for prefix, url in queues.items()
             if f"{prefix}QueueUrl" in outputs
         },
+        stack=stack,
     )

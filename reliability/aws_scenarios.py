@@ -36,8 +36,8 @@ from reliability.scenarios import (
     upload_model,
     versions_by_model,
 )
-from replay.processes import free_port
-from replay.sandbox import DUMMY_CREDENTIALS, REGION, Sandbox
+from sandbox import DUMMY_CREDENTIALS, REGION, Sandbox
+from sandbox.processes import free_port
 
 CREDENTIALS_SECRET = "registry-autopilot-mlflow-credentials"  # nosec B105: a secret name, not a value
 """The routes read their MLflow credentials from it (an empty JSON object: the sandbox's MLflow needs none), so

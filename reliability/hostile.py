@@ -28,7 +28,7 @@ from functions.domain.validation import verdict_record
 from functions.domain.webhooks import sign
 from functions.routing import WEBHOOK
 from reliability.scenarios import MLMODEL, Result, fresh_sandbox, put_events, s3_event, upload_model
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)

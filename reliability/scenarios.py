@@ -27,8 +27,8 @@ from functions.domain.promotion import parse_history
 from functions.domain.tags import TAG_STATUS, history_tag, origin_tag
 from functions.routing import REGISTER, REPLAY_SOURCE, ROUTES
 from reliability.proxy import CountingProxy
-from replay.processes import free_port
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
+from sandbox.processes import free_port
 
 POLICY = """\
 # The reliability scenarios' policy: a metric to rank versions by, and the champion moving on its own.

@@ -1,8 +1,7 @@
-"""`python -m replay`: run the pipeline locally, and replay events against a deployed stack.
+"""`python -m replay`: replay recorded events in the local sandbox, or against a deployed stack.
 
-    python -m replay sandbox [--json]          start the sandbox and keep it running until Ctrl+C / SIGTERM
+    python -m replay sandbox [--json]          start the sandbox (the same as `python -m sandbox`)
     python -m replay local [--seed DIR] FILE   replay recorded events in a sandbox and say what happened
-    python -m replay demo                      train a few scikit-learn models and watch them get registered
     python -m replay archive --stack NAME --from T [--to T] [--rule R]   replay an archive window on AWS
     python -m replay send --stack NAME FILE    put recorded events on a deployed stack's buses
     python -m replay record --stack NAME --since 1h OUT_DIR   download what the stack's recorder kept
@@ -14,37 +13,22 @@ an event was refused, the pipeline did not settle), 2 a problem to fix first (ar
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from functions.domain.policy import PolicyError, load_policies
-from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
-from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, Bus
 from replay import archive as archives
 from replay import recorder, send
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack
-from replay.context import ContextError, SandboxSettings, load_context
-from replay.processes import SandboxError
-from replay.recordings import (
-    RecordedEvent,
-    RecordingError,
-    align_with_object,
-    is_s3_event,
-    load_recording,
-    object_key,
-    put_events_entry,
-    recorded_bucket,
-    rewrite_bucket,
-    target_bus,
-)
-from replay.report import Injection, correlate, format_outcome, format_registry, stable_registry
-from replay.sandbox import Sandbox
+from replay.local import attached, new_sandbox, replay_files
+from replay.recordings import RecordedEvent, RecordingError, load_recording
+from replay.report import format_outcome, format_registry, stable_registry
 from replay.times import iso, parse_duration, parse_time
+from sandbox import SandboxError
+from sandbox import command as sandbox_command
+from sandbox.context import ContextError, load_context
 
 EXIT_NOT_QUIET = 1
 EXIT_FAILED = 1
@@ -58,17 +42,14 @@ def progress(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m replay", description="Run the registry pipeline locally, and replay events on a deployed stack."
+        prog="python -m replay", description="Replay recorded events in the local sandbox, or on a deployed stack."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sandbox = commands.add_parser("sandbox", help="start the sandbox and keep it running until Ctrl+C or SIGTERM")
-    sandbox.add_argument("--json", action="store_true", help="print one JSON line describing the sandbox when ready")
-    sandbox.add_argument("--workdir", type=Path, help="keep the MLflow database and logs here (default: a temp dir)")
-    sandbox.add_argument("--mlflow-port", type=int, help="MLflow server port (default: a free port)")
-    sandbox.add_argument("--aws-port", type=int, help="moto server port (default: a free port)")
-    sandbox.add_argument("--artifact-root-prefix", default=DEFAULT_ARTIFACT_ROOT_PREFIX)
-    add_policies_option(sandbox)
+    sandbox = commands.add_parser(
+        "sandbox", help="start the sandbox and keep it running until Ctrl+C or SIGTERM (as python -m sandbox)"
+    )
+    sandbox_command.add_options(sandbox)
     sandbox.set_defaults(run=run_sandbox)
 
     local = commands.add_parser("local", help="inject recorded events into a sandbox and report what happened")
@@ -77,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     local.add_argument("--attach", help="use a running sandbox: its --json line, or a file holding it")
     local.add_argument("--json", action="store_true", help="one JSON object per event, then the registry state")
     local.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline to settle")
-    add_policies_option(local)
+    sandbox_command.add_policies_option(local)
     local.add_argument(
         "--context", type=Path, help="run the functions with a deployment's settings: a cdk.json or a JSON object"
     )
@@ -89,10 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="leave events naming BUCKET as they are (others are rewritten to the sandbox's bucket)",
     )
     local.set_defaults(run=run_local)
-
-    demo = commands.add_parser("demo", help="train scikit-learn models into a fresh sandbox and show the registry")
-    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the pipeline to settle")
-    demo.set_defaults(run=run_demo)
 
     archive = commands.add_parser("archive", help="replay a time window of a deployed stack's archive into its bus")
     _stack_options(archive)
@@ -181,84 +158,11 @@ def _load(paths: Iterable[Path]) -> list[RecordedEvent]:
     return [event for path in files for event in load_recording(path)]
 
 
-# --- sandbox -----------------------------------------------------------------------------------------------
-
-
-def add_policies_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        help="validation policies to use instead of the repository's policies/ (try a change before deploying it)",
-    )
-
-
-def function_settings(args: argparse.Namespace) -> dict[str, str]:
-    """Settings for the sandbox's functions; a policy folder is checked first, as `cdk synth` would."""
-    if not getattr(args, "policies", None):
-        return {}
-    try:
-        load_policies(args.policies)
-    except PolicyError as error:
-        raise SandboxError(f"the policies in {args.policies} are not valid: {error}") from None
-    return {"policies_dir": str(args.policies.resolve())}
+# --- sandbox, local ---------------------------------------------------------------------------------------
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    sandbox = Sandbox(
-        workdir=args.workdir,
-        mlflow_port=args.mlflow_port,
-        aws_port=args.aws_port,
-        artifact_root_prefix=args.artifact_root_prefix,
-        function_settings=function_settings(args),
-        progress=progress,
-    )
-    try:
-        sandbox.start()
-        if args.json:
-            print(json.dumps(sandbox.info(), sort_keys=True), flush=True)
-        else:
-            print(describe(sandbox), flush=True)
-        while True:
-            time.sleep(0.5)
-            sandbox.check_running()
-    except KeyboardInterrupt:
-        progress("stopping")
-        return 0
-    finally:
-        sandbox.stop()
-
-
-def describe(sandbox: Sandbox) -> str:
-    """The friendly block: what to export, where things are, and how to send a model through."""
-    exports = "\n".join(f"  export {name}={value}" for name, value in sandbox.client_environment().items())
-    queues = "\n".join(
-        f"  {name:<10} {wiring.queue_url}\n  {'':<10} dead letters: {wiring.dead_letter_queue_url}"
-        for name, wiring in sorted(sandbox.wiring.items())
-    )
-    return f"""\
-Sandbox ready: moto {sandbox.aws_endpoint_url}, MLflow {sandbox.mlflow_tracking_uri}. Ctrl+C stops it.
-
-Point your shell (or notebook) at it:
-{exports}
-
-Artifact bucket  s3://{sandbox.bucket}   (MLflow artifact root {sandbox.artifact_root})
-Project bus      {sandbox.event_bus}
-Queues
-{queues}
-Logs             {sandbox.logs_dir}
-
-Log a model the MLflow way (registered as "my-model" by its tag):
-  import mlflow
-  experiment_id = mlflow.create_experiment("my-experiment", artifact_location="{sandbox.artifact_root}/my-experiment")
-  with mlflow.start_run(experiment_id=experiment_id):
-      mlflow.sklearn.log_model(model, name="model", tags={{"{DEFAULT_MODEL_NAME_TAG}": "my-model"}})
-
-or upload a saved model (mlflow.sklearn.save_model(model, "my-model-dir")) as it is:
-  aws s3 cp --recursive my-model-dir s3://{sandbox.bucket}/models/my-model/1/
-"""
-
-
-# --- local -------------------------------------------------------------------------------------------------
+    return sandbox_command.run(args, progress=progress)
 
 
 def run_local(args: argparse.Namespace) -> int:
@@ -270,28 +174,15 @@ def run_local(args: argparse.Namespace) -> int:
         print("replay: error: --context applies to a new sandbox; leave out --attach", file=sys.stderr)
         return EXIT_USAGE
     settings = load_context(args.context) if args.context is not None else None
+    overrides = sandbox_command.function_settings(args.policies)
 
-    sandbox = _attached(args.attach) if args.attach else _new_sandbox(settings, function_settings(args)).start()
+    sandbox = attached(args.attach) if args.attach else new_sandbox(settings, overrides, progress=progress).start()
     try:
         if args.seed is not None:
             keys = sandbox.upload_dir(args.seed, notify=False)
             progress(f"seeded {len(keys)} objects from {args.seed} (without events)")
-        # One file at a time: the events of a file go in together (a duplicate delivery stays concurrent), and
-        # the pipeline settles before the next file, so a recorded sequence (upload, then promotion) keeps its order.
-        injections, exit_code = [], 0
-        for _, items in itertools.groupby(recorded, key=lambda item: item.file):
-            injections += [inject(sandbox, item, keep_buckets=args.keep_bucket) for item in items]
-            try:
-                sandbox.wait_until_quiet(timeout=args.timeout)
-            except TimeoutError as error:
-                progress(f"warning: {error}")
-                exit_code = EXIT_NOT_QUIET
-        progress(f"injected {len(injections)} events, one file at a time")
-        outcomes = correlate(
-            injections,
-            observed=sandbox.drain_observer(),
-            dead_letters=[letter for name in sorted(sandbox.wiring) for letter in sandbox.dlq_messages(name)],
-            log_lines=sandbox.worker_log_lines(),
+        outcomes, quiet = replay_files(
+            sandbox, recorded, keep_buckets=args.keep_bucket, timeout=args.timeout, progress=progress
         )
         registry = stable_registry(sandbox.registry_state())
         if args.json:
@@ -302,74 +193,9 @@ def run_local(args: argparse.Namespace) -> int:
             for position, outcome in enumerate(outcomes, start=1):
                 print(format_outcome(outcome, position=position, total=len(outcomes)))
             print(format_registry(registry))
-        return exit_code
+        return 0 if quiet else EXIT_NOT_QUIET
     finally:
         sandbox.stop()
-
-
-def _new_sandbox(settings: SandboxSettings | None, overrides: dict[str, str]) -> Sandbox:
-    """A sandbox with a deployment's settings (`--context`), then the command line's (`--policies`) on top."""
-    if settings is None:
-        return Sandbox(function_settings=overrides, progress=progress)
-    return Sandbox(
-        artifact_root_prefix=settings.artifact_root_prefix,
-        function_settings={**settings.function_settings, **overrides},
-        progress=progress,
-    )
-
-
-def _attached(value: str) -> Sandbox:
-    text = value.strip()
-    if not text.startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise SandboxError(f"--attach {value!r} is neither a JSON sandbox description nor a file holding one")
-        text = path.read_text().strip().splitlines()[-1]
-    sandbox = Sandbox.attach(text)
-    sandbox.check_running()
-    return sandbox
-
-
-def inject(sandbox: Sandbox, item: RecordedEvent, *, keep_buckets: Iterable[str] = ()) -> Injection:
-    """Put one recorded event on the bus it belongs on, rewritten for this sandbox's bucket (unless kept)."""
-    recorded = recorded_bucket(item.event)
-    rewrite = recorded is not None and recorded not in set(keep_buckets)
-    event = rewrite_bucket(item.event, sandbox.bucket) if rewrite else dict(item.event)
-    key = object_key(event)
-    if is_s3_event(event) and key:
-        head = _head(sandbox, key)
-        if head is not None:
-            event = align_with_object(
-                event, version_id=head.get("VersionId"), etag=head["ETag"], size=int(head["ContentLength"])
-            )
-    bus = target_bus(event)
-    bus_name = "default" if bus is Bus.DEFAULT else sandbox.event_bus
-    response = sandbox.client("events").put_events(Entries=[put_events_entry(event, event_bus_name=bus_name)])
-    entry = response["Entries"][0]
-    if "EventId" not in entry:
-        raise SandboxError(
-            f"{item.label}: PutEvents refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
-        )
-    detail = event.get("detail") or {}
-    return Injection(
-        label=item.label,
-        source=str(event["source"]),
-        detail_type=str(event["detail-type"]),
-        bus=bus.value,
-        event_id=entry["EventId"],
-        key=key,
-        bucket=recorded_bucket(event),
-        correlation_id=detail.get("correlation_id") if bus is Bus.PROJECT else None,
-    )
-
-
-def _head(sandbox: Sandbox, key: str) -> dict | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return sandbox.client("s3").head_object(Bucket=sandbox.bucket, Key=key)
-    except ClientError:
-        return None
 
 
 # --- archive, send, record (a deployed stack) --------------------------------------------------------------
@@ -430,15 +256,6 @@ def run_record(args: argparse.Namespace) -> int:
     if result.files:
         print(f"replay them: python -m replay local{seed} {args.out_dir}")
     return 0
-
-
-# --- demo --------------------------------------------------------------------------------------------------
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from demo.train import main as demo_main
-
-    return demo_main(timeout=args.timeout)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """A deployed registry-autopilot stack, found by its CloudFormation outputs, and the AWS errors a user can fix.
 
-Every AWS-facing replay command (`archive`, `send`, `record`) starts here: a boto3 session with the usual credential
-and region chain (`--profile`, `--region`, `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`...), the stack's outputs
-(`DescribeStacks`; their names are in `stacks.outputs`), and `AwsProblem` for what the user can fix: no
-credentials, expired credentials, a wrong stack name or region, a stack deployed before an output existed. The
-command line prints an `AwsProblem` as one line and exits with status 2.
+Every AWS-facing replay command (`archive`, `send`, `record`) and `python -m ops --stack` (`ops.target`) start
+here: a boto3 session with the usual credential and region chain (`--profile`, `--region`, `AWS_PROFILE`,
+`AWS_REGION`, `AWS_ENDPOINT_URL`...), the stack's outputs (`DescribeStacks`; their names are in `stacks.outputs`),
+and `AwsProblem` for what the user can fix: no credentials, expired credentials, a wrong stack name or region, a
+stack deployed before an output existed. The command line prints an `AwsProblem` as one line and exits with
+status 2.
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ from typing import Any
 
 from functions.domain.tags import HISTORY_TAG_PREFIX, TAG_VERDICT
 from functions.models.events import DetailType
+from sandbox.worker import INVOKING, WORKER_LOGGER
 
-WORKER_LOGGER = "replay.worker"
-INVOKING = "invoking handler"
 VOLATILE_NAMES = frozenset(
     {"correlation_id", "version_id", "uploaded_at", "identity", "time", "timestamp", "validated_at", "at", "verdict"}
 )
@@ -279,14 +278,3 @@ def format_registry(models: Sequence[Mapping[str, Any]], *, title: str = "Regist
             run = f"  run {version['run_id']}" if version.get("run_id") else ""
             lines.append(f"    v{version['version']}  {version['source']}{run}")
     return "\n".join(lines)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain text table, columns as wide as their widest cell."""
-    cells = [[str(header) for header in headers]] + [
-        ["" if cell is None else str(cell) for cell in row] for row in rows
-    ]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
-    rule = "  ".join("-" * width for width in widths)
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join([lines[0], rule, *lines[1:]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from replay.sandbox import REPO_ROOT
+from sandbox import REPO_ROOT
 
 EVENTS = REPO_ROOT / "events"
 _ROW = re.compile(r"^\| `(?P<file>[^`]+\.json)` \| (?P<shows>.+) \| `(?P<outcome>[^`]+)` \|$")

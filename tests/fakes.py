@@ -25,7 +25,11 @@ from functions.domain.tags import IDENTITY_TAG
 
 class FakeRegistry(ModelRegistry):
     """An in-memory registry. `unity_catalog=True` behaves like Unity Catalog: its requirements, and versions
-    whose source is a copy in the registry's own storage (so only the identity tag can find them again)."""
+    whose source is a copy in the registry's own storage (so only the identity tag can find them again).
+
+    It answers as the adapter on a real MLflow server does (`tests/integration/test_registry_contract.py` runs the
+    same tests against both): a read of something missing is None, a write to a version or model that does not
+    exist is `Unavailable` (MLflow's RESOURCE_DOES_NOT_EXIST, which the adapter cannot tell from an outage)."""
 
     def __init__(self, *, unity_catalog: bool = False) -> None:
         self.unity_catalog = unity_catalog
@@ -50,6 +54,15 @@ class FakeRegistry(ModelRegistry):
         if self.down:
             raise Unavailable("registry_unavailable", "MLflow is down")
 
+    def _existing(self, model_name: str, version: str) -> int:
+        """The index of the version in `versions`; `Unavailable` as from MLflow when there is none."""
+        for index, existing in enumerate(self.versions):
+            if existing.model_name == model_name and existing.version == version:
+                return index
+        raise Unavailable(
+            "registry_unavailable", f"RESOURCE_DOES_NOT_EXIST: Model Version (name={model_name}, version={version})"
+        )
+
     def get_logged_model(self, model_id: str) -> LoggedModelInfo | None:
         self._check()
         return self.logged_models.get(model_id)
@@ -64,11 +77,13 @@ class FakeRegistry(ModelRegistry):
     ) -> VersionInfo | None:
         self._check()
         self.find_calls.append({"name": model_name, "sources": list(sources), "identity": identity})
+        # An MLflow server is searched by source only, newest version first; Unity Catalog also by identity.
         return next(
             (
                 v
-                for v in self.versions
-                if v.model_name == model_name and (v.source in sources or v.tags.get(IDENTITY_TAG) == identity)
+                for v in sorted(self.versions, key=lambda v: int(v.version), reverse=True)
+                if v.model_name == model_name
+                and (v.source in sources or (self.unity_catalog and v.tags.get(IDENTITY_TAG) == identity))
             ),
             None,
         )
@@ -84,27 +99,36 @@ class FakeRegistry(ModelRegistry):
 
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         self._check()
+        index = self._existing(model_name, version)
         self.tag_writes.append((model_name, version, dict(tags)))
-        for index, existing in enumerate(self.versions):
-            if existing.model_name == model_name and existing.version == version:
-                self.versions[index] = replace(existing, tags={**existing.tags, **tags})
+        self.versions[index] = replace(self.versions[index], tags={**self.versions[index].tags, **tags})
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self._check()
+        self._existing(model_name, version)
         self.aliases[(model_name, alias)] = version
         self.alias_writes.append((model_name, alias, version))
 
     def get_model(self, model_name: str) -> ModelInfo | None:
         self._check()
         self.model_reads.append(model_name)
-        aliases = {alias: number for (name, alias), number in self.aliases.items() if name == model_name}
-        known = model_name in self.models or model_name in self.model_tags or aliases
-        if not known and not any(v.model_name == model_name for v in self.versions):
+        if not self._model_exists(model_name):
             return None
+        aliases = {alias: number for (name, alias), number in self.aliases.items() if name == model_name}
         return ModelInfo(model_name, aliases, dict(self.model_tags.get(model_name, {})))
+
+    def _model_exists(self, model_name: str) -> bool:
+        known = model_name in self.models or model_name in self.model_tags
+        return (
+            known
+            or any(name == model_name for name, _ in self.aliases)
+            or any(v.model_name == model_name for v in self.versions)
+        )
 
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:
         self._check()
+        if not self._model_exists(model_name):
+            raise Unavailable("registry_unavailable", f"RESOURCE_DOES_NOT_EXIST: Registered Model {model_name}")
         self.model_tags.setdefault(model_name, {})[key] = value
 
     def delete_version_tag(self, model_name: str, version: str, key: str) -> None:
@@ -116,6 +140,7 @@ class FakeRegistry(ModelRegistry):
 
     def transition_stage(self, model_name: str, version: str, stage: str) -> None:
         self._check()
+        self._existing(model_name, version)
         self.stages[(model_name, version)] = stage
 
     def create_version(self, model_name, source, *, run_id, model_id, tags) -> VersionInfo:  # type: ignore[no-untyped-def]

@@ -1,10 +1,10 @@
-"""Which registry adapter serves a function: Unity Catalog's for `databricks-uc` URIs, MLflow's otherwise."""
+"""Which registry adapter serves a function or a command: Unity Catalog's for `databricks-uc` URIs, MLflow's otherwise."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from functions.adapters.mlflow_connection import RegistryConnection
+from functions.adapters.mlflow_connection import RegistryConnection, make_client
 from functions.adapters.mlflow_registry import MlflowRegistry
 from functions.adapters.unity_catalog import UnityCatalogRegistry
 from functions.models.mlflow_backend import is_unity_catalog
@@ -25,8 +25,20 @@ def connect_registry(
         credentials_secret_arn=credentials_secret_arn,
         read_secret=read_secret,
     )
-    registry_class = UnityCatalogRegistry if is_unity_catalog(tracking_uri, registry_uri) else MlflowRegistry
-    return registry_class(connection)
+    return _registry_class(tracking_uri, registry_uri)(connection)
+
+
+def open_registry(tracking_uri: str, registry_uri: str = "") -> MlflowRegistry:
+    """The registry adapter for a command run by a person (`python -m ops`).
+
+    The client is MLflow's own, with the credentials MLflow finds in the caller's environment; unlike
+    `connect_registry`, nothing in that environment is set or cleared.
+    """
+    return _registry_class(tracking_uri, registry_uri)(make_client(tracking_uri, registry_uri))
+
+
+def _registry_class(tracking_uri: str, registry_uri: str) -> type[MlflowRegistry]:
+    return UnityCatalogRegistry if is_unity_catalog(tracking_uri, registry_uri) else MlflowRegistry
 
 
 def registry_from_settings(settings: Settings) -> MlflowRegistry:

@@ -37,6 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters.sqs import is_fifo_queue
 from functions.domain.delivery import defer_delay, retry_delay
 from functions.domain.errors import NotReady, Rejected
+from functions.models.dead_letters import ERROR_ATTRIBUTE, REASON_ATTRIBUTE
 from functions.observability import count, logger
 
 DEFERRALS_ATTRIBUTE = "deferrals"
@@ -108,7 +109,7 @@ def _handle_record(record: SQSRecord, *, queue: BatchQueue, handle: Callable[[SQ
             if batch.fifo
             else {}
         )
-        attributes = {"reason": error.reason, "error": error.message}
+        attributes = {REASON_ATTRIBUTE: error.reason, ERROR_ATTRIBUTE: error.message}
         _or_retry(lambda: queue.dead_letter(record.body, attributes=attributes, **fifo_ids), record, queue, batch)
         count("Rejected", reason=error.reason)
     except NotReady as error:

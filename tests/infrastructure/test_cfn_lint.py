@@ -20,23 +20,11 @@ from cfnlint.api import ManualArgs, lint_file
 from cfnlint.helpers import REGIONS
 
 from tests.infrastructure.conftest import Synth
+from tests.infrastructure.template_queries import condition_holds
 
 # CDK adds DependsOn on a function's role although Fn::GetAtt already orders them; harmless and not ours.
 ACCEPTED_WARNINGS = {"W3005"}
 SNAP_START_CONDITION = "SnapStartAvailable"
-
-
-def condition_holds(template: dict[str, Any], expression: Any, region: str) -> bool:
-    """Evaluate a region condition (Fn::Or / Fn::Equals on AWS::Region / Condition) as CloudFormation would."""
-    if isinstance(expression, dict) and "Condition" in expression:
-        return condition_holds(template, template["Conditions"][expression["Condition"]], region)
-    [(function, arguments)] = expression.items()
-    if function == "Fn::Or":
-        return any(condition_holds(template, argument, region) for argument in arguments)
-    if function == "Fn::Equals":
-        values = [region if a == {"Ref": "AWS::Region"} else a for a in arguments]
-        return values[0] == values[1]
-    raise ValueError(f"not a region condition: {expression!r}")
 
 
 def lint(synth: Synth, tmp_path: Path, regions: list[str]) -> list[Any]:

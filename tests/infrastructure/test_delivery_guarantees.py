@@ -11,7 +11,7 @@ from typing import Any
 
 from functions.routing import ROUTES
 from tests.infrastructure.conftest import Synth
-from tests.infrastructure.test_permissions import _actions, _as_list, _role_statements
+from tests.infrastructure.template_queries import as_list, role_statements, statement_actions
 
 WRITE_TABLE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
@@ -70,7 +70,7 @@ def test_every_rule_target_retries_and_dead_letters_except_the_recorders(custom_
 
 
 def _table_writes(synth: Synth, role: Any) -> set[str]:
-    return _actions(_role_statements(synth, role)) & WRITE_TABLE_ACTIONS
+    return statement_actions(role_statements(synth, role)) & WRITE_TABLE_ACTIONS
 
 
 def test_only_the_register_role_writes_the_idempotency_table(default_synth: Synth):
@@ -93,9 +93,9 @@ def test_no_route_role_puts_events_on_the_default_bus(default_synth: Synth):
     put_events = {
         name: [
             resource
-            for statement in _role_statements(default_synth, pipeline.role)
-            if "events:PutEvents" in _as_list(statement["Action"])
-            for resource in _as_list(statement["Resource"])
+            for statement in role_statements(default_synth, pipeline.role)
+            if "events:PutEvents" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
         ]
         for name, pipeline in default_synth.stack.pipelines.items()
     }

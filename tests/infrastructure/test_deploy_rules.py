@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth, synthesize
+from tests.infrastructure.template_queries import as_list, policy_statements, references
 
 REFERENCE_BOUND = 256
 LONGEST_STACK_NAME = "R" + "x" * 99
@@ -92,23 +93,6 @@ def compact_json(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-def references(value: Any) -> set[str]:
-    """Logical ids that a value refers to through Ref or Fn::GetAtt (anywhere inside it)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str) and not arg.startswith("AWS::"):
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            else:
-                found |= references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    return found
-
-
 def depends_on(synth: Synth, logical_id: str) -> set[str]:
     """Every resource CloudFormation creates before this one (DependsOn and references, transitively)."""
     all_resources = synth.template_json["Resources"]
@@ -149,15 +133,6 @@ def rule_targets(synth: Synth) -> Iterator[tuple[str, dict[str, Any], dict[str, 
             yield rule_id, props(rule), target
 
 
-def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    found = document["Statement"]
-    return found if isinstance(found, list) else [found]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def allows(statement: dict[str, Any], action: str) -> bool:
     """The statement allows the action (exactly, or through a service or global wildcard)."""
     if statement.get("Effect") != "Allow":
@@ -174,7 +149,7 @@ def queue_policy_statements(synth: Synth, queue_id: str) -> list[dict[str, Any]]
     found = []
     for policy in resources(synth, "AWS::SQS::QueuePolicy").values():
         if queue_id in references(props(policy)["Queues"]):
-            found += statements(props(policy)["PolicyDocument"])
+            found += policy_statements(props(policy)["PolicyDocument"])
     return found
 
 
@@ -287,7 +262,7 @@ def test_every_function_may_poll_its_queue_before_its_mapping_is_created(synth: 
         role_id = the_resource(synth, props(synth.template_json["Resources"][function_id])["Role"], "AWS::IAM::Role")
         granting = set()
         for policy_id in role_policy_resources(synth, role_id):
-            for statement in statements(props(synth.template_json["Resources"][policy_id])["PolicyDocument"]):
+            for statement in policy_statements(props(synth.template_json["Resources"][policy_id])["PolicyDocument"]):
                 actions = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
                 if all(allows(statement, a) for a in actions) and queue_id in references(statement["Resource"]):
                     granting.add(policy_id)
@@ -328,8 +303,8 @@ def test_queue_policies_fit_sqs_policy_quotas(synth: Synth):
     for policy_id, policy in resources(synth, "AWS::SQS::QueuePolicy").items():
         document = props(policy)["PolicyDocument"]
         assert resolved_length(document) <= 8192, policy_id
-        assert len(statements(document)) <= 20, policy_id
-        for statement in statements(document):
+        assert len(policy_statements(document)) <= 20, policy_id
+        for statement in policy_statements(document):
             assert len(as_list(statement.get("Action", []))) <= 7, policy_id
             assert sum(len(v) for v in statement.get("Condition", {}).values()) <= 10, policy_id
 
@@ -399,7 +374,7 @@ def assert_queue_key_lets(synth: Synth, queue_id: str, service: str) -> None:
         return
     assert key != "alias/aws/sqs", (queue_id, "the AWS managed key cannot be shared with", service)
     key_id = the_resource(synth, key, "AWS::KMS::Key")
-    key_statements = statements(props(synth.template_json["Resources"][key_id])["KeyPolicy"])
+    key_statements = policy_statements(props(synth.template_json["Resources"][key_id])["KeyPolicy"])
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         assert any(allows(s, action) and s.get("Principal") == {"Service": service} for s in key_statements), (
             queue_id,
@@ -609,7 +584,7 @@ def test_functions_in_a_vpc_may_create_their_network_interfaces_before_they_are_
         granting = {
             policy_id
             for policy_id in role_policy_resources(synth, role_id)
-            for s in statements(props(synth.template_json["Resources"][policy_id])["PolicyDocument"])
+            for s in policy_statements(props(synth.template_json["Resources"][policy_id])["PolicyDocument"])
             if all(allows(s, a) for a in actions) and s.get("Resource") == "*"
         }
         assert granting & depends_on(synth, function_id), function_id
@@ -668,7 +643,7 @@ def test_every_key_policy_leaves_the_account_in_control_of_the_key(synth: Synth)
             and s.get("Principal") == root
             and s.get("Resource") == "*"
             and "Condition" not in s
-            for s in statements(props(key)["KeyPolicy"])
+            for s in policy_statements(props(key)["KeyPolicy"])
         ), key_id
         assert 7 <= props(key).get("PendingWindowInDays", 30) <= 30, key_id
         assert not props(key).get("BypassPolicyLockoutSafetyCheck"), key_id
@@ -693,22 +668,22 @@ def test_alarm_topics_and_their_keys_let_cloudwatch_publish_for_every_alarm(synt
                     s
                     for policy in resources(synth, "AWS::SNS::TopicPolicy").values()
                     if topic_id in references(props(policy)["Topics"])
-                    for s in statements(props(policy)["PolicyDocument"])
+                    for s in policy_statements(props(policy)["PolicyDocument"])
                 ]
                 assert lets_cloudwatch(topic_statements, "sns:Publish", name), (alarm_id, topic_id)
                 key = props(topics[topic_id]).get("KmsMasterKeyId")
                 if key is None:
                     continue
                 key_id = the_resource(synth, key, "AWS::KMS::Key")
-                key_statements = statements(props(synth.template_json["Resources"][key_id])["KeyPolicy"])
+                key_statements = policy_statements(props(synth.template_json["Resources"][key_id])["KeyPolicy"])
                 for needed in ("kms:Decrypt", "kms:GenerateDataKey"):
                     assert lets_cloudwatch(key_statements, needed, name), (alarm_id, key_id, needed)
     assert checked, "the template has alarms that notify a topic"
 
 
-def lets_cloudwatch(policy_statements: list[dict[str, Any]], action: str, alarm_name: str) -> bool:
+def lets_cloudwatch(statements: list[dict[str, Any]], action: str, alarm_name: str) -> bool:
     """Some statement allows CloudWatch the action for an alarm of that name (any `alarm:` ArnLike scoping honoured)."""
-    for statement in policy_statements:
+    for statement in statements:
         if not allows(statement, action) or statement.get("Principal") != {"Service": "cloudwatch.amazonaws.com"}:
             continue
         scoped = statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn")
@@ -838,7 +813,7 @@ def one(template: dict[str, Any], resource_type: str, prefix: str) -> dict[str, 
 
 
 def statement_with(document: dict[str, Any], action: str) -> dict[str, Any]:
-    (found,) = (s for s in statements(document) if action in as_list(s["Action"]))
+    (found,) = (s for s in policy_statements(document) if action in as_list(s["Action"]))
     return found
 
 

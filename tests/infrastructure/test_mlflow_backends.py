@@ -18,6 +18,7 @@ from stacks.constructs.mlflow_access import (
     SAGEMAKER_MLFLOW_REGISTER_ACTIONS,
 )
 from tests.infrastructure.conftest import REPO_ROOT, SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
+from tests.infrastructure.template_queries import role_statements
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
 EXECUTE_API_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/*/*"
@@ -60,16 +61,6 @@ def insecure_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 def _properties(synth: Synth, construct: Any) -> dict[str, Any]:
     return synth.template_json["Resources"][synth.logical_id(construct)]["Properties"]
-
-
-def _role_statements(synth: Synth, role: Any) -> list[dict[str, Any]]:
-    role_ref = {"Ref": synth.logical_id(role)}
-    statements = []
-    for policy in synth.resources("AWS::IAM::Policy").values():
-        if role_ref in policy["Properties"]["Roles"]:
-            document = policy["Properties"]["PolicyDocument"]["Statement"]
-            statements += document if isinstance(document, list) else [document]
-    return statements
 
 
 def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -198,14 +189,14 @@ def test_functions_run_in_the_configured_subnets_and_security_groups(custom_synt
     for name, pipeline in custom_synth.stack.pipelines.items():
         # WHEN we read each route's function and role
         function = _properties(custom_synth, pipeline.function)
-        statements = _by_sid(_role_statements(custom_synth, pipeline.role))
+        statements = _by_sid(role_statements(custom_synth, pipeline.role))
 
         # THEN it is placed in those subnets with those groups, and may manage its network interfaces
         assert function["VpcConfig"] == {"SubnetIds": SUBNET_IDS, "SecurityGroupIds": SECURITY_GROUP_IDS}, name
         assert statements["ManageVpcNetworkInterfaces"]["Resource"] == "*"
     for pipeline in default_synth.stack.pipelines.values():
         assert "VpcConfig" not in _properties(default_synth, pipeline.function)
-        assert "ManageVpcNetworkInterfaces" not in _by_sid(_role_statements(default_synth, pipeline.role))
+        assert "ManageVpcNetworkInterfaces" not in _by_sid(role_statements(default_synth, pipeline.role))
 
 
 def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer(
@@ -215,7 +206,7 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
     pipeline = sagemaker_synth.stack.pipelines["register"]
 
     # WHEN we read the register role and function
-    statements = _by_sid(_role_statements(sagemaker_synth, pipeline.role))
+    statements = _by_sid(role_statements(sagemaker_synth, pipeline.role))
     function = _properties(sagemaker_synth, pipeline.function)
     environment = function["Environment"]["Variables"]
 
@@ -254,7 +245,7 @@ def test_a_private_server_gets_sigv4_its_api_permission_and_the_ca_layer(private
     pipeline = private_server_synth.stack.pipelines["register"]
 
     # WHEN we read the register role and function
-    statements = _by_sid(_role_statements(private_server_synth, pipeline.role))
+    statements = _by_sid(role_statements(private_server_synth, pipeline.role))
     function = _properties(private_server_synth, pipeline.function)
     environment = function["Environment"]["Variables"]
 
@@ -340,7 +331,7 @@ def test_webhook_function_may_only_publish_read_its_secret_and_remember_deliveri
     stack, webhook = custom_synth.stack, custom_synth.stack.webhook
 
     # WHEN we read its role's statements and its environment
-    statements = _by_sid(_role_statements(custom_synth, webhook.role))
+    statements = _by_sid(role_statements(custom_synth, webhook.role))
     environment = _properties(custom_synth, webhook.function)["Environment"]["Variables"]
 
     # THEN each permission names exactly one resource of this stack, and nothing else is granted

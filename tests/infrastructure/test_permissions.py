@@ -9,16 +9,15 @@ import pytest
 
 from stacks.route_access import access_for
 from tests.infrastructure.conftest import SECRET_ARN, SECRET_KEY_ARN, Synth
+from tests.infrastructure.template_queries import (
+    as_list,
+    policy_statements,
+    role_statements,
+    role_statements_by_id,
+    statement_actions,
+)
 
 IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
-
-
-def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return _as_list(document["Statement"])
 
 
 def _allow_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
@@ -32,25 +31,8 @@ def _allow_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
         if resource["Type"] == "AWS::IAM::Role":
             documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
         for document in documents:
-            found += [(logical_id, s) for s in _statements(document) if s["Effect"] == "Allow"]
+            found += [(logical_id, s) for s in policy_statements(document) if s["Effect"] == "Allow"]
     return found
-
-
-def _role_statements(synth: Synth, role: Any) -> list[dict[str, Any]]:
-    return _role_statements_by_id(synth, synth.logical_id(role))
-
-
-def _role_statements_by_id(synth: Synth, role_id: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in synth.resources("AWS::IAM::Policy").values()
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-        for statement in _statements(policy["Properties"]["PolicyDocument"])
-    ]
-
-
-def _actions(statements: list[dict[str, Any]]) -> set[str]:
-    return {action for statement in statements for action in _as_list(statement["Action"])}
 
 
 @pytest.mark.parametrize("synth_name", ["default_synth", "custom_synth"])
@@ -63,7 +45,7 @@ def test_no_iam_statement_grants_a_wildcard_action(synth_name: str, request: pyt
 
     # THEN no action is `*` or `service:*` (or any other wildcard)
     assert statements
-    wildcard = [(lid, s["Action"]) for lid, s in statements if any("*" in a for a in _as_list(s["Action"]))]
+    wildcard = [(lid, s["Action"]) for lid, s in statements if any("*" in a for a in as_list(s["Action"]))]
     assert wildcard == []
 
 
@@ -73,7 +55,7 @@ def test_star_resources_are_only_the_ones_aws_apis_require(synth_name: str, requ
     synth: Synth = request.getfixturevalue(synth_name)
 
     # WHEN we collect statements whose resource is literally `*`
-    star = [s for _, s in _allow_statements(synth) if "*" in _as_list(s.get("Resource"))]
+    star = [s for _, s in _allow_statements(synth) if "*" in as_list(s.get("Resource"))]
 
     # THEN only X-Ray's trace-writing actions (which have no resource-level permissions) use it, only with tracing,
     # and the network-interface actions Lambda needs for a function in a VPC, only with a VPC
@@ -86,9 +68,9 @@ def test_star_resources_are_only_the_ones_aws_apis_require(synth_name: str, requ
         "ec2:AssignPrivateIpAddresses",
         "ec2:UnassignPrivateIpAddresses",
     }
-    assert _actions(star) <= xray | vpc
-    assert bool(_actions(star) & xray) == synth.stack.config.tracing
-    assert bool(_actions(star) & vpc) == bool(synth.stack.config.vpc_subnet_ids)
+    assert statement_actions(star) <= xray | vpc
+    assert bool(statement_actions(star) & xray) == synth.stack.config.tracing
+    assert bool(statement_actions(star) & vpc) == bool(synth.stack.config.vpc_subnet_ids)
 
 
 def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(default_synth: Synth):
@@ -96,10 +78,10 @@ def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(
     writer = default_synth.stack.writer
     bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
     document = default_synth.template_json["Resources"][default_synth.logical_id(writer.policy)]["Properties"]
-    statements = _statements(document["PolicyDocument"])
+    statements = policy_statements(document["PolicyDocument"])
 
     # WHEN we index its statements by action
-    by_action = {action: s for s in statements for action in _as_list(s["Action"])}
+    by_action = {action: s for s in statements for action in as_list(s["Action"])}
 
     # THEN it can put/get objects only under models/ and mlflow/, list only those prefixes, and never delete
     assert not any("Delete" in action for action in by_action)
@@ -107,7 +89,7 @@ def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{prefix}/*"]]} for prefix in ("mlflow", "models")
     ]
     for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"):
-        assert sorted(_as_list(by_action[action]["Resource"]), key=str) == sorted(object_arns, key=str)
+        assert sorted(as_list(by_action[action]["Resource"]), key=str) == sorted(object_arns, key=str)
     list_bucket = by_action["s3:ListBucket"]
     assert list_bucket["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     assert list_bucket["Condition"] == {"StringLike": {"s3:prefix": ["models", "models/*", "mlflow", "mlflow/*"]}}
@@ -122,7 +104,9 @@ def test_writer_policy_uses_the_key_only_through_s3(default_synth: Synth):
 
     # WHEN we find its KMS statement
     (kms,) = (
-        s for s in _statements(document["PolicyDocument"]) if any(a.startswith("kms:") for a in _as_list(s["Action"]))
+        s
+        for s in policy_statements(document["PolicyDocument"])
+        if any(a.startswith("kms:") for a in as_list(s["Action"]))
     )
 
     # THEN it covers data-key generation and decryption of the bucket key, via S3 only
@@ -138,7 +122,7 @@ def test_writer_prefix_follows_the_artifact_root_prefix_context(custom_synth: Sy
     document = custom_synth.template_json["Resources"][custom_synth.logical_id(writer.policy)]["Properties"]
 
     # WHEN we read the ListBucket condition
-    (list_bucket,) = (s for s in _statements(document["PolicyDocument"]) if s["Action"] == "s3:ListBucket")
+    (list_bucket,) = (s for s in policy_statements(document["PolicyDocument"]) if s["Action"] == "s3:ListBucket")
 
     # THEN it allows exactly the two watched prefixes
     assert list_bucket["Condition"]["StringLike"]["s3:prefix"] == [
@@ -171,11 +155,11 @@ def test_databricks_instance_profile_carries_the_writer_policy(default_synth: Sy
 def test_register_role_publishes_only_to_the_project_bus(default_synth: Synth):
     # GIVEN the register function's role
     pipeline = default_synth.stack.pipelines["register"]
-    statements = _role_statements(default_synth, pipeline.role)
+    statements = role_statements(default_synth, pipeline.role)
 
     # WHEN we find what it may PutEvents to
-    put_events = [s for s in statements if "events:PutEvents" in _as_list(s["Action"])]
-    resources = [r for s in put_events for r in _as_list(s["Resource"])]
+    put_events = [s for s in statements if "events:PutEvents" in as_list(s["Action"])]
+    resources = [r for s in put_events for r in as_list(s["Resource"])]
 
     # THEN that is the project bus alone: not the default bus, not `*`
     assert resources == [{"Fn::GetAtt": [default_synth.logical_id(default_synth.stack.buses.project_bus), "Arn"]}]
@@ -187,7 +171,7 @@ def test_register_role_has_exactly_the_permissions_its_route_needs(default_synth
     pipeline = default_synth.stack.pipelines["register"]
 
     # WHEN we collect its actions
-    actions = _actions(_role_statements(default_synth, pipeline.role))
+    actions = statement_actions(role_statements(default_synth, pipeline.role))
 
     # THEN they are the route's needs plus what the SQS event source grants, nothing more
     assert access_for("register").read_artifacts
@@ -218,10 +202,10 @@ def test_register_role_sends_only_to_its_own_queues(default_synth: Synth):
     pipeline = default_synth.stack.pipelines["register"]
 
     # WHEN we find the role's SendMessage resources
-    send = [s for s in _role_statements(default_synth, pipeline.role) if "sqs:SendMessage" in _as_list(s["Action"])]
+    send = [s for s in role_statements(default_synth, pipeline.role) if "sqs:SendMessage" in as_list(s["Action"])]
 
     # THEN they are its queue (re-enqueue with delay) and its dead-letter queue (immediate dead-lettering)
-    assert sorted(r["Fn::GetAtt"][0] for s in send for r in _as_list(s["Resource"])) == sorted(
+    assert sorted(r["Fn::GetAtt"][0] for s in send for r in as_list(s["Resource"])) == sorted(
         default_synth.logical_id(q) for q in (pipeline.queue, pipeline.dead_letter_queue)
     )
 
@@ -229,11 +213,11 @@ def test_register_role_sends_only_to_its_own_queues(default_synth: Synth):
 def test_register_role_reads_artifacts_by_prefix_and_decrypts_only_through_s3(default_synth: Synth):
     # GIVEN the register function's role
     pipeline = default_synth.stack.pipelines["register"]
-    statements = _role_statements(default_synth, pipeline.role)
+    statements = role_statements(default_synth, pipeline.role)
     bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
 
     # WHEN we find the S3 read, list and KMS statements
-    (read,) = (s for s in statements if "s3:GetObject" in _as_list(s["Action"]))
+    (read,) = (s for s in statements if "s3:GetObject" in as_list(s["Action"]))
     (listing,) = (s for s in statements if s["Action"] == "s3:ListBucket")
     (decrypt,) = (s for s in statements if s["Action"] == "kms:Decrypt")
 
@@ -250,8 +234,8 @@ def test_secret_is_readable_only_when_configured_and_only_that_secret(default_sy
     custom_role = custom_synth.stack.pipelines["register"].role
 
     # WHEN we look for secretsmanager statements
-    default_secret = [s for s in _role_statements(default_synth, default_role) if "secretsmanager" in str(s["Action"])]
-    custom_secret = [s for s in _role_statements(custom_synth, custom_role) if "secretsmanager" in str(s["Action"])]
+    default_secret = [s for s in role_statements(default_synth, default_role) if "secretsmanager" in str(s["Action"])]
+    custom_secret = [s for s in role_statements(custom_synth, custom_role) if "secretsmanager" in str(s["Action"])]
 
     # THEN only the second can read a secret: GetSecretValue on exactly the configured ARN
     assert default_secret == []
@@ -264,14 +248,14 @@ def test_exactly_the_roles_that_read_the_secret_may_decrypt_it_with_its_key(defa
         return {
             role_id
             for role_id in synth.resources("AWS::IAM::Role")
-            if any(wanted(s) for s in _role_statements_by_id(synth, role_id))
+            if any(wanted(s) for s in role_statements_by_id(synth, role_id))
         }
 
     def reads_secret(s: dict) -> bool:
-        return "secretsmanager:GetSecretValue" in _as_list(s["Action"]) and s["Resource"] == SECRET_ARN
+        return "secretsmanager:GetSecretValue" in as_list(s["Action"]) and s["Resource"] == SECRET_ARN
 
     def decrypts_with_key(s: dict) -> bool:
-        return SECRET_KEY_ARN in _as_list(s["Resource"])
+        return SECRET_KEY_ARN in as_list(s["Resource"])
 
     # WHEN we find the roles that read the secret and the roles that may use its key
     readers, decrypters = roles_with(custom_synth, reads_secret), roles_with(custom_synth, decrypts_with_key)
@@ -284,7 +268,7 @@ def test_exactly_the_roles_that_read_the_secret_may_decrypt_it_with_its_key(defa
     }
     assert decrypters == readers
     for role_id in decrypters:
-        [statement] = [s for s in _role_statements_by_id(custom_synth, role_id) if decrypts_with_key(s)]
+        [statement] = [s for s in role_statements_by_id(custom_synth, role_id) if decrypts_with_key(s)]
         assert statement["Action"] == "kms:Decrypt"
         assert statement["Resource"] == SECRET_KEY_ARN
         assert statement["Condition"] == {
@@ -303,8 +287,8 @@ def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_sy
     custom_role = custom_synth.stack.pipelines["register"].role
 
     # WHEN we collect the roles' actions
-    default_actions = _actions(_role_statements(default_synth, default_role))
-    custom_actions = _actions(_role_statements(custom_synth, custom_role))
+    default_actions = statement_actions(role_statements(default_synth, default_role))
+    custom_actions = statement_actions(role_statements(custom_synth, custom_role))
 
     # THEN X-Ray actions appear only with tracing
     assert not any(a.startswith("xray:") for a in default_actions)
@@ -316,7 +300,7 @@ def test_aliases_role_has_exactly_the_permissions_its_route_needs(default_synth:
     pipeline = default_synth.stack.pipelines["aliases"]
 
     # WHEN we collect its actions
-    actions = _actions(_role_statements(default_synth, pipeline.role))
+    actions = statement_actions(role_statements(default_synth, pipeline.role))
 
     # THEN it reads artifacts (metrics.json of the candidate and of the alias holder), publishes, dead-letters, and
     # drains its queue; it keeps no idempotency records
@@ -343,12 +327,12 @@ def test_aliases_role_has_exactly_the_permissions_its_route_needs(default_synth:
 def test_aliases_role_cannot_write_the_idempotency_table_nor_send_to_its_own_queue(default_synth: Synth):
     # GIVEN the aliases pipeline and the idempotency table
     pipeline = default_synth.stack.pipelines["aliases"]
-    statements = _role_statements(default_synth, pipeline.role)
+    statements = role_statements(default_synth, pipeline.role)
     table_id = default_synth.logical_id(default_synth.stack.idempotency.table)
 
     # WHEN we look for DynamoDB statements and for what it may SendMessage to
-    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
-    send = [r for s in statements if "sqs:SendMessage" in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    send = [r for s in statements if "sqs:SendMessage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
 
     # THEN it has no DynamoDB access at all, and sends only to its FIFO dead-letter queue: not to its own queue (a
     # FIFO queue cannot re-enqueue with a delay) nor to the delivery dead-letter queue (EventBridge's)
@@ -362,7 +346,7 @@ def test_aliases_role_reads_the_configured_secret_only_when_there_is_one(custom_
     role = custom_synth.stack.pipelines["aliases"].role
 
     # WHEN we look for secretsmanager statements
-    secret = [s for s in _role_statements(custom_synth, role) if "secretsmanager" in str(s["Action"])]
+    secret = [s for s in role_statements(custom_synth, role) if "secretsmanager" in str(s["Action"])]
 
     # THEN the aliases function (it moves aliases in MLflow) may read exactly that secret
     assert [(s["Action"], s["Resource"]) for s in secret] == [("secretsmanager:GetSecretValue", SECRET_ARN)]

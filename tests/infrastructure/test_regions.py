@@ -15,7 +15,7 @@ from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
 from stacks.config import ConfigError, RegistryConfig, SnapStart
 from stacks.regions import FUNCTION_URL_REGIONS, FUNCTION_URLS_UNSUPPORTED, SNAP_START_REGIONS
 from tests.infrastructure.conftest import NO_SNAP_START_REGION, Synth
-from tests.infrastructure.test_cfn_lint import condition_holds
+from tests.infrastructure.template_queries import condition_holds
 
 
 def test_region_lists_are_cfn_lints_own_data():

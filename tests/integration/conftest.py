@@ -1,7 +1,7 @@
 """One sandbox for the whole integration session: moto + MLflow + a worker per route.
 
 Fixtures:
-- `sandbox` (session): the running `replay.sandbox.Sandbox`; fails the session with its message if it
+- `sandbox` (session): the running `sandbox.Sandbox`; fails the session with its message if it
   cannot start.
 - `sandbox_env` (autouse): points MLflow and boto3 clients of the test process at the sandbox
   (MLFLOW_TRACKING_URI, MLFLOW_S3_ENDPOINT_URL, AWS_ENDPOINT_URL, AWS_* credentials) for each test, and
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.integration.sandboxes import started
 
 TEST_POLICIES = Path(__file__).parent / "policies"

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from replay.event_source import LambdaContext
-from replay.worker import import_handler
+from sandbox.event_source import LambdaContext
+from sandbox.worker import import_handler
 
 ANSWER_PREFIX = "HANDLER ANSWER "
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.processes import SandboxError
-from replay.sandbox import Sandbox
+from sandbox import Sandbox, SandboxError
 
 
 def started(sandbox: Sandbox, what: str = "the sandbox") -> Sandbox:

@@ -24,8 +24,8 @@ from functions.domain.errors import Unavailable
 from functions.models.events import ModelVersionRegistered
 from reliability.faults import Fault, FaultInjector
 from reliability.proxy import CountingProxy
-from replay.processes import free_port
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
+from sandbox.processes import free_port
 
 Inject = Callable[..., FaultInjector]
 

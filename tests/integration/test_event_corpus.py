@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from functions.domain.tags import origin_tag
-from replay.sandbox import REPO_ROOT
+from sandbox import REPO_ROOT
 from tests.corpus import readme_rows
 
 pytestmark = pytest.mark.slow

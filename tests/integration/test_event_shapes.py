@@ -21,7 +21,7 @@ import pytest
 from functions.domain.tags import origin_tag
 from functions.routing import MLMODEL_FILE, REGISTER
 from replay.recordings import align_with_object, put_events_entry, rewrite_bucket
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.conftest import EVENTS
 
 pytestmark = pytest.mark.slow

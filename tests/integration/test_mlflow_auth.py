@@ -27,9 +27,9 @@ from mlflow.server.auth.client import AuthServiceClient
 from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.routing import REGISTER
 from functions.settings import function_environment
-from replay.event_source import lambda_sqs_event, queue_arn
-from replay.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
-from replay.sandbox import REGION
+from sandbox import REGION, temporary_environment
+from sandbox.event_source import lambda_sqs_event, queue_arn
+from sandbox.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
 from tests.integration.invoke_handler import ANSWER_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,16 +77,8 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             f"{url}/health", child=server, deadline=time.monotonic() + 90, what="MLflow basic-auth server"
         )
         user_password = f"user-{secrets.token_hex(16)}"
-        previous = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-        os.environ.update({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": admin_password})
-        try:
+        with temporary_environment({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": admin_password}):
             AuthServiceClient(url).create_user(USER, user_password)
-        finally:
-            for key, value in previous.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         yield {"url": url, "admin_password": admin_password, "user_password": user_password}
     finally:
         stop_all([server], timeout=8.0)

@@ -17,7 +17,7 @@ from functions.adapters.mlflow_registry import MlflowRegistry
 from functions.domain.errors import Rejected
 from functions.domain.tags import PROMPT_TAG
 from reliability.proxy import CountingProxy
-from replay.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 @pytest.fixture

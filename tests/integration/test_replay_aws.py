@@ -1,6 +1,6 @@
 """`python -m replay archive|send|record --stack NAME` against a stack on moto's server (127.0.0.1 only).
 
-The module starts its own moto server (the sandbox's launcher, `replay.moto_server`) and builds there what the
+The module starts its own moto server (the sandbox's launcher, `sandbox.moto_server`) and builds there what the
 commands use of a deployed stack: the artifact bucket, the project bus, both archives, the register rule (into a
 queue this module reads), the recorder (two rules into a log group) and a CloudFormation stack whose outputs name
 them, under the names `stacks.outputs` gives the real stack's outputs (`tests/infrastructure/test_recorder.py` checks
@@ -30,8 +30,8 @@ from functions.routing import REGISTER, REPLAY_SOURCE, project_archive_pattern, 
 from replay import recorder
 from replay.__main__ import main
 from replay.aws_stack import open_stack
-from replay.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 from replay.recordings import load_recording
+from sandbox.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 from stacks import outputs
 from tests.conftest import load_event
 
@@ -67,7 +67,7 @@ def moto_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoStack]:
     port = free_port()
     child = ChildProcess.start(
         "moto server",
-        [sys.executable, "-m", "replay.moto_server", "-H", LOCALHOST, "-p", str(port)],
+        [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(port)],
         env={"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         log_path=tmp_path_factory.mktemp("moto") / "moto.log",
         cwd=Path(__file__).resolve().parents[2],

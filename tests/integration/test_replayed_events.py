@@ -22,7 +22,7 @@ import pytest
 from functions.domain.tags import origin_tag
 from functions.routing import REGISTER
 from replay.__main__ import main
-from replay.sandbox import REGION, Sandbox
+from sandbox import REGION, Sandbox
 from stacks import outputs
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,8 @@ import pytest
 
 from functions.domain.delivery import retry_delay
 from functions.routing import EVENT_SOURCE, REGISTER, ROUTES, Bus, Route, project_archive_pattern
-from replay.processes import SandboxError
-from replay.sandbox import REPO_ROOT, Sandbox
-from replay.worker import DEFAULT_WAIT_SECONDS, Worker
+from sandbox import REPO_ROOT, Sandbox, SandboxError
+from sandbox.worker import DEFAULT_WAIT_SECONDS, Worker
 from tests.integration import crash_at_start, fake_handlers
 from tests.integration.sandboxes import started
 
@@ -700,10 +699,10 @@ def _live_processes_in_groups(group_ids: set[int]) -> list[int]:
 
 
 def test_cli_sandbox_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    # GIVEN `python -m replay sandbox --json`
+    # GIVEN `python -m sandbox --json`
     with open(tmp_path / "stderr.log", "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "replay", "sandbox", "--json", "--workdir", str(tmp_path / "work")],
+            [sys.executable, "-m", "sandbox", "--json", "--workdir", str(tmp_path / "work")],
             cwd=REPO_ROOT,
             env=_clean_env(),
             stdout=subprocess.PIPE,
@@ -746,7 +745,7 @@ def test_a_taken_port_is_refused_with_what_to_do() -> None:
         with pytest.raises(SandboxError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*--aws-port"):
             Sandbox(aws_port=port).start()
 
-        # AND the command line says the same, with exit code 2
+        # AND the command line (here `python -m replay sandbox`, the same command) says the same, with exit code 2
         result = subprocess.run(
             [sys.executable, "-m", "replay", "sandbox", "--mlflow-port", str(port)],
             cwd=REPO_ROOT,
@@ -765,7 +764,7 @@ def test_a_server_that_cannot_start_stops_what_was_already_started(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # GIVEN a port taken after the sandbox looked (a race, simulated by skipping the port check)
-    monkeypatch.setattr("replay.sandbox.check_port_free", lambda *args, **kwargs: None)
+    monkeypatch.setattr("sandbox.core.check_port_free", lambda *args, **kwargs: None)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -46,8 +46,8 @@ from typing import Any
 import boto3
 import pytest
 
-from replay.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
-from replay.sandbox import DUMMY_CREDENTIALS
+from sandbox import DUMMY_CREDENTIALS
+from sandbox.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     server = ChildProcess.start(
         "moto server",
-        [sys.executable, "-m", "replay.moto_server", "-H", LOCALHOST, "-p", str(port)],
+        [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(port)],
         env={"PATH": "/usr/bin:/bin", **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION},
         log_path=tmp_path_factory.mktemp("moto") / "moto.log",
         cwd=REPO_ROOT,
@@ -136,7 +136,7 @@ def deployed(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> De
 
 def deployable(synthesized: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The template without what moto cannot deploy, and with its workarounds (see the module docstring)."""
-    from tests.infrastructure.test_deploy_rules import references
+    from tests.infrastructure.template_queries import references
 
     template = json.loads(json.dumps(synthesized))
     resources = template["Resources"]
@@ -160,7 +160,7 @@ def deployable(synthesized: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
 
 def archives_the_default_bus(resource: dict[str, Any]) -> bool:
     """An archive of the default bus: its SourceArn names no event bus of the template."""
-    from tests.infrastructure.test_deploy_rules import references
+    from tests.infrastructure.template_queries import references
 
     return resource["Type"] == "AWS::Events::Archive" and not references(resource["Properties"]["SourceArn"])
 

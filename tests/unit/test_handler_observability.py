@@ -25,13 +25,17 @@ from functions.metrics import (
 from functions.observability import logger, record_latency
 from functions.routing import ROUTES
 from functions.settings import METRICS_NAMESPACE, function_environment
+from tests.builders import (
+    ALIAS_POLICY,
+    AliasWorld,
+    FakeContext,
+    RegistrationWorld,
+    ValidationWorld,
+    s3_event,
+    sqs_event,
+)
 from tests.conftest import load_event
 from tests.fakes import FakeQueue, OncePerIdentity
-from tests.unit.test_promotion import POLICY as ALIAS_POLICY
-from tests.unit.test_promotion import World as AliasWorld
-from tests.unit.test_register_handler import FakeContext, s3_event, sqs_event
-from tests.unit.test_registration import World as RegistrationWorld
-from tests.unit.test_validation import World as ValidationWorld
 
 POWERTOOLS_METRICS = {"ColdStart"}  # capture_cold_start_metric=True
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from functions.domain.aliases import AliasKeeper
 from functions.domain.errors import Rejected
-from functions.domain.policy import load_policies
-from functions.domain.ports import RunInfo, VersionInfo
 from functions.domain.promotion import (
     HistoryEntry,
     Standing,
@@ -22,18 +17,14 @@ from functions.domain.promotion import (
     parse_history,
     rollback_target,
 )
-from functions.domain.tags import TAG_STATUS, TAG_VERDICT, history_tag, pending_tag
-from functions.domain.validation import EvidenceReader
+from functions.domain.tags import history_tag, pending_tag
 from functions.models.events import (
-    ModelAliasMoved,
-    ModelVersionValidated,
     PromotionPending,
     PromotionRequested,
     RollbackRequested,
 )
-from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+from tests.builders import ALIAS_POLICY as POLICY
+from tests.builders import AliasWorld as World
 
 
 @pytest.mark.parametrize(
@@ -106,48 +97,6 @@ def test_an_unreadable_history_tag_reads_as_empty():
 
 
 # --- the use case with fakes ------------------------------------------------------------------------
-
-POLICY = """
-metrics: {accuracy: {min: 0.5}}
-compare: {alias: champion, metric: accuracy}
-promotion:
-  aliases: {challenger: always, champion: auto}
-"""
-
-
-class World:
-    def __init__(self, tmp_path: Path, policy: str = POLICY) -> None:
-        folder = tmp_path / "policies"
-        folder.mkdir()
-        (folder / "default.yaml").write_text("{}\n")
-        (folder / "churn.yaml").write_text(policy)
-        self.registry = FakeRegistry()
-        self.events = FakeEventPublisher()
-        reader = EvidenceReader(bucket="b", registry=self.registry, artifacts=FakeArtifactStore())
-        self.keeper = AliasKeeper(
-            load_policies(folder), registry=self.registry, reader=reader, events=self.events, now=lambda: NOW
-        )
-
-    def version(self, number: str, accuracy: float | None, status: str = "passed") -> ModelVersionValidated:
-        run = f"run{number}"
-        self.registry.runs[run] = RunInfo(run, "1", {}, {} if accuracy is None else {"accuracy": accuracy})
-        tags = {TAG_STATUS: status, TAG_VERDICT: json.dumps({"validated_at": f"t{number}"})} if status else {}
-        self.registry.versions.append(VersionInfo("churn", number, f"s3://b/models/churn/{number}", run, tags))
-        return ModelVersionValidated(
-            model_name="churn",
-            version=number,
-            source_uri="s",
-            correlation_id=f"c{number}",
-            status="passed" if status == "passed" else "failed",
-        )
-
-    def holder(self, alias: str) -> str | None:
-        return self.registry.aliases.get(("churn", alias))
-
-    def moves(self) -> list[tuple[str, str, str | None]]:
-        return [
-            (e.alias, e.version, e.previous_version) for e in self.events.published if isinstance(e, ModelAliasMoved)
-        ]
 
 
 def test_a_passed_version_becomes_challenger_and_champion_with_history_and_events(tmp_path):

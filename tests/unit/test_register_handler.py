@@ -1,69 +1,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
 from functions.domain.errors import Unavailable
 from functions.domain.tags import origin_tag
 from functions.handlers.register import Dependencies, lambda_handler, registration_work
+from tests.builders import FakeContext, emitted_metrics, s3_event, sqs_event
+from tests.builders import RegistrationWorld as World
 from tests.conftest import load_event
 from tests.fakes import FakeQueue, OncePerIdentity
-from tests.unit.test_registration import World
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "register"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:register"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def sqs_event(*bodies: str, receive_count: int = 1, attributes: dict | None = None) -> dict:
-    return {
-        "Records": [
-            {
-                "messageId": f"msg-{index}",
-                "receiptHandle": f"rh-{index}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1"},
-                "messageAttributes": attributes or {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:register",
-                "awsRegion": "us-east-1",
-            }
-            for index, body in enumerate(bodies)
-        ]
-    }
-
-
-def s3_event(shape: str, key: str) -> str:
-    event = load_event(f"s3_object_created_{shape}.json")
-    event["detail"]["object"]["key"] = key
-    return json.dumps(event)
-
-
-def emitted_metrics(output: str) -> dict[str, list]:
-    """Metric name -> dimension sets, from the EMF records the handler printed."""
-    found: dict[str, list] = {}
-    for line in output.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "_aws" not in record:
-            continue
-        for directive in record["_aws"]["CloudWatchMetrics"]:
-            dims = {d: record[d] for group in directive["Dimensions"] for d in group if d != "service"}
-            for metric in directive["Metrics"]:
-                found.setdefault(metric["Name"], []).append(dims)
-    return found
 
 
 @pytest.fixture

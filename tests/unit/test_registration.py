@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from functions.domain.errors import NotReady, Rejected, Unavailable
 from functions.domain.ports import LoggedModelInfo, RunInfo, VersionInfo
-from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
+from functions.domain.registration import UploadedObject
 from functions.domain.tags import (
     DEFAULT_MODEL_NAME_TAG,
     IDENTITY_TAG,
@@ -16,46 +16,8 @@ from functions.domain.tags import (
     origin_tag,
 )
 from functions.models.events import ModelVersionRegistered
-from tests.conftest import EVENTS
-from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
-
-BUCKET = "artifact-bucket"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-MODEL_ID = "m-6c73e1d770c246b5a23915943ef5a86e"
-RUN_ID = "0123456789abcdef0123456789abcdef"
-MLMODEL = (EVENTS / "sklearn_MLmodel.yaml").read_bytes()
-MODEL_FILES = ("model.skops", "conda.yaml", "python_env.yaml", "requirements.txt")
-
-
-class World:
-    """A registrar wired to fakes, plus helpers to put model directories into the fake bucket."""
-
-    def __init__(self, **config) -> None:  # type: ignore[no-untyped-def]
-        self.registry = FakeRegistry()
-        self.store = FakeArtifactStore()
-        self.events = FakeEventPublisher()
-        self.registrar = Registrar(
-            RegistrationConfig(
-                bucket=BUCKET, artifact_root_prefix="mlflow", model_name_tag=DEFAULT_MODEL_NAME_TAG, **config
-            ),
-            registry=self.registry,
-            artifacts=self.store,
-            events=self.events,
-            now=lambda: NOW,
-        )
-
-    def upload_model(self, model_dir: str, *, mlmodel: bytes = MLMODEL, files=MODEL_FILES) -> UploadedObject:  # type: ignore[no-untyped-def]
-        self.store.put(BUCKET, f"{model_dir}/MLmodel", mlmodel)
-        for name in files:
-            self.store.put(BUCKET, f"{model_dir}/{name}")
-        return UploadedObject(
-            bucket=BUCKET,
-            key=f"{model_dir}/MLmodel",
-            etag="etag-1",
-            version_id="v1",
-            size=len(mlmodel),
-            uploaded_at=NOW - timedelta(seconds=5),
-        )
+from tests.builders import BUCKET, MODEL_ID, NOW, RUN_ID
+from tests.builders import RegistrationWorld as World
 
 
 def test_plain_upload_is_registered_with_origin_tags_and_an_event():

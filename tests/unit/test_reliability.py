@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reliability.hostile import CASES
-from replay.processes import SandboxError
-from replay.sandbox import Sandbox
+from sandbox import Sandbox, SandboxError
 
 
 def test_a_fifo_route_cannot_get_a_second_worker() -> None:
@@ -41,7 +40,7 @@ def test_hostile_cases_are_at_least_thirty_and_uniquely_named() -> None:
 def test_the_functions_may_reach_aws_elsewhere_while_the_event_source_polls_moto() -> None:
     # GIVEN a sandbox whose route functions call AWS through a proxy
     from functions.routing import REGISTER
-    from replay.worker import EVENT_SOURCE_ENDPOINT_VARIABLE
+    from sandbox.worker import EVENT_SOURCE_ENDPOINT_VARIABLE
 
     sandbox = Sandbox(functions_aws_endpoint_url="http://127.0.0.1:9999")
     sandbox.aws_port = 5005

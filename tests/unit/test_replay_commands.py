@@ -12,11 +12,11 @@ import pytest
 from functions.routing import REPLAY_SOURCE
 from replay.archive import Archive, ReplayTimedOut, check_window, describe_progress, replay_name, rule_arns, wait
 from replay.aws_stack import AwsProblem, DeployedStack
-from replay.context import ContextError, load_context
 from replay.recorder import file_name
 from replay.recordings import RecordedEvent
 from replay.send import prepare
 from replay.times import parse_duration, parse_time
+from sandbox.context import ContextError, load_context
 from tests.conftest import load_event
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

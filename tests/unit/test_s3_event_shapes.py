@@ -22,10 +22,10 @@ from functions.handlers.register import Dependencies, lambda_handler, registrati
 from functions.models.s3 import S3ObjectEvent
 from functions.routing import REGISTER
 from replay.recordings import rewrite_bucket
+from tests.builders import BUCKET, FakeContext, emitted_metrics, sqs_event
+from tests.builders import RegistrationWorld as World
 from tests.conftest import EVENTS
 from tests.fakes import FakeQueue, OncePerIdentity
-from tests.unit.test_register_handler import FakeContext, emitted_metrics, sqs_event
-from tests.unit.test_registration import BUCKET, World
 
 SHAPES = EVENTS / "s3_shapes"
 MODEL_DIR = "models/churn/2026-11-20"

@@ -10,7 +10,7 @@ from functions.adapters.sqs import QueueControl, is_fifo_queue
 from functions.domain.delivery import retry_delay
 from functions.domain.errors import NotReady, Rejected, Unavailable
 from functions.handlers.sqs_batch import process_batch
-from tests.unit.test_register_handler import FakeContext, emitted_metrics
+from tests.builders import FakeContext, emitted_metrics
 
 STANDARD_ARN = "arn:aws:sqs:us-east-1:123456789012:registry-autopilot-validate"
 FIFO_ARN = "arn:aws:sqs:us-east-1:123456789012:registry-autopilot-aliases.fifo"

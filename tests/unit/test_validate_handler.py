@@ -5,10 +5,10 @@ import json
 import pytest
 
 from functions.handlers.validate import Dependencies, lambda_handler
+from tests.builders import FakeContext, emitted_metrics, sqs_event
+from tests.builders import ValidationWorld as World
 from tests.conftest import load_event
 from tests.fakes import FakeQueue
-from tests.unit.test_register_handler import FakeContext, emitted_metrics, sqs_event
-from tests.unit.test_validation import World
 
 
 def registered_event(version: str) -> str:

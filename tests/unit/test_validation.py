@@ -1,66 +1,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from functions.domain.errors import Unavailable
-from functions.domain.policy import load_policies
-from functions.domain.ports import LoggedModelInfo, RunInfo, VersionInfo
+from functions.domain.ports import LoggedModelInfo, VersionInfo
 from functions.domain.tags import TAG_STATUS, TAG_VERDICT
-from functions.domain.validation import ValidationRequest, Validator, parse_metrics_file, verdict_record
+from functions.domain.validation import ValidationRequest, parse_metrics_file, verdict_record
 from functions.models.events import ArtifactOrigin, ModelVersionValidated
-from tests.conftest import EVENTS
-from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
-
-BUCKET = "artifact-bucket"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-RUN = "0123456789abcdef0123456789abcdef"
-MLMODEL = (EVENTS / "sklearn_MLmodel.yaml").read_bytes()
-
-CHURN_POLICY = """
-metrics:
-  accuracy: {min: 0.8}
-compare: {alias: champion, metric: accuracy, min_improvement: 0.01}
-artifacts: {signature: true, environment: true}
-lineage: {run_tags: [data.version]}
-"""
-
-
-class World:
-    def __init__(self, tmp_path: Path, policy: str = CHURN_POLICY) -> None:
-        folder = tmp_path / "policies"
-        folder.mkdir()
-        (folder / "default.yaml").write_text("artifacts: {environment: true}\n")
-        (folder / "churn.yaml").write_text(policy)
-        self.registry = FakeRegistry()
-        self.store = FakeArtifactStore()
-        self.events = FakeEventPublisher()
-        self.validator = Validator(
-            load_policies(folder),
-            bucket=BUCKET,
-            registry=self.registry,
-            artifacts=self.store,
-            events=self.events,
-            now=lambda: NOW,
-        )
-
-    def version(self, number: str, *, accuracy: float | None, files=("requirements.txt", "model.skops"), tags=None):  # type: ignore[no-untyped-def]
-        model_dir = f"models/churn/{number}"
-        self.store.put(BUCKET, f"{model_dir}/MLmodel", MLMODEL)
-        for name in files:
-            self.store.put(BUCKET, f"{model_dir}/{name}")
-        run_id = f"{RUN[:-2]}{int(number):02d}"
-        metrics = {} if accuracy is None else {"accuracy": accuracy}
-        self.registry.runs[run_id] = RunInfo(run_id, "1", tags or {"data.version": "7"}, metrics)
-        self.registry.versions.append(VersionInfo("churn", number, f"s3://{BUCKET}/{model_dir}", run_id))
-        return ValidationRequest("churn", number, f"corr-{number}")
-
-    def check(self, name: str):  # type: ignore[no-untyped-def]
-        event = self.events.published[-1]
-        return next(c for c in event.checks if c.name == name)
+from tests.builders import BUCKET
+from tests.builders import ValidationWorld as World
 
 
 def test_a_good_version_passes_and_the_verdict_is_tagged_and_emitted(tmp_path):

@@ -13,7 +13,7 @@ from functions.domain.errors import Unavailable
 from functions.domain.webhooks import WebhookConfig, WebhookReceiver, publish_work, sign
 from functions.handlers.webhook import Dependencies, lambda_handler
 from functions.observability import logger
-from replay.event_source import LambdaContext
+from sandbox.event_source import LambdaContext
 from tests.conftest import load_event
 from tests.fakes import FakeEventPublisher, OncePerIdentity
 

@@ -11,13 +11,13 @@ is deleted); the worker logs it and goes on polling.
 On a FIFO queue the order comes from SQS: a message group stays locked while any of its messages is in flight
 (received, neither deleted nor visible again), so the records left after a failure hold the group back until they
 come back, and the group's next batch starts with them, in order (Lambda's ESM on FIFO queues). The event's records
-carry the FIFO attributes Lambda passes (`replay.event_source`). Two moto quirks are handled: moto checks the group
+carry the FIFO attributes Lambda passes (`sandbox.event_source`). Two moto quirks are handled: moto checks the group
 lock when a long poll starts, so a second consumer could break the order (the sandbox runs one worker per FIFO
 queue); and it returns a failed batch's records out of order unless only the first failed record of each group
 stays in flight (`Worker._let_the_first_failure_hold_each_group`).
 
 In-process (tests): `Worker(route=..., queue_url=..., sqs=client, handler="pkg.mod.fn").poll_once()`.
-As a process (the sandbox): `python -m replay.worker --route register --queue-url URL [--handler ...]`
+As a process (the sandbox): `python -m sandbox.worker --route register --queue-url URL [--handler ...]`
 (`--route-json` passes a route that is not in `functions.routing`, such as one a test builds).
 Its log lines are JSON on stderr; its state (idle/busy) is in `--status-file` for the sandbox to read.
 """
@@ -43,7 +43,7 @@ from typing import Any
 import boto3
 
 from functions.routing import Bus, Route, route
-from replay.event_source import (
+from sandbox.event_source import (
     FIFO_SUFFIX,
     LambdaContext,
     WholeBatchFailed,
@@ -58,7 +58,11 @@ DEFAULT_WAIT_SECONDS = 1
 """Long-poll wait per ReceiveMessage: short, so a stop request is honoured within a second."""
 MAX_RECEIVE_BATCH = 10
 EXIT_HANDLER_IMPORT_FAILED = 3
-EVENT_SOURCE_ENDPOINT_VARIABLE = "REPLAY_EVENT_SOURCE_ENDPOINT_URL"
+WORKER_LOGGER = "sandbox.worker"
+"""The logger name of the worker's own JSON lines (a handler's lines carry their own)."""
+INVOKING = "invoking handler"
+"""The message of the line the worker logs before each invocation (with the batch's message and event ids)."""
+EVENT_SOURCE_ENDPOINT_VARIABLE = "SANDBOX_EVENT_SOURCE_ENDPOINT_URL"
 """The endpoint the worker polls its queue on, when the handler's AWS endpoint (AWS_ENDPOINT_URL) is another (a
 fault-injecting proxy): on AWS the event source mapping is Lambda's own poller, which the function's faults do not
 reach."""
@@ -76,7 +80,7 @@ def log_json(level: str, message: str, **fields: Any) -> None:
     line = {
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level,
-        "logger": "replay.worker",
+        "logger": WORKER_LOGGER,
         "message": message,
         **fields,
     }
@@ -212,7 +216,7 @@ class Worker:
         result = BatchResult(request_id=context.aws_request_id, message_ids=ids)
         self._log(
             "INFO",
-            "invoking handler",
+            INVOKING,
             route=self.route.name,
             aws_request_id=context.aws_request_id,
             handler=self.handler_path,
@@ -370,7 +374,7 @@ def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replay.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--route", required=True, help="route name in functions.routing (batch size, timeout, memory)")
     parser.add_argument("--route-json", help="the route's settings as JSON (route_to_json), instead of routing's")
     parser.add_argument("--queue-url", required=True)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from replay.event_source import (
+from sandbox.event_source import (
     LambdaContext,
     WholeBatchFailed,
     failed_message_ids,

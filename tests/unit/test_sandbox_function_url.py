@@ -6,7 +6,7 @@ import base64
 
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
-from replay.function_url import function_url_event, http_response
+from sandbox.function_url import function_url_event, http_response
 
 
 def test_a_json_request_becomes_a_function_url_event_powertools_reads():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from functions.routing import REGISTER, ROUTES, Bus, Route
-from replay.worker import HandlerImportError, Worker, import_handler, route_from_json, route_to_json
+from sandbox.worker import HandlerImportError, Worker, import_handler, route_from_json, route_to_json
 
 QUEUE_URL = "http://127.0.0.1:5000/123456789012/registry-autopilot-register"
 

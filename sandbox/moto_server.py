@@ -5,7 +5,7 @@ leaves out `account` (its input paths map has it; the template does not use it).
 receives the whole event, and the functions parse it with Powertools' `EventBridgeModel`, where
 `account` is required. So the sandbox runs moto with that template completed.
 
-    python -m replay.moto_server -H 127.0.0.1 -p 5000     (the arguments of moto_server)
+    python -m sandbox.moto_server -H 127.0.0.1 -p 5000     (the arguments of moto_server)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def complete_default_event_template() -> bool:
 
 def main() -> None:
     if not complete_default_event_template():
-        print("replay.moto_server: moto has no default event template to complete; running it as is", file=sys.stderr)
+        print("sandbox.moto_server: moto has no default event template to complete; running it as is", file=sys.stderr)
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from functions.routing import REGISTER
-from replay.__main__ import describe
-from replay.processes import CrashLoopGuard, SandboxError, describe_exit
-from replay.sandbox import _REQUIRED_MODULES, Sandbox, check_dependencies
+from sandbox import Sandbox, format_table
+from sandbox.command import describe
+from sandbox.environment import _REQUIRED_MODULES, check_dependencies
+from sandbox.processes import CrashLoopGuard, SandboxError, describe_exit
 
 INFO = {
     "mlflow_tracking_uri": "http://127.0.0.1:5001",
@@ -155,3 +156,10 @@ def test_deaths_at_start_spread_wider_than_the_window_are_not_a_crash_loop() -> 
 )
 def test_how_a_worker_ended_is_said_in_words(returncode: int | None, said: str) -> None:
     assert describe_exit(returncode) == said
+
+
+def test_tables_line_up_their_columns() -> None:
+    # GIVEN rows of cells
+    # WHEN they are printed as a table
+    # THEN each column is as wide as its widest cell, under a rule
+    assert format_table(["model", "version"], [["churn", "1"]]) == "model  version\n-----  -------\nchurn  1"

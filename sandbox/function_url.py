@@ -6,7 +6,7 @@ event (lower-case headers, `requestContext.http`, the body as text or base64, as
 `{"statusCode", "headers", "body"}` becomes the response, and a handler that raises answers 502 like Lambda.
 Bodies over Lambda's 6 MB request limit are refused with 413 before the handler runs.
 
-    python -m replay.function_url --handler functions.handlers.webhook.lambda_handler --port 8011
+    python -m sandbox.function_url --handler functions.handlers.webhook.lambda_handler --port 8011
 
 `GET /_sandbox/health` answers 200 once the handler is imported (the sandbox waits for it); every other path and
 method goes to the handler.
@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from replay.event_source import LambdaContext
-from replay.processes import LOCALHOST
-from replay.worker import HandlerImportError, import_handler, log_json
+from sandbox.event_source import LambdaContext
+from sandbox.processes import LOCALHOST
+from sandbox.worker import HandlerImportError, import_handler, log_json
 
 HEALTH_PATH = "/_sandbox/health"
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
@@ -170,7 +170,7 @@ def make_server(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replay.function_url", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.function_url", description=__doc__.splitlines()[0])
     parser.add_argument("--handler", required=True, help="package.module.function")
     parser.add_argument("--host", default=LOCALHOST)
     parser.add_argument("--port", type=int, required=True)
