@@ -39,6 +39,7 @@ from demo.train import (
     train_wine,
 )
 from functions.domain.policy import load_policy_file
+from functions.domain.tags import TAG_STATUS
 from functions.models.events import DetailType
 from sandbox import Sandbox, SandboxError, format_table, temporary_environment
 
@@ -233,7 +234,7 @@ def registry_rows(sandbox: Sandbox, accuracy: dict[tuple[str, str], float]) -> l
                     model["name"],
                     item["version"],
                     f"{score:.3f}" if score is not None else "-",
-                    item["tags"].get("validation.status", "pending"),
+                    item["tags"].get(TAG_STATUS, "pending"),
                     ",".join(sorted(held.get(item["version"], []))) or "-",
                     item["source"],
                 ]

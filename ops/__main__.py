@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
+from functions.domain.tags import VALIDATION_TAG_PREFIX
 from ops.target import Target, TargetError, from_sandbox, from_stack
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ def run_verdict(args: argparse.Namespace, target: Target) -> int:
     from functions.domain.validation import verdict_record
 
     tags = _version(target, args.model, args.version).tags
-    verdict = {key: value for key, value in sorted(tags.items()) if key.startswith("validation.")}
+    verdict = {key: value for key, value in sorted(tags.items()) if key.startswith(VALIDATION_TAG_PREFIX)}
     if args.json:
         print(json.dumps({"model": args.model, "version": args.version, **verdict}, sort_keys=True))
     elif not verdict:

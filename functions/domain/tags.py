@@ -20,9 +20,11 @@ ORIGIN_TAG_PREFIX = "origin."
 IDENTITY_TAG = f"{ORIGIN_TAG_PREFIX}identity"
 """Every version the pipeline creates carries its upload's identity in this tag (see `ModelRegistry.find_version`)."""
 
-TAG_STATUS = "validation.status"
+VALIDATION_TAG_PREFIX = "validation."
+"""Every tag of a verdict starts so (`ops verdict` shows them all)."""
+TAG_STATUS = f"{VALIDATION_TAG_PREFIX}status"
 """passed or failed: the gate every alias move checks, and what a registry search filters on."""
-TAG_VERDICT = "validation.verdict"
+TAG_VERDICT = f"{VALIDATION_TAG_PREFIX}verdict"
 """The rest of the verdict as one JSON object: reasons, policy, policy_sha256, validated_at, correlation_id."""
 
 PENDING_TAG_PREFIX = "approval.pending."
