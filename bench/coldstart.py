@@ -25,10 +25,11 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from pathlib import Path
 
+from functions.project import ROOT, SANDBOX_REGION
 from functions.routing import ROUTES
 from functions.settings import function_environment
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = ROOT
 LOCK = REPO_ROOT / "functions" / "requirements.lock"
 LAMBDA_DEPS = REPO_ROOT / ".venv" / "bench-lambda-deps"
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer")
@@ -67,7 +68,7 @@ def handler_environment(route_name: str) -> dict[str, str]:
         **env,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": SANDBOX_REGION,
         "AWS_ENDPOINT_URL": _NOWHERE,
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }

@@ -9,7 +9,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from functions.project import ROOT
+
+REPO_ROOT = ROOT
 STACK = "RegistryAutopilot"
 LAMBDA_UNZIPPED_LIMIT_MB = 250
 TRACKING_URI = "https://mlflow.example.com"

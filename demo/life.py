@@ -41,9 +41,10 @@ from demo.train import (
 from functions.domain.policy import load_policy_file
 from functions.domain.tags import TAG_STATUS
 from functions.models.events import DetailType
+from functions.project import ROOT
 from sandbox import Sandbox, SandboxError, format_table, temporary_environment
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 POLICIES = Path(__file__).resolve().parent / "policies"
 MODEL = LOGGED_MODEL
 ALIAS = "champion"

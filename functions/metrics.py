@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SERVICE_PREFIX = "registry-autopilot"
+from functions.project import PROJECT
+
+SERVICE_PREFIX = PROJECT
 
 
 class Unit(StrEnum):

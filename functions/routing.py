@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from functions.models.events import DetailType
+from functions.project import PROJECT
 
-EVENT_SOURCE = "registry-autopilot"
+EVENT_SOURCE = PROJECT
 """The `source` of every event the project emits (its event contract)."""
 
 S3_SOURCE = "aws.s3"

@@ -10,12 +10,12 @@ import json
 import os
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
+from functions.project import ROOT
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, EVENT_SOURCE, Route
 
 DEFAULT_MLMODEL_MAX_BYTES = 1024 * 1024
@@ -23,7 +23,7 @@ DEFAULT_MAX_PENDING_SECONDS = 6 * 3600
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 METRICS_NAMESPACE = "RegistryAutopilot"
 # Shipped beside the `functions` package: the repository's `policies/`, copied into the Lambda code asset.
-DEFAULT_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+DEFAULT_POLICIES_DIR = ROOT / "policies"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 

@@ -28,6 +28,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.models.dead_letters import DEAD_LETTER_ATTRIBUTES, DeadLetter
+from functions.project import FIFO_SUFFIX
 from ops.target import Target, TargetError
 
 VISIBILITY_SECONDS = 120
@@ -44,7 +45,7 @@ class RouteQueues:
 
     @property
     def fifo(self) -> bool:
-        return self.queue_url.endswith(".fifo")
+        return self.queue_url.endswith(FIFO_SUFFIX)
 
 
 def selected_by(letter: DeadLetter, reason: str | None) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 
+from functions.project import SANDBOX_REGION
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack
 from stacks.outputs import EVENT_BUS_NAME
 
@@ -45,7 +46,7 @@ def from_sandbox(description: str) -> Target:
             event_bus=info["event_bus"],
             tracking_uri=info["mlflow_tracking_uri"],
             endpoint_url=info["aws_endpoint_url"],
-            region=info.get("region", "us-east-1"),
+            region=info.get("region", SANDBOX_REGION),
             queues=info.get("queues") or {},
         )
     except (ValueError, KeyError, TypeError) as error:

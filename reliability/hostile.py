@@ -81,7 +81,7 @@ def _event(
 def _raw(body: str, route: str = "register") -> Callable[[Sandbox, str], None]:
     def send(sandbox: Sandbox, marker: str) -> None:
         queue_url = sandbox.wiring[route].queue_url
-        fifo = {"MessageGroupId": "alias-moves"} if queue_url.endswith(".fifo") else {}
+        fifo = {"MessageGroupId": "alias-moves"} if sandbox.wiring[route].fifo else {}
         sandbox.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body.replace("MARKER", marker), **fifo)
 
     return send

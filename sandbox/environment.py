@@ -8,13 +8,13 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
+from functions.project import ROOT, SANDBOX_REGION
 from sandbox.processes import SandboxError
 
-REGION = "us-east-1"
+REGION = SANDBOX_REGION
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105: dummy, for the local emulator
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = ROOT
 
 _REQUIRED_MODULES = {
     "moto.server": "moto[server]",

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.project import FIFO_SUFFIX, SANDBOX_REGION
+
 ACCOUNT_ID = "123456789012"
 """moto's default account, so ARNs built here match the ones moto returns."""
-FIFO_SUFFIX = ".fifo"
 
 
 class WholeBatchFailed(Exception):
@@ -126,7 +127,7 @@ class LambdaContext:
     function_name: str
     memory_limit_in_mb: int
     timeout_seconds: int
-    region: str = "us-east-1"
+    region: str = SANDBOX_REGION
     account_id: str = ACCOUNT_ID
     function_version: str = "$LATEST"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -21,12 +21,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.project import FIFO_SUFFIX, PROJECT
 from functions.routing import MLMODEL_FILE, Bus, Route, project_archive_pattern
 from sandbox.environment import DUMMY_CREDENTIALS, REGION
-from sandbox.event_source import FIFO_SUFFIX
 from sandbox.processes import SandboxError
 
-NAME_PREFIX = "registry-autopilot"
+NAME_PREFIX = PROJECT
 DEFAULT_BUCKET = f"{NAME_PREFIX}-artifacts"
 PROJECT_BUS = NAME_PREFIX
 IDEMPOTENCY_TABLE = f"{NAME_PREFIX}-idempotency"

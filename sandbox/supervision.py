@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.project import FIFO_SUFFIX
 from functions.routing import WEBHOOK, Route
 from functions.settings import function_environment, webhook_function_environment
 from sandbox.environment import DUMMY_CREDENTIALS, REGION, REPO_ROOT, base_environment
 from sandbox.processes import LOCALHOST, ChildProcess, CrashLoopGuard, SandboxError, wait_until_healthy
-from sandbox.provisioning import FIFO_SUFFIX, NAME_PREFIX, WEBHOOK_SECRET, RouteWiring
+from sandbox.provisioning import NAME_PREFIX, WEBHOOK_SECRET, RouteWiring
 from sandbox.worker import EVENT_SOURCE_ENDPOINT_VARIABLE, route_to_json
 
 # MLflow refuses webhooks to http:// and private addresses unless told otherwise: the sandbox's endpoint is both.

@@ -42,6 +42,7 @@ from typing import Any
 
 import boto3
 
+from functions.project import SANDBOX_REGION
 from functions.routing import Bus, Route, route
 from sandbox.event_source import (
     FIFO_SUFFIX,
@@ -53,7 +54,7 @@ from sandbox.event_source import (
     queue_name_from_url,
 )
 
-DEFAULT_REGION = "us-east-1"
+DEFAULT_REGION = SANDBOX_REGION
 DEFAULT_WAIT_SECONDS = 1
 """Long-poll wait per ReceiveMessage: short, so a stop request is honoured within a second."""
 MAX_RECEIVE_BATCH = 10

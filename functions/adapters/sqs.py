@@ -12,9 +12,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.adapters import aws
+from functions.project import FIFO_SUFFIX
 
 DEPENDENCY = "queue"
-FIFO_SUFFIX = ".fifo"
 DEFAULT_DEAD_LETTER_GROUP = "dead-letters"
 """The message group of a dead letter sent to a FIFO queue when the original message's group is not known."""
 

@@ -8,11 +8,13 @@ relies on to write `.` as `__` reversibly.
 
 from __future__ import annotations
 
+from functions.project import PROJECT
+
 DEFAULT_MODEL_NAME_TAG = "registry.model_name"
 """The tag on a logged model or its run naming the registered model to register it under (configurable)."""
 
 REGISTERED_BY_TAG = "registered_by"
-REGISTERED_BY = "registry-autopilot"
+REGISTERED_BY = PROJECT
 """`registered_by`'s value on every version the register route creates (the webhook route ignores those)."""
 
 ORIGIN_TAG_PREFIX = "origin."

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from functions.project import ROOT
+
 # jsii prints a banner on stderr for a Node version past its support window; the tests do not need to see it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -24,7 +26,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 from aws_cdk import App, Stack  # after the environment above: jsii reads it on import
 from aws_cdk.assertions import Template
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT
 NAG_PACKS = {"AwsSolutions", "Serverless"}
 TRACKING_URI = "https://mlflow.example.com"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow/credentials-AbCdEf"

@@ -6,11 +6,12 @@ import getpass
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from functions.project import ROOT
+
+REPO = ROOT
 MODEL = "wine-classifier"
 
 

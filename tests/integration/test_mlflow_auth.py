@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 
 from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
+from functions.project import ROOT
 from functions.routing import REGISTER
 from functions.settings import function_environment
 from sandbox import REGION, temporary_environment
@@ -32,7 +33,7 @@ from sandbox.event_source import lambda_sqs_event, queue_arn
 from sandbox.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
 from tests.integration.invoke_handler import ANSWER_PREFIX
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT
 ADMIN = "admin"
 USER = "registry-autopilot"
 

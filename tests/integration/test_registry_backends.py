@@ -37,10 +37,11 @@ from functions.domain.tags import (
     origin_tag,
     pending_tag,
 )
+from functions.project import ROOT
 from stacks.constructs.mlflow_access import SAGEMAKER_MLFLOW_REGISTER_ACTIONS
 from tests.recorded_http import RecordedRegistry, RecordedRequest, recording
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT
 SAGEMAKER_PLUGIN = REPO_ROOT / ".venv" / "plugins" / "sagemaker-mlflow"
 UC = "/api/2.0/mlflow/unity-catalog"
 OSS = "/api/2.0/mlflow"

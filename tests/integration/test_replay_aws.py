@@ -26,6 +26,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from functions.project import ROOT
 from functions.routing import REGISTER, REPLAY_SOURCE, project_archive_pattern, s3_archive_pattern, s3_recorder_pattern
 from replay import recorder
 from replay.__main__ import main
@@ -70,7 +71,7 @@ def moto_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoStack]:
         [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(port)],
         env={"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         log_path=tmp_path_factory.mktemp("moto") / "moto.log",
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )
     try:
         endpoint = f"http://{LOCALHOST}:{port}"

@@ -46,12 +46,13 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.project import ROOT
 from sandbox import DUMMY_CREDENTIALS
 from sandbox.processes import LOCALHOST, ChildProcess, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT
 REGION = "us-east-1"
 STACK_NAME = "RegistryAutopilot"
 BOOTSTRAP_QUALIFIER = "hnb659fds"

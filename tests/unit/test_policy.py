@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,9 @@ from functions.domain.policy import (
     load_policies,
     parse_policy,
 )
+from functions.project import ROOT
 
-REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+REPO_POLICIES = ROOT / "policies"
 
 
 def evidence(**changes) -> Evidence:  # type: ignore[no-untyped-def]
