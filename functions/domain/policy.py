@@ -13,6 +13,7 @@ what is wrong: the stack calls it at synth and `make test` runs it, so a broken 
       metric: accuracy
       direction: higher                # or lower (lower is better)
       min_improvement: 0.0             # inclusive; `improvement: relative` reads it as a fraction
+      gate: true                       # false: it only ranks versions for the aliases, never fails a verdict
     artifacts:
       signature: true
       environment: true                # one of requirements.txt, conda.yaml, python_env.yaml;
@@ -30,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -89,6 +90,9 @@ class CompareRule(_Strict):
     direction: Literal["higher", "lower"] = "higher"
     min_improvement: FiniteFloat = Field(default=0.0, ge=0)
     improvement: Literal["absolute", "relative"] = "absolute"
+    gate: bool = True
+    """False: the comparison ranks versions for `auto` and `approval` aliases but never fails the verdict, so a version
+    worse than the holder passes (and stays where it is)."""
 
 
 class ArtifactRule(_Strict):
@@ -264,7 +268,12 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
     for name, rule in sorted(policy.metrics.items()):
         checks.extend(_metric_checks(name, rule, evidence))
     if policy.compare is not None:
-        checks.append(_compare_check(policy.compare, evidence))
+        check = _compare_check(policy.compare, evidence)
+        if not policy.compare.gate and not check.passed:
+            check = replace(
+                check, passed=True, skipped=True, message=f"{check.message} (ranks only: compare.gate is false)"
+            )
+        checks.append(check)
     if policy.artifacts.signature:
         checks.append(_signature_check(evidence))
     if policy.artifacts.environment:

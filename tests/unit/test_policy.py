@@ -119,6 +119,26 @@ def test_comparison_is_skipped_and_said_so_without_a_holder_or_for_the_holder_it
     assert (itself.passed, itself.skipped) == (True, True)
 
 
+@pytest.mark.parametrize(("candidate", "champion"), [(0.89, 0.90), (0.95, 0.90)])
+def test_a_comparison_that_only_ranks_never_fails_the_verdict_but_still_says_how_it_compares(candidate, champion):
+    # GIVEN a policy whose comparison with the champion ranks versions without gating them
+    policy = Policy(compare=CompareRule(metric="accuracy", gate=False), artifacts={"environment": False})
+    facts = evidence(
+        metrics={"accuracy": Observed(candidate, "run")},
+        baseline_version="3",
+        baseline_metric=Observed(champion, "run"),
+    )
+    # WHEN a worse and a better candidate are evaluated
+    [check] = evaluate(policy, facts)
+    # THEN both pass; the worse one's check is marked skipped and says why, with the numbers it compared
+    assert check.passed is True
+    assert check.skipped is (candidate < champion)
+    assert (check.observed, check.threshold) == (candidate, champion)
+    if candidate < champion:
+        assert check.message.endswith("(ranks only: compare.gate is false)")
+        assert "does not beat champion v3" in check.message
+
+
 def test_comparison_fails_when_the_candidate_lacks_the_metric():
     policy = Policy(compare=CompareRule(metric="accuracy"), artifacts={"environment": False})
     [check] = evaluate(policy, evidence(baseline_version="1", baseline_metric=Observed(0.9, "run")))
