@@ -93,30 +93,25 @@ class Alerting:
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
         )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsOfThisStack",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions=self._alarm_source_conditions(),
+        # CloudWatch may use the key for this stack's alarms. The notification rules publish through a role whose IAM
+        # policy grants this key's use (the key policy's account statement lets IAM decide). AWS's documents disagree
+        # on whether that is enough: the SNS guide ("Enable compatibility between event sources from AWS services and
+        # encrypted topics", https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html) asks for a key policy
+        # statement for events.amazonaws.com. So the key also trusts EventBridge, for rules on this stack's project
+        # bus in this account only: either path works.
+        for sid, service, conditions in (
+            ("CloudWatchAlarmsOfThisStack", "cloudwatch.amazonaws.com", self._alarm_source_conditions()),
+            ("EventBridgeNotificationRulesOfThisStack", "events.amazonaws.com", self._notification_source_conditions()),
+        ):
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],
+                    conditions=conditions,
+                )
             )
-        )
-        # The notification rules publish through a role whose IAM policy grants this key's use (the key policy's
-        # account statement lets IAM decide). AWS's documents disagree on whether that is enough: the SNS guide
-        # ("Enable compatibility between event sources from AWS services and encrypted topics",
-        # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html) asks for a key policy statement for
-        # events.amazonaws.com. So the key also trusts EventBridge, for rules on this stack's project bus in this
-        # account only: either path works.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgeNotificationRulesOfThisStack",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions=self._notification_source_conditions(),
-            )
-        )
         return key
 
     def _notification_source_conditions(self) -> dict[str, Any]:
