@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench clean
+.PHONY: help deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench docs clean
 
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
@@ -20,6 +20,7 @@ help:
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
 	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~4 min)"
+	@echo "make docs    - regenerate docs/alarms.md (the alarm runbook) from stacks/alarms.py"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt functions/requirements-sagemaker.lock
@@ -82,6 +83,10 @@ bench: deps
 
 lock: $(VENV)/.installed
 	python -m stacks.bundling
+
+# The runbook is generated from the alarm texts the stack uses; tests/infrastructure/test_runbook.py fails when stale.
+docs: $(VENV)/.installed
+	python -m stacks.runbook > docs/alarms.md.tmp && mv docs/alarms.md.tmp docs/alarms.md
 
 clean:
 	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache .mypy_cache

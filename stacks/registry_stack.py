@@ -256,23 +256,24 @@ class RegistryAutopilotStack(Stack):
 
     def _add_outputs(self) -> None:
         bucket = self.artifacts.bucket
-        self._output("BucketName", bucket.bucket_name, "The artifact bucket")
+        self._output(outputs.BUCKET_NAME, bucket.bucket_name, "The artifact bucket")
         self._output(
-            "ArtifactRootUri",
+            outputs.ARTIFACT_ROOT_URI,
             f"s3://{bucket.bucket_name}/{self.config.artifact_root_prefix}",
             "MLflow artifact root (mlflow server --default-artifact-root / experiment artifact_location)",
         )
         self._output("WriterPolicyArn", self.writer.policy.managed_policy_arn, "Attach to training-job roles")
-        self._output("EventBusName", self.buses.project_bus.event_bus_name, "The project's event bus")
+        self._output(outputs.EVENT_BUS_NAME, self.buses.project_bus.event_bus_name, "The project's event bus")
         for name, pipeline in self.pipelines.items():
-            prefix = pascal_case(name)
-            self._output(f"{prefix}QueueUrl", pipeline.queue.queue_url, f"The {name} queue")
+            self._output(outputs.queue_url(name), pipeline.queue.queue_url, f"The {name} queue")
             self._output(
-                f"{prefix}DeadLetterQueueUrl", pipeline.dead_letter_queue.queue_url, f"The {name} dead-letter queue"
+                outputs.dead_letter_queue_url(name),
+                pipeline.dead_letter_queue.queue_url,
+                f"The {name} dead-letter queue",
             )
             if pipeline.delivery_dead_letter_queue is not None:
                 self._output(
-                    f"{prefix}DeliveryDeadLetterQueueUrl",
+                    f"{pascal_case(name)}DeliveryDeadLetterQueueUrl",
                     pipeline.delivery_dead_letter_queue.queue_url,
                     f"Events EventBridge could not deliver to the {name} FIFO queue",
                 )

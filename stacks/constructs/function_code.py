@@ -36,7 +36,6 @@ class FunctionCode(Construct):
         super().__init__(scope, construct_id)
         # A broken policy stops the synth here, with its file, line and problem (PolicyError).
         self.policies = load_policies(POLICIES_DIR)
-        self.layout = layout
         if layout is DependencyLayout.LAYER:
             self.layers: list[lambda_.ILayerVersion] = [self._build_dependency_layer()]
             self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR, POLICIES_DIR]))

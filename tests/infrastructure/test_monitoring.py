@@ -17,8 +17,10 @@ from functions.metrics import BUSINESS_METRICS, Unit, service_name
 from functions.models.events import DETAIL_MODELS, ModelAliasMoved, ModelVersionValidated, PromotionPending
 from functions.routing import Bus
 from functions.settings import METRICS_NAMESPACE
+from stacks.alarms import RUNBOOK
 from stacks.config import ConfigError, RegistryConfig
-from stacks.constructs.monitoring import NOTIFICATIONS, dead_letter_queues
+from stacks.constructs.alerting import dead_letter_queues
+from stacks.constructs.notifications import NOTIFICATIONS
 from stacks.registry_stack import RegistryAutopilotStack
 from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth, cdk_json_context
 
@@ -139,7 +141,7 @@ def test_alarm_descriptions_say_what_to_run_and_fit_cloudwatchs_limit(custom_syn
         raw = alarm(custom_synth, key)["AlarmDescription"]
         text = re.sub(r"\{[^{}]+\}", "x" * 100, render(raw))
         # THEN it points at the runbook and fits the 1,024 characters CloudWatch allows
-        assert "Runbook: README.md, section Runbook." in text, key
+        assert text.endswith(f"Runbook: {RUNBOOK}."), key
         assert len(text) <= 1024, (key, len(text))
     # AND the dead-letter alarm names the commands, with this stack's name and the queues' ARNs
     dead_letters = render(alarm(custom_synth, "register/dead-letter-queue")["AlarmDescription"])
