@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 
 from functions.project import SANDBOX_REGION
+from functions.routing import ROUTES
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack
-from stacks.outputs import EVENT_BUS_NAME
+from stacks.outputs import EVENT_BUS_NAME, dead_letter_queue_url, queue_url
 
 
 class TargetError(RuntimeError):
@@ -66,19 +67,17 @@ def from_stack(stack_name: str, *, region: str | None = None) -> Target:
     except AwsProblem as problem:
         raise TargetError(f"stack {stack_name!r}: {problem}") from None
     outputs = stack.outputs
-    queues = {
-        output[: -len("DeadLetterQueueUrl")]: value
-        for output, value in outputs.items()
-        if output.endswith("DeadLetterQueueUrl")
-    }
     return Target(
         event_bus=event_bus,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"),
         region=stack.region,
         queues={
-            prefix.lower(): {"queue_url": outputs[f"{prefix}QueueUrl"], "dead_letter_queue_url": url}
-            for prefix, url in queues.items()
-            if f"{prefix}QueueUrl" in outputs
+            route.name: {
+                "queue_url": outputs[queue_url(route.name)],
+                "dead_letter_queue_url": outputs[dead_letter_queue_url(route.name)],
+            }
+            for route in ROUTES
+            if queue_url(route.name) in outputs and dead_letter_queue_url(route.name) in outputs
         },
         stack=stack,
     )

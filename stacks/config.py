@@ -33,13 +33,13 @@ from functions.models.mlflow_backend import (
     backend_of,
     is_unity_catalog,
 )
+from functions.project import ROOT
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, PLAIN_UPLOAD_PREFIX
 from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
 
 if TYPE_CHECKING:
     from constructs import Node
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_TRACKING_URI = "https://mlflow.example.invalid"
 """Used when `mlflowTrackingUri` is empty, so that synth and tests work; the stack then warns (see README)."""
 
@@ -302,7 +302,7 @@ def _ca_bundle(key: str, raw: Any) -> str:
     value = _string(allow_empty=True)(key, raw)
     if not value:
         return ""
-    path = Path(value) if Path(value).is_absolute() else REPO_ROOT / value
+    path = Path(value) if Path(value).is_absolute() else ROOT / value
     if not path.is_file():
         raise ConfigError(f"context key {key!r} must name a PEM file (relative to the project root); {value!r} is none")
     if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1_000_000]:

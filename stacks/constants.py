@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 
+from functions.project import ROOT
 from stacks.outputs import pascal_case  # noqa: F401 - re-exported: construct ids and output names share it
 
-PROJECT = "registry-autopilot"
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_DIR = REPO_ROOT / "functions"
+FUNCTIONS_DIR = ROOT / "functions"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 # Every package of the bundle, pinned for Lambda's platform (`make lock` writes it from requirements.txt).
 FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
 # The SageMaker MLflow plugin, in a layer of its own that only SageMaker deployments get (see the file).
 FUNCTIONS_SAGEMAKER_LOCK = FUNCTIONS_DIR / "requirements-sagemaker.lock"
 # Validation policies ship in the code asset beside `functions/` (checked at synth by stacks/registry_stack.py).
-POLICIES_DIR = REPO_ROOT / "policies"
+POLICIES_DIR = ROOT / "policies"
 
 # --- Lambda ---------------------------------------------------------------------------------------------------------
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

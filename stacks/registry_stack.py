@@ -21,10 +21,11 @@ from aws_cdk import (
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from functions.project import PROJECT
 from functions.routing import ROUTES, Route
 from stacks import outputs
 from stacks.config import PLACEHOLDER_TRACKING_URI, RegistryConfig, SnapStart
-from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, PROJECT, pascal_case
+from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, pascal_case
 from stacks.constructs.artifact_bucket import ArtifactBucket
 from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode

@@ -31,6 +31,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.project import FIFO_SUFFIX
 from functions.routing import Route
 from functions.settings import function_environment
 from stacks.config import ConfigError
@@ -50,7 +51,6 @@ from stacks.nag import acknowledge, acknowledge_tracing, wildcard_resource_findi
 from stacks.route_access import access_for
 
 SQS_QUEUE_NAME_MAX_LENGTH = 80
-FIFO_SUFFIX = ".fifo"
 LAMBDA_ENVIRONMENT_MAX_BYTES = 4096
 """Lambda's limit on a function's environment variables, keys and values together (Lambda quotas:
 https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). Over it, CreateFunction fails at deploy."""
