@@ -1,7 +1,7 @@
 """The business metrics each route's function emits: name, unit and the one dimension a count carries.
 
 All of them go to one namespace (`functions.settings.METRICS_NAMESPACE`) with the function's service name as a
-dimension (Powertools adds it). The dashboard (`stacks/constructs/monitoring.py`) draws what this catalogue lists,
+dimension (Powertools adds it). The dashboard (`stacks/constructs/dashboard.py`) draws what this catalogue lists,
 route by route, and the handlers' unit tests check every metric a handler emits is listed here under its route, so
 the two cannot drift apart. Pure data, like `functions.routing`: the stack imports it.
 """

@@ -24,10 +24,10 @@ EVENT_SOURCE = PROJECT
 S3_SOURCE = "aws.s3"
 """The `source` of the artifact bucket's own events (S3 puts them on the default bus)."""
 
-REPLAY_SOURCE = "registry-autopilot.replay"
+REPLAY_SOURCE = f"{PROJECT}.replay"
 """The `source` under which `python -m replay send` re-sends recorded S3 events: EventBridge's PutEvents refuses
 `aws.*` sources, so the register rule accepts this one too. A forged event cannot register anything that is not in
-the bucket: the register function re-reads the object it names from S3 and checks the bucket (see the README)."""
+the bucket: the register function re-reads the object it names from S3 and checks the bucket (see docs/sandbox-and-replay.md)."""
 
 S3_EVENT_SOURCES = (S3_SOURCE, REPLAY_SOURCE)
 

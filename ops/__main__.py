@@ -39,7 +39,7 @@ EXIT_ERROR = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--sandbox", help="a running sandbox: its `replay sandbox --json` line, or a file holding it")
+    where.add_argument("--sandbox", help="a running sandbox: its `python -m sandbox --json` line, or a file holding it")
     where.add_argument("--stack", help="a deployed stack's name (its outputs name the bus)")
     parser.add_argument("--region", help="AWS region of the stack (default: your AWS configuration's)")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -39,7 +39,7 @@ class Target:
 
 
 def from_sandbox(description: str) -> Target:
-    """`description` is the `python -m replay sandbox --json` line, or a file holding it."""
+    """`description` is the `python -m sandbox --json` line, or a file holding it."""
     text = Path(description).read_text() if Path(description).is_file() else description
     try:
         info = json.loads(text)
@@ -51,7 +51,7 @@ def from_sandbox(description: str) -> Target:
             queues=info.get("queues") or {},
         )
     except (ValueError, KeyError, TypeError) as error:
-        raise TargetError(f"--sandbox wants the JSON line of `python -m replay sandbox --json`: {error}") from None
+        raise TargetError(f"--sandbox wants the JSON line of `python -m sandbox --json`: {error}") from None
     # The sandbox's emulator accepts any credentials; never borrow real ones for it.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

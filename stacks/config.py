@@ -7,7 +7,7 @@ The CLI passes `-c` values as strings, so numbers, booleans and objects are also
 A wrong value stops the synth with a `ConfigError` that names the key.
 
 The MLflow keys are checked together too (`_check_mlflow`): a Databricks tracking URI needs a credentials secret,
-SageMaker needs none, SigV4 needs the API's execute-api ARN, and so on; the README has a worked example per backend.
+SageMaker needs none, SigV4 needs the API's execute-api ARN, and so on; docs/deploying.md has a worked example per backend.
 
 `mlflowTrackingUri` is the one value a real deployment must provide. It defaults to empty so that a fresh checkout
 synthesizes (tests, `cdk synth`, reviews of the template); the functions then get `PLACEHOLDER_TRACKING_URI` and
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from constructs import Node
 
 PLACEHOLDER_TRACKING_URI = "https://mlflow.example.invalid"
-"""Used when `mlflowTrackingUri` is empty, so that synth and tests work; the stack then warns (see README)."""
+"""Used when `mlflowTrackingUri` is empty, so that synth and tests work; the stack then warns (see docs/deploying.md)."""
 
 # fmt: off
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -61,7 +61,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
-# Unity Catalog downloads every model into the function and uploads it again (see the README): when the two keys
+# Unity Catalog downloads every model into the function and uploads it again (see docs/deploying.md): when the two keys
 # below are left at 0, a Unity Catalog registry gets these, any other registry the route's own settings.
 UNITY_CATALOG_REGISTER_TIMEOUT_SECONDS = 900
 UNITY_CATALOG_REGISTER_EPHEMERAL_STORAGE_MB = 4096

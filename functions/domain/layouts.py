@@ -1,6 +1,6 @@
 """Where a model can live in the artifact bucket, and which keys are refused.
 
-Three layouts are recognised (see the README's "Artifact layouts"):
+Three layouts are recognised (see docs/architecture.md, "Artifact layouts"):
 
 - plain uploads: `models/<model-name>/<anything>/MLmodel`, registered as `<model-name>`;
 - MLflow logged models: `<root>/[<experiment>/]models/<model_id>/artifacts/MLmodel`;

@@ -5,7 +5,7 @@ holder independent of the order verdicts arrive in: a better metric wins (by the
 by its minimum improvement for `auto` aliases); an equal metric goes to the higher version; a version
 with no known metric never displaces one that has it; without a compared metric, the higher version wins.
 (A non-zero minimum improvement is path-dependent by nature: 0.90 → 0.905 → 0.91 with a 0.01 minimum
-keeps 0.90 or 0.905 depending on order. The README says so.)
+keeps 0.90 or 0.905 depending on order. docs/policies-and-aliases.md says so.)
 
 The history of an alias is a JSON list in a registered-model tag, newest last, capped to fit MLflow's
 tag size: each entry records the new and previous version, the reason, who moved it, the correlation id,
