@@ -58,6 +58,10 @@ _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9
 _URI = re.compile(r"^(https?://\S+|databricks(-uc)?(://\S*)?|arn:aws[a-z-]*:sagemaker:\S+)$")
 _EXECUTE_API_ARN = re.compile(r"^arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+/[A-Za-z0-9_*/.$-]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -118,6 +122,19 @@ class RegistryConfig:
     recorder: bool = False
     region: str = ""
     """Empty: environment-agnostic (the region comes from the credentials at deploy time)."""
+    artifact_bucket_name: str = ""
+    """An existing bucket in this account to use instead of creating one (docs/deploying.md, "Bring your own
+    bucket"); the stack never owns it. Empty: the stack creates and owns its bucket and key."""
+    artifact_bucket_key_arn: str = ""
+    """The KMS key of `artifact_bucket_name`'s SSE-KMS encryption (empty: SSE-S3, no key to grant)."""
+    artifact_bucket_event_bridge: str = "require"
+    """`require`: the existing bucket must already send its events to EventBridge (the stack writes nothing on it);
+    `enable`: the stack turns that setting on, keeping every other notification (stacks/constructs/artifact_bucket.py)."""
+
+    @property
+    def imports_bucket(self) -> bool:
+        """The artifact bucket exists already (`artifactBucketName`): imported, never owned."""
+        return bool(self.artifact_bucket_name)
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -192,6 +209,7 @@ class RegistryConfig:
         config = cls(**values)
         _check_mlflow(config)
         _check_region(config)
+        _check_artifact_bucket(config)
         return config
 
 
@@ -317,6 +335,60 @@ def _snap_start(key: str, raw: Any) -> str:
     if value not in ("auto", "true", "false"):
         raise ConfigError(f"context key {key!r} must be true, false or auto, got {raw!r}")
     return value
+
+
+def _bucket_name(key: str, raw: Any) -> str:
+    """S3's general purpose bucket naming rules (S3 user guide, "General purpose bucket naming rules")."""
+    value = _string(allow_empty=True)(key, raw)
+    if not value:
+        return ""
+    problem = (
+        "must be 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+        if not _BUCKET_NAME.fullmatch(value)
+        else "must not hold two adjacent periods"
+        if ".." in value
+        else "must not be formatted as an IP address"
+        if _IP_ADDRESS.fullmatch(value)
+        else f"must not start with {next(p for p in _RESERVED_BUCKET_PREFIXES if value.startswith(p))!r} (reserved)"
+        if value.startswith(_RESERVED_BUCKET_PREFIXES)
+        else f"must not end with {next(s for s in _RESERVED_BUCKET_SUFFIXES if value.endswith(s))!r} (reserved)"
+        if value.endswith(_RESERVED_BUCKET_SUFFIXES)
+        else ""
+    )
+    if problem:
+        raise ConfigError(f"context key {key!r} is not an S3 bucket name: it {problem}; got {value!r}")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(key: str, raw: Any) -> str:
+        value = raw.strip().lower() if isinstance(raw, str) else raw
+        if value not in choices:
+            raise ConfigError(f"context key {key!r} must be one of {', '.join(choices)}; got {raw!r}")
+        return str(value)
+
+    return parse
+
+
+def _check_artifact_bucket(config: RegistryConfig) -> None:
+    """The keys of an existing bucket only make sense with the bucket, and the key with the stack's own partition."""
+    if not config.imports_bucket:
+        for key, is_set in (
+            ("artifactBucketKeyArn", bool(config.artifact_bucket_key_arn)),
+            ("artifactBucketEventBridge", config.artifact_bucket_event_bridge != "require"),
+        ):
+            if is_set:
+                raise ConfigError(
+                    f"context key {key!r} applies to an existing bucket: set artifactBucketName too (without it the "
+                    "stack creates its own bucket and key)"
+                )
+        return
+    key_region = config.artifact_bucket_key_arn.split(":")[3] if config.artifact_bucket_key_arn else ""
+    if key_region and config.region and key_region != config.region:
+        raise ConfigError(
+            f"context key 'artifactBucketKeyArn': the key is in {key_region}, the stack in {config.region}; S3 "
+            "encrypts a bucket's objects with a key of the bucket's own region only"
+        )
 
 
 def _check_region(config: RegistryConfig) -> None:
@@ -471,4 +543,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "recorder": _boolean,
     # An explicit region (the stack's env): the synth then checks the region-bound features (stacks/regions.py).
     "region": _string(_REGION, allow_empty=True, hint="must be an AWS region such as eu-west-1"),
+    "artifact_bucket_name": _bucket_name,
+    # A key ARN, not an alias: the grants name the key, and an alias ARN in a policy does not cover the key's use.
+    "artifact_bucket_key_arn": _string(
+        _KMS_KEY_ARN, allow_empty=True, hint="must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)"
+    ),
+    "artifact_bucket_event_bridge": _choice("require", "enable"),
 }

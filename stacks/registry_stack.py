@@ -26,7 +26,8 @@ from functions.routing import ROUTES, Route
 from stacks import outputs
 from stacks.config import PLACEHOLDER_TRACKING_URI, RegistryConfig, SnapStart
 from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, pascal_case
-from stacks.constructs.artifact_bucket import ArtifactBucket
+from stacks.constructs.artifact_bucket import ArtifactBucket, ImportedArtifactBucket
+from stacks.constructs.bucket_event_bridge import BucketEventBridge
 from stacks.constructs.event_buses import EventBuses
 from stacks.constructs.function_code import DependencyLayout, FunctionCode
 from stacks.constructs.idempotency_table import IdempotencyTable
@@ -97,11 +98,18 @@ class RegistryAutopilotStack(Stack):
             if config.snap_start_mode is SnapStart.WHERE_AVAILABLE
             else None
         )
-        self.artifacts = ArtifactBucket(
-            self,
-            "Artifacts",
-            key_alias=f"alias/{config.stack_name}-artifacts",
-            noncurrent_version_expiration_days=config.noncurrent_version_expiration_days,
+        # An existing bucket (artifactBucketName) is imported and never owned; see docs/deploying.md.
+        self.artifacts: ArtifactBucket | ImportedArtifactBucket = (
+            ImportedArtifactBucket(
+                self, "Artifacts", bucket_name=config.artifact_bucket_name, key_arn=config.artifact_bucket_key_arn
+            )
+            if config.imports_bucket
+            else ArtifactBucket(
+                self,
+                "Artifacts",
+                key_alias=f"alias/{config.stack_name}-artifacts",
+                noncurrent_version_expiration_days=config.noncurrent_version_expiration_days,
+            )
         )
         self.writer = WriterAccess(
             self,
@@ -120,6 +128,17 @@ class RegistryAutopilotStack(Stack):
         )
         self.idempotency = IdempotencyTable(self, "Idempotency")
         self.code = FunctionCode(self, "FunctionCode", layout=layout)
+        self.bucket_event_bridge = (
+            BucketEventBridge(
+                self,
+                "BucketEventBridge",
+                bucket=self.artifacts.bucket,
+                code=self.code,
+                log_retention=_LOG_RETENTION[config.log_retention_days],
+            )
+            if config.imports_bucket and config.artifact_bucket_event_bridge == "enable"
+            else None
+        )
         self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
@@ -263,6 +282,10 @@ class RegistryAutopilotStack(Stack):
             f"s3://{bucket.bucket_name}/{self.config.artifact_root_prefix}",
             "MLflow artifact root (mlflow server --default-artifact-root / experiment artifact_location)",
         )
+        if self.artifacts.imported:
+            self._output(outputs.IMPORTED_BUCKET_NAME, bucket.bucket_name, "The existing bucket (never owned)")
+            if self.artifacts.key is not None:
+                self._output(outputs.ARTIFACT_BUCKET_KEY_ARN, self.artifacts.key.key_arn, "The bucket's SSE-KMS key")
         self._output("WriterPolicyArn", self.writer.policy.managed_policy_arn, "Attach to training-job roles")
         self._output(outputs.EVENT_BUS_NAME, self.buses.project_bus.event_bus_name, "The project's event bus")
         for name, pipeline in self.pipelines.items():

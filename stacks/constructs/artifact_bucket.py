@@ -22,6 +22,8 @@ from stacks.constants import ABORT_INCOMPLETE_MULTIPART_UPLOAD_AFTER, ACCESS_LOG
 class ArtifactBucket(Construct):
     """`bucket` (KMS-encrypted with `key`, versioned, EventBridge notifications on) and `access_log_bucket`."""
 
+    imported = False
+
     def __init__(self, scope: Construct, construct_id: str, *, key_alias: str, noncurrent_version_expiration_days: int):
         super().__init__(scope, construct_id)
         self.key = self._build_key(key_alias)
@@ -78,4 +80,25 @@ class ArtifactBucket(Construct):
             ],
             # Models are the product: deleting the stack must never delete them.
             removal_policy=RemovalPolicy.RETAIN,
+        )
+
+
+class ImportedArtifactBucket(Construct):
+    """An existing bucket (`artifactBucketName`), imported and never owned, with its SSE-KMS key when it has one.
+
+    `s3.Bucket.from_bucket_attributes` creates no resource: the stack writes no bucket policy, lifecycle rule,
+    notification or retention setting on it, and `cdk destroy` leaves it as it was. Its EventBridge delivery must be
+    on already (`python -m ops preflight --bucket NAME` checks it), unless `artifactBucketEventBridge=enable` asks
+    the stack to turn it on (`stacks.constructs.bucket_event_bridge`). `key` is None for a bucket encrypted with
+    SSE-S3: S3 then needs no KMS permission from anyone.
+    """
+
+    access_log_bucket: s3.IBucket | None = None
+    imported = True
+
+    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str, key_arn: str = ""):
+        super().__init__(scope, construct_id)
+        self.key: kms.IKey | None = kms.Key.from_key_arn(self, "Key", key_arn) if key_arn else None
+        self.bucket: s3.IBucket = s3.Bucket.from_bucket_attributes(
+            self, "Bucket", bucket_name=bucket_name, encryption_key=self.key
         )

@@ -94,7 +94,8 @@ class PipelineContext:
     """What every route's pipeline shares: the resources it may touch and the deployment's settings."""
 
     bucket: s3.IBucket
-    key: kms.IKey
+    key: kms.IKey | None
+    """None: an existing bucket encrypted with SSE-S3 (no KMS permission needed)."""
     artifact_root_prefix: str
     artifact_prefixes: tuple[str, ...]
     project_bus: events.IEventBus
@@ -287,7 +288,7 @@ class RoutePipeline(Construct):
                     resources=[ctx.bucket.arn_for_objects(f"{prefix}/*") for prefix in ctx.artifact_prefixes],
                 ),
                 list_bucket_statement(ctx.bucket, ctx.artifact_prefixes),
-                kms_via_s3_statement(ctx.key, ["kms:Decrypt"]),
+                *([kms_via_s3_statement(ctx.key, ["kms:Decrypt"])] if ctx.key is not None else []),
             ]
         if access.publish_events:
             statements.append(

@@ -31,6 +31,7 @@ from functions.routing import WEBHOOK
 from functions.settings import webhook_function_environment
 from stacks.constants import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 from stacks.constructs.function_code import FunctionCode
+from stacks.constructs.function_role import function_role
 from stacks.nag import acknowledge, acknowledge_tracing
 
 
@@ -95,32 +96,27 @@ class WebhookReceiver(Construct):
         )
 
     def _build_role(self, bus: events.IEventBus, table: dynamodb.ITable) -> iam.Role:
-        role = iam.Role(
+        return function_role(
             self,
             "Role",
             description="registry-autopilot webhook function",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            log_group=self.log_group,
+            statements=[
+                iam.PolicyStatement(
+                    sid="PublishProjectEvents", actions=["events:PutEvents"], resources=[bus.event_bus_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="ReadWebhookSecret",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.secret.secret_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="RememberDeliveries",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[table.table_arn],
+                ),
+            ],
         )
-        for statement in (
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            ),
-            iam.PolicyStatement(
-                sid="PublishProjectEvents", actions=["events:PutEvents"], resources=[bus.event_bus_arn]
-            ),
-            iam.PolicyStatement(
-                sid="ReadWebhookSecret", actions=["secretsmanager:GetSecretValue"], resources=[self.secret.secret_arn]
-            ),
-            iam.PolicyStatement(
-                sid="RememberDeliveries",
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                resources=[table.table_arn],
-            ),
-        ):
-            role.add_to_policy(statement)
-        return role
 
     def _acknowledge_findings(self, tracing: bool) -> None:
         acknowledge(

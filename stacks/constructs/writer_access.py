@@ -56,7 +56,7 @@ class WriterAccess(Construct):
         construct_id: str,
         *,
         bucket: s3.IBucket,
-        key: kms.IKey,
+        key: kms.IKey | None,
         artifact_root_prefix: str,
         databricks_instance_profile: bool,
     ):
@@ -67,7 +67,10 @@ class WriterAccess(Construct):
         if databricks_instance_profile:
             self.instance_profile = self._build_instance_profile()
 
-    def _build_policy(self, bucket: s3.IBucket, key: kms.IKey) -> iam.ManagedPolicy:
+    def _build_policy(self, bucket: s3.IBucket, key: kms.IKey | None) -> iam.ManagedPolicy:
+        # No key: an existing bucket with SSE-S3 (artifactBucketName without artifactBucketKeyArn).
+        key_actions = ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"]
+        key_statements = [kms_via_s3_statement(key, key_actions)] if key is not None else []
         policy = iam.ManagedPolicy(
             self,
             "Policy",
@@ -83,7 +86,7 @@ class WriterAccess(Construct):
                 iam.PolicyStatement(
                     sid="LocateBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]
                 ),
-                kms_via_s3_statement(key, ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"]),
+                *key_statements,
             ],
         )
         reason = (
