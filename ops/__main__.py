@@ -10,6 +10,7 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
     python -m ops --stack RegistryAutopilot redrive register --dry-run
+    python -m ops preflight --bucket ml-artifacts [--key-arn ARN]   (or --stack NAME: ops/preflight.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ EXIT_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["preflight"]:  # takes --stack or --bucket itself: an existing bucket may have no stack yet
+        from ops.preflight import main as preflight
+
+        return preflight(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--sandbox", help="a running sandbox: its `python -m sandbox --json` line, or a file holding it")

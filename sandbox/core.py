@@ -73,6 +73,10 @@ class Sandbox(Provisioning, Supervision, Inspection):
         handle_signals: while the sandbox runs, SIGTERM and SIGHUP act like Ctrl+C (KeyboardInterrupt), so
             `with Sandbox()` and pytest stop it cleanly (main thread only; the old handlers come back on stop).
         progress: called with one-line progress messages (the CLI prints them on stderr).
+        existing_objects: a directory whose files (keys relative to it, `MLmodel` files last) are in the bucket
+            before the pipeline starts, as in a bucket adopted with its history: no event announces them.
+        bucket_event_bridge: False starts the bucket with EventBridge notifications off (an existing bucket
+            before `python -m ops preflight` says to turn them on); nothing is then registered until they are.
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class Sandbox(Provisioning, Supervision, Inspection):
         startup_timeout: float = 90.0,
         handle_signals: bool = True,
         progress: Callable[[str], None] | None = None,
+        existing_objects: str | Path | None = None,
+        bucket_event_bridge: bool = True,
     ) -> None:
         self._requested_workdir = Path(workdir).resolve() if workdir else None
         self._requested_ports = {"mlflow": mlflow_port, "aws": aws_port}
@@ -118,6 +124,8 @@ class Sandbox(Provisioning, Supervision, Inspection):
         self._startup_timeout = startup_timeout
         self._handle_signals = handle_signals
         self._progress = progress or (lambda message: None)
+        self.existing_objects = Path(existing_objects) if existing_objects is not None else None
+        self.bucket_event_bridge = bucket_event_bridge
 
         self.event_bus = PROJECT_BUS
         self.idempotency_table = IDEMPOTENCY_TABLE

@@ -62,6 +62,10 @@ class Provisioning:
     _clients: dict[str, Any]
     aws_endpoint_url: str
     """Provided by the sandbox (moto's endpoint)."""
+    existing_objects: Path | None = None
+    """A directory whose files are in the bucket before the pipeline starts (no events for them)."""
+    bucket_event_bridge: bool = True
+    """False: the bucket starts with EventBridge notifications off, as an existing bucket may."""
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` on this sandbox's moto server (cached per service)."""
@@ -95,6 +99,7 @@ class Provisioning:
             (p for p in root.rglob("*") if p.is_file()), key=lambda p: (p.name == MLMODEL_FILE, p.as_posix())
         )
         keys = []
+        was_on = self.bucket_event_bridge_on()
         if not notify:
             self._set_bucket_notifications(enabled=False)
         try:
@@ -104,8 +109,12 @@ class Provisioning:
                 keys.append(key)
         finally:
             if not notify:
-                self._set_bucket_notifications(enabled=True)
+                self._set_bucket_notifications(enabled=was_on)
         return keys
+
+    def bucket_event_bridge_on(self) -> bool:
+        """Whether the bucket sends its events to EventBridge now (`sandbox.moto_server` reports the switch)."""
+        return "EventBridgeConfiguration" in self.client("s3").get_bucket_notification_configuration(Bucket=self.bucket)
 
     def webhook_secret(self) -> str:
         """The HMAC secret the webhook function verifies with (in the sandbox's Secrets Manager)."""
@@ -115,7 +124,10 @@ class Provisioning:
         s3, events, sqs, dynamodb = (self.client(name) for name in ("s3", "events", "sqs", "dynamodb"))
         s3.create_bucket(Bucket=self.bucket)
         s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
-        self._set_bucket_notifications(enabled=True)
+        if self.existing_objects is not None:
+            # An existing bucket's history: written before the pipeline exists, so no event announces it.
+            self.upload_dir(self.existing_objects)
+        self._set_bucket_notifications(enabled=self.bucket_event_bridge)
         events.create_event_bus(Name=self.event_bus)
         dynamodb.create_table(
             TableName=self.idempotency_table,
