@@ -34,7 +34,11 @@ def stack_facts(stack_name: str, *, region: str | None = None) -> tuple[str, str
     if not bucket:
         raise PreflightError(f"stack {stack_name!r} has no {BUCKET_NAME} output: deploy this version first")
     key_arn = outputs.get(ARTIFACT_BUCKET_KEY_ARN, "")
-    return bucket, key_arn, gather(stack.client("s3"), stack.client("kms"), bucket, key_arn=key_arn)
+    return (
+        bucket,
+        key_arn,
+        gather(stack.client("s3"), stack.client("kms"), bucket, key_arn=key_arn, region=stack.region),
+    )
 
 
 def bucket_facts(bucket: str, *, key_arn: str = "", region: str | None = None) -> BucketFacts:
@@ -42,10 +46,10 @@ def bucket_facts(bucket: str, *, key_arn: str = "", region: str | None = None) -
         session = boto3.Session(region_name=region)
     except BotoCoreError as error:
         raise PreflightError(str(explain(error, doing="open an AWS session"))) from None
-    return gather(session.client("s3"), session.client("kms"), bucket, key_arn=key_arn)
+    return gather(session.client("s3"), session.client("kms"), bucket, key_arn=key_arn, region=session.region_name)
 
 
-def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "") -> BucketFacts:
+def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "", region: str | None = None) -> BucketFacts:
     try:
         s3.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:
@@ -64,6 +68,7 @@ def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "") -> BucketFacts:
             unreadable[name] = str(explain(error, doing=f"read the {name}"))
             return None
 
+    location = read("bucket's region", lambda: s3.get_bucket_location(Bucket=bucket))
     notifications = read("notification configuration", lambda: s3.get_bucket_notification_configuration(Bucket=bucket))
     versioning = read("versioning", lambda: s3.get_bucket_versioning(Bucket=bucket))
     encryption = read("default encryption", lambda: s3.get_bucket_encryption(Bucket=bucket))
@@ -76,8 +81,18 @@ def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "") -> BucketFacts:
         versioning=None if versioning is None else versioning.get("Status", ""),
         encryption=_default_encryption(encryption),
         key_policy=json.loads(policy["Policy"]) if policy else None,
+        region=_region(location),
+        stack_region=region,
         unreadable=unreadable,
     )
+
+
+def _region(location: dict[str, Any] | None) -> str | None:
+    """GetBucketLocation's answer as a region: none means us-east-1, and "EU" the old name of eu-west-1."""
+    if location is None:
+        return None
+    constraint = location.get("LocationConstraint") or "us-east-1"
+    return "eu-west-1" if constraint == "EU" else constraint
 
 
 def _default_encryption(response: dict[str, Any] | None) -> tuple[str, str] | None:

@@ -5,6 +5,7 @@
 
 Checks, each from what S3 and KMS say (read-only; nothing is written):
 
+- The bucket in the stack's region (GetBucketLocation): S3 events reach the default bus of the bucket's region only.
 - EventBridge notifications on (GetBucketNotificationConfiguration): without them no upload reaches the register
   rule. The fix is the bucket's WHOLE configuration with EventBridge added (`functions.domain.bucket_notifications`),
   so the SNS/SQS/Lambda notifications it has stay.
@@ -49,6 +50,10 @@ class BucketFacts:
     encryption: tuple[str, str] | None = None
     """(SSEAlgorithm, KMSMasterKeyID or "") of the bucket's default encryption rule."""
     key_policy: dict[str, Any] | None = None
+    region: str | None = None
+    """The bucket's region (GetBucketLocation)."""
+    stack_region: str | None = None
+    """The region the stack is (or will be) deployed in: the caller's."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """check name -> why it could not be read (e.g. "AccessDenied: ...")."""
 
@@ -66,10 +71,25 @@ class Problem:
 def check(facts: BucketFacts, *, key_arn: str = "", role_arns: Sequence[str] = ()) -> list[Problem]:
     """Every problem that keeps the pipeline from working on `facts.bucket` (empty: ready)."""
     return [
+        *_region(facts),
         *_event_bridge(facts),
         *_versioning(facts),
         *_encryption(facts, key_arn),
         *_key_policy(facts, key_arn, role_arns),
+    ]
+
+
+def _region(facts: BucketFacts) -> list[Problem]:
+    if not facts.region or not facts.stack_region or facts.region == facts.stack_region:
+        return []
+    return [
+        Problem(
+            f"the bucket in the stack's region ({facts.stack_region})",
+            f"the bucket is in {facts.region}, and S3 sends its events to the default bus of {facts.region} only, "
+            "where the stack has no rule: nothing is registered",
+            f"nothing on the bucket; deploy the stack in {facts.region} (-c region={facts.region}, or --region "
+            f"{facts.region} here)",
+        )
     ]
 
 
@@ -198,7 +218,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-OPTIONAL_CHECKS = frozenset({"key policy"})
+OPTIONAL_CHECKS = frozenset({"key policy", "bucket's region"})
 """Checks that may stay unread (the bucket's owner may keep the key policy private) without failing the preflight."""
 
 

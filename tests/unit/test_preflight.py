@@ -107,3 +107,13 @@ def test_a_bucket_whose_notifications_cannot_be_read_is_not_called_ready():
     assert problems == []
     assert not ready(facts, problems)
     assert report(facts, problems)[-1].startswith("bucket ml-artifacts: not verified")
+
+
+def test_a_bucket_in_another_region_than_the_stack_is_named_with_the_region_to_deploy_in():
+    # GIVEN a bucket in eu-central-1 and a caller (the stack) in eu-west-1
+    facts = _ready(region="eu-central-1", stack_region="eu-west-1")
+    # WHEN it is checked
+    (problem,) = check(facts, key_arn=KEY_ARN)
+    # THEN the problem says where its events go and which region to deploy in
+    assert "default bus of eu-central-1" in problem.cost
+    assert "-c region=eu-central-1" in problem.fix
