@@ -41,7 +41,14 @@ from functions.domain.ports import (
     RunInfo,
     VersionInfo,
 )
-from functions.domain.tags import IDENTITY_TAG, MODEL_VERSIONS_TAG, REGISTERED_BY, REGISTERED_BY_TAG, origin_tag
+from functions.domain.tags import (
+    BACKFILL_TAG,
+    IDENTITY_TAG,
+    MODEL_VERSIONS_TAG,
+    REGISTERED_BY,
+    REGISTERED_BY_TAG,
+    origin_tag,
+)
 from functions.models.events import ArtifactOrigin, ModelVersionRegistered
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4d7e-9a51-3c1f0e3b7a10")
@@ -58,6 +65,8 @@ class UploadedObject:
     size: int | None = None
     uploaded_at: datetime | None = None
     replay_name: str | None = None
+    backfill: str | None = None
+    """Set when `python -m ops backfill` sent the event: one of `functions.domain.tags.BACKFILL_MODES`."""
 
     @property
     def identity(self) -> str:
@@ -80,6 +89,7 @@ class UploadedObject:
             "size": self.size,
             "uploaded_at": self.uploaded_at.isoformat() if self.uploaded_at else None,
             "replay_name": self.replay_name,
+            "backfill": self.backfill,
         }
 
     @classmethod
@@ -93,6 +103,7 @@ class UploadedObject:
             size=payload.get("size"),
             uploaded_at=datetime.fromisoformat(uploaded_at) if uploaded_at else None,
             replay_name=payload.get("replay_name"),
+            backfill=payload.get("backfill"),
         )
 
 
@@ -317,6 +328,8 @@ class Registrar:
             origin_tag("correlation_id"): obj.correlation_id,
             # Set when EventBridge replayed the event from an archive: the version came from a replay.
             origin_tag("replay_name"): obj.replay_name or "",
+            # Set when `ops backfill` sent it: whether its verdict may move aliases (functions.domain.aliases).
+            BACKFILL_TAG: obj.backfill or "",
         }
         # Linked when the tracking server knows them, recorded as tags when it does not.
         if target.run_id and not target.known_run:

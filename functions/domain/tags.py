@@ -22,6 +22,13 @@ ORIGIN_TAG_PREFIX = "origin."
 IDENTITY_TAG = f"{ORIGIN_TAG_PREFIX}identity"
 """Every version the pipeline creates carries its upload's identity in this tag (see `ModelRegistry.find_version`)."""
 
+BACKFILL_TAG = f"{ORIGIN_TAG_PREFIX}backfill"
+"""Set on a version `python -m ops backfill` sent: `BACKFILL_HOLD_ALIASES` (its verdict moves no alias; only
+`ops promote` does) or `BACKFILL_PROMOTE` (`--promote`: its verdict moves aliases as a live upload's does)."""
+BACKFILL_HOLD_ALIASES = "hold_aliases"
+BACKFILL_PROMOTE = "promote"
+BACKFILL_MODES = (BACKFILL_HOLD_ALIASES, BACKFILL_PROMOTE)
+
 VALIDATION_TAG_PREFIX = "validation."
 """Every tag of a verdict starts so (`ops verdict` shows them all)."""
 TAG_STATUS = f"{VALIDATION_TAG_PREFIX}status"
