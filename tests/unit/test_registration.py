@@ -13,6 +13,7 @@ from functions.domain.tags import (
     MODEL_VERSIONS_TAG,
     REGISTERED_BY,
     REGISTERED_BY_TAG,
+    WORKSPACE_TAG,
     origin_tag,
 )
 from functions.models.events import ModelVersionRegistered
@@ -175,6 +176,41 @@ def test_unknown_run_is_recorded_as_a_tag_not_linked():
     # THEN the version is not linked to the unknown run, but the run id is kept as a tag
     assert world.registry.create_calls[0]["run_id"] is None
     assert world.registry.versions[0].tags[origin_tag("run_id")] == RUN_ID
+
+
+def test_run_artifact_in_an_mlflow_workspace_records_the_workspace():
+    # GIVEN run artifacts under MLflow's workspaces folder, in an experiment the configuration maps
+    world = World(experiment_model_names={"7": "credit"})
+    upload = world.upload_model(f"mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model")
+    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "7", {})
+    # WHEN registered
+    outcome = world.registrar.register(upload)
+    # THEN it registers like any run artifact, from its directory, and the version records its workspace
+    assert (outcome.status, outcome.model_name) == ("registered", "credit")
+    [version] = world.registry.versions
+    assert version.source == f"s3://{BUCKET}/mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model"
+    assert version.tags[WORKSPACE_TAG] == "team-a"
+
+
+def test_a_version_outside_any_workspace_has_no_workspace_tag():
+    # GIVEN run artifacts outside MLflow's workspaces folder
+    world = World(experiment_model_names={"7": "credit"})
+    upload = world.upload_model(f"mlflow/7/{RUN_ID}/artifacts/model")
+    # WHEN registered
+    world.registrar.register(upload)
+    # THEN no workspace tag is written
+    assert WORKSPACE_TAG not in world.registry.versions[0].tags
+
+
+def test_key_under_the_workspaces_folder_in_no_layout_is_skipped_with_its_reason():
+    # GIVEN an MLmodel under MLflow's workspaces folder with a workspace name MLflow refuses
+    world = World()
+    key = f"mlflow/workspaces/Team_A/7/{RUN_ID}/artifacts/model/MLmodel"
+    # WHEN it is registered
+    outcome = world.registrar.register(UploadedObject(bucket=BUCKET, key=key, size=3))
+    # THEN it is skipped, under its own reason (the handler counts RegistrationSkipped by reason), and nothing exists
+    assert (outcome.status, outcome.reason) == ("skipped", "unmapped_workspace_layout")
+    assert world.registry.versions == []
 
 
 def test_mlflow_layout_without_a_name_waits_a_moment_then_is_skipped():
