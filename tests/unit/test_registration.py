@@ -155,16 +155,25 @@ def test_logged_model_tag_wins_over_run_tag_and_mapping():
     assert world.registrar.register(upload).model_name == "from-logged-model"
 
 
-def test_run_artifact_named_by_experiment_mapping():
-    # GIVEN run artifacts of a run without the name tag, in an experiment the configuration maps
+@pytest.mark.parametrize(
+    ("model_dir", "workspace"),
+    [(f"mlflow/7/{RUN_ID}/artifacts/model", None), (f"mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model", "team-a")],
+)
+def test_run_artifact_named_by_experiment_mapping(model_dir, workspace):
+    # GIVEN run artifacts of a run without the name tag, in an experiment the configuration maps (outside any MLflow
+    # workspace, or under one)
     world = World(experiment_model_names={"7": "credit"})
-    upload = world.upload_model(f"mlflow/7/{RUN_ID}/artifacts/model")
+    upload = world.upload_model(model_dir)
     world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "7", {})
     # WHEN registered
     outcome = world.registrar.register(upload)
-    # THEN the mapping names the model and the run is linked
+    # THEN the mapping names the model, the run is linked, the source is the model directory, and a workspace is
+    # recorded on the version (no tag outside one)
     assert (outcome.status, outcome.model_name) == ("registered", "credit")
     assert world.registry.create_calls[0]["run_id"] == RUN_ID
+    [version] = world.registry.versions
+    assert version.source == f"s3://{BUCKET}/{model_dir}"
+    assert version.tags.get(WORKSPACE_TAG) == workspace
 
 
 def test_unknown_run_is_recorded_as_a_tag_not_linked():
@@ -176,30 +185,6 @@ def test_unknown_run_is_recorded_as_a_tag_not_linked():
     # THEN the version is not linked to the unknown run, but the run id is kept as a tag
     assert world.registry.create_calls[0]["run_id"] is None
     assert world.registry.versions[0].tags[origin_tag("run_id")] == RUN_ID
-
-
-def test_run_artifact_in_an_mlflow_workspace_records_the_workspace():
-    # GIVEN run artifacts under MLflow's workspaces folder, in an experiment the configuration maps
-    world = World(experiment_model_names={"7": "credit"})
-    upload = world.upload_model(f"mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model")
-    world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "7", {})
-    # WHEN registered
-    outcome = world.registrar.register(upload)
-    # THEN it registers like any run artifact, from its directory, and the version records its workspace
-    assert (outcome.status, outcome.model_name) == ("registered", "credit")
-    [version] = world.registry.versions
-    assert version.source == f"s3://{BUCKET}/mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model"
-    assert version.tags[WORKSPACE_TAG] == "team-a"
-
-
-def test_a_version_outside_any_workspace_has_no_workspace_tag():
-    # GIVEN run artifacts outside MLflow's workspaces folder
-    world = World(experiment_model_names={"7": "credit"})
-    upload = world.upload_model(f"mlflow/7/{RUN_ID}/artifacts/model")
-    # WHEN registered
-    world.registrar.register(upload)
-    # THEN no workspace tag is written
-    assert WORKSPACE_TAG not in world.registry.versions[0].tags
 
 
 def test_key_under_the_workspaces_folder_in_no_layout_is_skipped_with_its_reason():
