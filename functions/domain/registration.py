@@ -29,6 +29,7 @@ from functions.domain.layouts import (
     check_key,
     check_model_name,
     classify,
+    skip_reason,
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
@@ -47,6 +48,7 @@ from functions.domain.tags import (
     MODEL_VERSIONS_TAG,
     REGISTERED_BY,
     REGISTERED_BY_TAG,
+    WORKSPACE_TAG,
     origin_tag,
 )
 from functions.models.events import ArtifactOrigin, ModelVersionRegistered
@@ -146,6 +148,8 @@ class _Target:
     known_run: bool
     known_model: bool
     logged_model: LoggedModelInfo | None
+    workspace: str | None = None
+    """The MLflow workspace of the key (recorded as `origin.workspace`; the registry call itself names none)."""
 
 
 class Registrar:
@@ -176,7 +180,9 @@ class Registrar:
         check_key(obj.key)
         location = classify(obj.key, artifact_root_prefix=self._config.artifact_root_prefix)
         if location is None:
-            return Outcome("skipped", reason="not_a_model_location")
+            return Outcome(
+                "skipped", reason=skip_reason(obj.key, artifact_root_prefix=self._config.artifact_root_prefix)
+            )
         if obj.size == 0:
             raise Rejected("malformed_mlmodel", "MLmodel is a zero-byte object")
 
@@ -257,6 +263,7 @@ class Registrar:
             known_run=run is not None,
             known_model=logged is not None,
             logged_model=logged,
+            workspace=location.workspace,
         )
 
     def _model_name(self, logged: LoggedModelInfo | None, run: RunInfo | None, experiment: str | None) -> str | None:
@@ -330,6 +337,8 @@ class Registrar:
             origin_tag("replay_name"): obj.replay_name or "",
             # Set when `ops backfill` sent it: whether its verdict may move aliases (functions.domain.aliases).
             BACKFILL_TAG: obj.backfill or "",
+            # The MLflow workspace the key is under (see `functions.domain.layouts`).
+            WORKSPACE_TAG: target.workspace or "",
         }
         # Linked when the tracking server knows them, recorded as tags when it does not.
         if target.run_id and not target.known_run:
