@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The CDK app: one registry-autopilot stack, checked by cdk-nag on every synth.
+"""The CDK app: one stack holding the `RegistryAutopilot` construct (stacks/autopilot.py), checked by cdk-nag on every
+synth. To add the construct to a stack of your own app instead, see docs/deploying.md.
 
 No AWS calls and no lookups: the stack is environment-agnostic (no `env`), so `cdk synth` works offline and the
 account and region come from the credentials at deploy time. With `-c region=<region>` the stack is bound to that

@@ -11,7 +11,8 @@ Pure data: no AWS or MLflow imports, so the stack, the sandbox and the functions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -168,6 +169,31 @@ def route(name: str) -> Route:
         if candidate.name == name:
             return candidate
     raise KeyError(f"no route named {name!r}; known: {', '.join(r.name for r in ROUTES)}")
+
+
+def s3_forward_pattern(bucket_name: str, prefixes: Sequence[str]) -> dict[str, Any]:
+    """What a forwarder on the default bus of the bucket's account sends to the project bus (bucket in another account).
+
+    The register pattern, narrowed twice: S3's own events only (`python -m replay send` puts to the project's side,
+    never to the bucket account's bus), and `…/MLmodel` keys under the watched prefixes only, so none of the rest of
+    a shared bucket leaves its account. EventBridge's `wildcard` operator matches `*` against any characters, `/`
+    included ("Comparison operators for use in event patterns",
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html).
+    """
+    cleaned = [prefix.strip("/") for prefix in prefixes]
+    if not cleaned or any(not prefix or "*" in prefix or "\\" in prefix for prefix in cleaned):
+        raise ValueError(f"forwarded prefixes must be non-empty and free of '*' and '\\'; got {list(prefixes)!r}")
+    pattern = REGISTER.event_pattern(bucket_name=bucket_name)
+    pattern["source"] = [S3_SOURCE]
+    pattern["detail"]["object"]["key"] = [{"wildcard": f"{prefix}/*/{MLMODEL_FILE}"} for prefix in cleaned]
+    return pattern
+
+
+def receiving_forwarded_events(route: Route) -> Route:
+    """The route as a stack whose bucket is in another account needs it: a route on the default bus (register) gets
+    its rule on the project bus, where the bucket account's forwarder delivers. Events forwarded bus to bus keep their
+    `source` (aws.s3), `detail-type` and `detail`, so the rule's pattern stays the same."""
+    return replace(route, bus=Bus.PROJECT) if route.bus is Bus.DEFAULT else route
 
 
 def s3_archive_pattern(bucket_name: str) -> dict[str, Any]:

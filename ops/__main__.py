@@ -10,6 +10,7 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
     python -m ops --stack RegistryAutopilot redrive register --dry-run
+    python -m ops --stack RegistryAutopilot backfill --dry-run
     python -m ops preflight --bucket ml-artifacts [--key-arn ARN]   (or --stack NAME: ops/preflight.py)
 """
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ops.redrive import add_parser as add_redrive_parser  # self-contained: ops/redrive.py
 
     add_redrive_parser(commands)
+    from ops.backfill import add_parser as add_backfill_parser  # self-contained: ops/backfill.py
+
+    add_backfill_parser(commands)
 
     validate = commands.add_parser("validate", help="re-run the validation gate for a version (Validation Requested)")
     validate.add_argument("model")

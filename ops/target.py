@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from functions.project import SANDBOX_REGION
-from functions.routing import ROUTES
-from replay.aws_stack import AwsProblem, DeployedStack, open_stack
-from stacks.outputs import EVENT_BUS_NAME, dead_letter_queue_url, queue_url
+from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, ROUTES
+from replay.aws_stack import AwsProblem, DeployedStack, calling, error_code, open_stack
+from stacks.outputs import ARTIFACT_ROOT_URI, BUCKET_NAME, EVENT_BUS_NAME, dead_letter_queue_url, queue_url
 
 
 class TargetError(RuntimeError):
@@ -31,6 +33,10 @@ class Target:
     """route name → {"queue_url", "dead_letter_queue_url"} (for `redrive`)."""
     stack: DeployedStack | None = None
     """The deployed stack, when the target is one: its clients use the session that found it."""
+    bucket: str | None = None
+    """The artifact bucket (for `backfill`)."""
+    artifact_root_prefix: str = DEFAULT_ARTIFACT_ROOT_PREFIX
+    """Where MLflow's own layouts live in the bucket (`s3://<bucket>/<prefix>/`)."""
 
     def client(self, service: str) -> Any:
         if self.stack is not None:
@@ -49,6 +55,8 @@ def from_sandbox(description: str) -> Target:
             endpoint_url=info["aws_endpoint_url"],
             region=info.get("region", SANDBOX_REGION),
             queues=info.get("queues") or {},
+            bucket=info.get("bucket"),
+            artifact_root_prefix=info.get("artifact_root_prefix") or DEFAULT_ARTIFACT_ROOT_PREFIX,
         )
     except (ValueError, KeyError, TypeError) as error:
         raise TargetError(f"--sandbox wants the JSON line of `python -m sandbox --json`: {error}") from None
@@ -80,4 +88,67 @@ def from_stack(stack_name: str, *, region: str | None = None) -> Target:
             if queue_url(route.name) in outputs and dead_letter_queue_url(route.name) in outputs
         },
         stack=stack,
+        bucket=outputs.get(BUCKET_NAME),
+        artifact_root_prefix=_root_prefix(outputs.get(ARTIFACT_ROOT_URI), outputs.get(BUCKET_NAME)),
+    )
+
+
+def _root_prefix(root_uri: str | None, bucket: str | None) -> str:
+    """`mlflow` from the stack's `s3://<bucket>/mlflow` output."""
+    if not root_uri or not bucket or not root_uri.startswith(f"s3://{bucket}/"):
+        return DEFAULT_ARTIFACT_ROOT_PREFIX
+    return root_uri[len(f"s3://{bucket}/") :].strip("/") or DEFAULT_ARTIFACT_ROOT_PREFIX
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of a ListObjectsV2 page."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class HeadedObject:
+    """The current version of one object, as HeadObject reads it."""
+
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    last_modified: datetime
+
+
+def list_objects(target: Target, bucket: str, prefix: str) -> Iterator[ListedObject]:
+    """Every object under `prefix`, page by page (ListObjectsV2: 1,000 keys a request)."""
+    paginator = target.client("s3").get_paginator("list_objects_v2")
+    try:
+        with calling(f"list s3://{bucket}/{prefix}"):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ListedObject(item["Key"], int(item["Size"]), item["ETag"], item["LastModified"])
+    except AwsProblem as problem:
+        if error_code(problem) == "NoSuchBucket":
+            raise TargetError(f"bucket {bucket!r} does not exist (NoSuchBucket)") from None
+        raise TargetError(str(problem)) from None
+
+
+def head_object(target: Target, bucket: str, key: str) -> HeadedObject | None:
+    """The object's current version, or None when it is gone."""
+    try:
+        with calling(f"read s3://{bucket}/{key}"):
+            found = target.client("s3").head_object(Bucket=bucket, Key=key)
+    except AwsProblem as problem:
+        if error_code(problem) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise TargetError(str(problem)) from None
+    version = found.get("VersionId")
+    return HeadedObject(
+        key=key,
+        size=int(found["ContentLength"]),
+        etag=found["ETag"],
+        version_id=None if version in (None, "", "null") else version,
+        last_modified=found["LastModified"],
     )

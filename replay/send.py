@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from functions.routing import REPLAY_SOURCE, Bus
+from functions.routing import REPLAY_SOURCE, S3_SOURCE, Bus
 from replay.aws_stack import AwsProblem, DeployedStack, calling, error_code
 from replay.recordings import (
     RecordedEvent,
@@ -101,16 +102,49 @@ def send(
     ready = [sending for sending in sendings if sending.entry is not None]
     events = stack.client("events")
     for start in range(0, len(ready), PUT_EVENTS_BATCH):
-        batch = ready[start : start + PUT_EVENTS_BATCH]
-        with calling(f"put events on the buses of stack {stack.name!r}"):
-            response = events.put_events(Entries=[sending.entry for sending in batch])
-        for sending, result in zip(batch, response["Entries"], strict=True):
-            if result.get("EventId"):
-                sending.event_id = result["EventId"]
-            else:
-                sending.error = f"{result.get('ErrorCode', 'Error')}: {result.get('ErrorMessage', 'refused')}"
+        put_batch(
+            events, ready[start : start + PUT_EVENTS_BATCH], doing=f"put events on the buses of stack {stack.name!r}"
+        )
         progress(f"put {min(start + PUT_EVENTS_BATCH, len(ready))} of {len(ready)} events")
     return sendings
+
+
+def put_batch(events: Any, batch: Sequence[Sending], *, doing: str) -> None:
+    """One PutEvents call for up to 10 prepared events; each `Sending` gets its event id or the entry's error."""
+    with calling(doing):
+        response = events.put_events(Entries=[sending.entry for sending in batch])
+    for sending, result in zip(batch, response["Entries"], strict=True):
+        if result.get("EventId"):
+            sending.event_id = result["EventId"]
+        else:
+            sending.error = f"{result.get('ErrorCode', 'Error')}: {result.get('ErrorMessage', 'refused')}"
+
+
+def object_created(
+    bucket: str, key: str, *, etag: str, size: int, version_id: str | None, time: datetime, **detail: Any
+) -> RecordedEvent:
+    """The `Object Created` event S3 would have put on the default bus for this object version (as a recording:
+    `prepare` sends it under the replay source). `detail` adds fields to the event's detail."""
+    event = {
+        "version": "0",
+        "source": S3_SOURCE,
+        "detail-type": "Object Created",
+        "time": time.isoformat().replace("+00:00", "Z"),
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,
+                "size": size,
+                "etag": etag.strip('"'),
+                **({"version-id": version_id} if version_id else {}),
+            },
+            "reason": "PutObject",
+            **detail,
+        },
+    }
+    return RecordedEvent(file=f"s3://{bucket}/{key}", index=0, event=event)
 
 
 def _header(stack: DeployedStack, bucket: str) -> Callable[[str], dict | None]:

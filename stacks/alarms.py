@@ -99,6 +99,18 @@ ALARMS: dict[str, AlarmText] = {
         "<route>`), or `aws events start-replay` from the archive to the bus. Registration is idempotent, so "
         "replaying too much is harmless.",
     ),
+    "forwarder-dead-letter-queue": AlarmText(
+        name="forwarder-dead-letter-queue",
+        meaning="In the bucket's account (bucket in another account), EventBridge could not forward S3 events of "
+        "uploaded models to the project bus after its retries: the project bus's policy does not accept the bucket "
+        "account's rule, the forwarder role lost events:PutEvents, or the bus is gone. Those uploads are not "
+        "registered yet.",
+        first_steps="Check the project bus's policy against the forwarder stack's output `ProjectBusPolicy` and the "
+        "rule's role, then read the events (`aws sqs receive-message --queue-url {forwarder_queue_url}`: each body is the S3 "
+        "event, with its bucket and key). S3 events cannot be re-sent under their own source, so copy each MLmodel "
+        "object onto itself (`aws s3 cp s3://<bucket>/<key> s3://<bucket>/<key> --metadata-directive REPLACE`): the "
+        "new object version is announced again and registered once.",
+    ),
     "notifications-dead-letter-queue": AlarmText(
         name="notifications-dead-letter-queue",
         meaning="Alerts could not be delivered: EventBridge could not publish a notification (failed verdict, alias "

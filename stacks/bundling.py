@@ -34,13 +34,14 @@ class LocalPythonBundler:
         self,
         *,
         requirements: Path | None = None,
-        packages: Sequence[Path] = (),
+        packages: Sequence[Path | tuple[Path, str]] = (),
         subdir: str = "",
         python_version: str = LAMBDA_PYTHON_VERSION,
         platforms: Sequence[str] = LAMBDA_PIP_PLATFORMS,
     ) -> None:
         self._requirements = requirements
-        self._packages = tuple(packages)
+        # A folder alone is copied under its own name; (folder, name) under `name`.
+        self._packages = tuple(p if isinstance(p, tuple) else (p, p.name) for p in packages)
         self._subdir = subdir
         self._python_version = python_version
         self._platforms = tuple(platforms)
@@ -51,7 +52,7 @@ class LocalPythonBundler:
             "BUNDLE_PYTHON_VERSION": self._python_version,
             "BUNDLE_PLATFORMS": ",".join(self._platforms),
             "BUNDLE_REQUIREMENTS_SHA256": _sha256(self._requirements) if self._requirements else "",
-            "BUNDLE_PACKAGES": ",".join(package.name for package in self._packages),
+            "BUNDLE_PACKAGES": ",".join(name for _, name in self._packages),
             "BUNDLE_SUBDIR": self._subdir,
             "BUNDLE_PRUNED": ",".join(RUNTIME_PROVIDED_PACKAGES),
         }
@@ -61,8 +62,8 @@ class LocalPythonBundler:
         target.mkdir(parents=True, exist_ok=True)
         if self._requirements is not None:
             self._pip_install(target)
-        for package in self._packages:
-            shutil.copytree(package, target / package.name, ignore=_IGNORED, dirs_exist_ok=True)
+        for package, name in self._packages:
+            shutil.copytree(package, target / name, ignore=_IGNORED, dirs_exist_ok=True)
         return True
 
     def pip_command(self, target: Path) -> list[str]:

@@ -193,6 +193,17 @@ class RegistryConfig:
             return self.register_ephemeral_storage_mb
         return UNITY_CATALOG_REGISTER_EPHEMERAL_STORAGE_MB if self.unity_catalog else DEFAULT_EPHEMERAL_STORAGE_MB
 
+    def __post_init__(self) -> None:
+        """Every value checked as `from_mapping` checks context: a `RegistryConfig` built in code (the construct's
+        props) with a bad value raises ConfigError naming the prop. Values are normalized the same way (stripped
+        strings, lists, `snap_start` as "true"/"false"/"auto")."""
+        for attribute in CONTEXT_KEYS:
+            name = _setting_name(attribute, from_context=False)
+            object.__setattr__(self, attribute, _PARSERS[attribute](name, getattr(self, attribute)))
+        _check_mlflow(self)
+        _check_region(self)
+        _check_artifact_bucket(self)
+
     @classmethod
     def from_node(cls, node: Node) -> RegistryConfig:
         """Read every key from the construct tree's context (`app.node`), falling back to the defaults."""
@@ -201,16 +212,12 @@ class RegistryConfig:
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> RegistryConfig:
         """Validate raw context values (None means 'not set'); raises ConfigError naming the first bad key."""
-        defaults = cls()
         values: dict[str, Any] = {}
         for attribute, key in CONTEXT_KEYS.items():
             raw = context.get(key)
-            values[attribute] = getattr(defaults, attribute) if raw is None else _PARSERS[attribute](key, raw)
-        config = cls(**values)
-        _check_mlflow(config)
-        _check_region(config)
-        _check_artifact_bucket(config)
-        return config
+            if raw is not None:
+                values[attribute] = _PARSERS[attribute](_setting_name(attribute, from_context=True), raw)
+        return cls(**values)  # the keys checked together: `__post_init__`
 
 
 def context_key(attribute: str) -> str:
@@ -224,6 +231,13 @@ CONTEXT_KEYS: dict[str, str] = {f.name: context_key(f.name) for f in fields(Regi
 
 
 # --- parsers: one per attribute, each (key, raw value) -> parsed value or ConfigError -----------------------------
+# `key` is the setting's name as its source spells it: "context key 'registerMaxConcurrency'" for context, the
+# prop's name and its context key for a `RegistryConfig` built in code (`_setting_name`).
+
+
+def _setting_name(attribute: str, *, from_context: bool) -> str:
+    key = CONTEXT_KEYS[attribute]
+    return f"context key {key!r}" if from_context else f"prop {attribute!r} (context key {key!r})"
 
 
 def _integer(minimum: int, maximum: int, allowed: tuple[int, ...] = ()) -> Callable[[str, Any], int]:
@@ -231,11 +245,11 @@ def _integer(minimum: int, maximum: int, allowed: tuple[int, ...] = ()) -> Calla
         if isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
             raw = int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
-            raise ConfigError(f"context key {key!r} must be an integer, got {raw!r}")
+            raise ConfigError(f"{key} must be an integer, got {raw!r}")
         if allowed and raw not in allowed:
-            raise ConfigError(f"context key {key!r} must be one of {', '.join(map(str, allowed))}; got {raw}")
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; got {raw}")
         if not minimum <= raw <= maximum:
-            raise ConfigError(f"context key {key!r} must be between {minimum} and {maximum}; got {raw}")
+            raise ConfigError(f"{key} must be between {minimum} and {maximum}; got {raw}")
         return raw
 
     return parse
@@ -245,21 +259,21 @@ def _boolean(key: str, raw: Any) -> bool:
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
         return raw.strip().lower() == "true"
     if not isinstance(raw, bool):
-        raise ConfigError(f"context key {key!r} must be true or false, got {raw!r}")
+        raise ConfigError(f"{key} must be true or false, got {raw!r}")
     return raw
 
 
 def _string(pattern: re.Pattern[str] | None = None, *, allow_empty: bool, hint: str = "") -> Callable[[str, Any], str]:
     def parse(key: str, raw: Any) -> str:
         if not isinstance(raw, str):
-            raise ConfigError(f"context key {key!r} must be a string, got {raw!r}")
+            raise ConfigError(f"{key} must be a string, got {raw!r}")
         value = raw.strip()
         if not value:
             if allow_empty:
                 return ""
-            raise ConfigError(f"context key {key!r} must not be empty")
+            raise ConfigError(f"{key} must not be empty")
         if pattern is not None and not pattern.fullmatch(value):
-            raise ConfigError(f"context key {key!r} {hint or f'must match {pattern.pattern}'}; got {value!r}")
+            raise ConfigError(f"{key} {hint or f'must match {pattern.pattern}'}; got {value!r}")
         return value
 
     return parse
@@ -267,15 +281,15 @@ def _string(pattern: re.Pattern[str] | None = None, *, allow_empty: bool, hint: 
 
 def _artifact_root_prefix(key: str, raw: Any) -> str:
     if not isinstance(raw, str):
-        raise ConfigError(f"context key {key!r} must be a string, got {raw!r}")
+        raise ConfigError(f"{key} must be a string, got {raw!r}")
     value = raw.strip().strip("/")
     if not _PREFIX.fullmatch(value):
         raise ConfigError(
-            f"context key {key!r} must be a key prefix such as 'mlflow' or 'teams/mlflow' (letters, digits, '.', '_', "
+            f"{key} must be a key prefix such as 'mlflow' or 'teams/mlflow' (letters, digits, '.', '_', "
             f"'-', separated by '/'; no wildcards); got {raw!r}"
         )
     if value == PLAIN_UPLOAD_PREFIX or value.startswith(f"{PLAIN_UPLOAD_PREFIX}/"):
-        raise ConfigError(f"context key {key!r} must not overlap the plain-upload prefix {PLAIN_UPLOAD_PREFIX!r}")
+        raise ConfigError(f"{key} must not overlap the plain-upload prefix {PLAIN_UPLOAD_PREFIX!r}")
     return value
 
 
@@ -284,18 +298,15 @@ def _experiment_model_names(key: str, raw: Any) -> dict[str, str]:
         try:
             raw = json.loads(raw) if raw.strip() else {}
         except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"context key {key!r} must be a JSON object of experiment id -> model name: {exc}"
-            ) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"context key {key!r} must be an object of experiment id -> model name, got {raw!r}")
+            raise ConfigError(f"{key} must be a JSON object of experiment id -> model name: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key} must be an object of experiment id -> model name, got {raw!r}")
     for experiment_id, model_name in raw.items():
         if not isinstance(experiment_id, str) or not experiment_id.strip():
-            raise ConfigError(f"context key {key!r}: experiment ids must be non-empty strings, got {experiment_id!r}")
+            raise ConfigError(f"{key}: experiment ids must be non-empty strings, got {experiment_id!r}")
         if not isinstance(model_name, str) or not model_name.strip():
             raise ConfigError(
-                f"context key {key!r}: the model name for experiment {experiment_id!r} must be a "
-                f"non-empty string, got {model_name!r}"
+                f"{key}: the model name for experiment {experiment_id!r} must be a non-empty string, got {model_name!r}"
             )
     return dict(raw)
 
@@ -304,13 +315,13 @@ def _id_list(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], list[s
     def parse(key: str, raw: Any) -> list[str]:
         if isinstance(raw, str):
             raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if isinstance(raw, tuple):
+            raw = list(raw)
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-            raise ConfigError(
-                f"context key {key!r} must be a list of {what} (or a comma-separated string), got {raw!r}"
-            )
+            raise ConfigError(f"{key} must be a list of {what} (or a comma-separated string), got {raw!r}")
         bad = [item for item in raw if not pattern.fullmatch(item)]
         if bad:
-            raise ConfigError(f"context key {key!r} holds values that are not {what}: {', '.join(bad)}")
+            raise ConfigError(f"{key} holds values that are not {what}: {', '.join(bad)}")
         return list(dict.fromkeys(raw))
 
     return parse
@@ -322,9 +333,9 @@ def _ca_bundle(key: str, raw: Any) -> str:
         return ""
     path = Path(value) if Path(value).is_absolute() else ROOT / value
     if not path.is_file():
-        raise ConfigError(f"context key {key!r} must name a PEM file (relative to the project root); {value!r} is none")
+        raise ConfigError(f"{key} must name a PEM file (relative to the project root); {value!r} is none")
     if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1_000_000]:
-        raise ConfigError(f"context key {key!r}: {value!r} holds no PEM certificate")
+        raise ConfigError(f"{key}: {value!r} holds no PEM certificate")
     return value
 
 
@@ -333,7 +344,7 @@ def _snap_start(key: str, raw: Any) -> str:
     if value in (True, False):
         return str(value).lower()
     if value not in ("auto", "true", "false"):
-        raise ConfigError(f"context key {key!r} must be true, false or auto, got {raw!r}")
+        raise ConfigError(f"{key} must be true, false or auto, got {raw!r}")
     return value
 
 
@@ -356,7 +367,7 @@ def _bucket_name(key: str, raw: Any) -> str:
         else ""
     )
     if problem:
-        raise ConfigError(f"context key {key!r} is not an S3 bucket name: it {problem}; got {value!r}")
+        raise ConfigError(f"{key} is not an S3 bucket name: it {problem}; got {value!r}")
     return value
 
 
@@ -364,7 +375,7 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(key: str, raw: Any) -> str:
         value = raw.strip().lower() if isinstance(raw, str) else raw
         if value not in choices:
-            raise ConfigError(f"context key {key!r} must be one of {', '.join(choices)}; got {raw!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {raw!r}")
         return str(value)
 
     return parse

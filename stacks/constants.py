@@ -14,7 +14,7 @@ FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
 # The SageMaker MLflow plugin, in a layer of its own that only SageMaker deployments get (see the file).
 FUNCTIONS_SAGEMAKER_LOCK = FUNCTIONS_DIR / "requirements-sagemaker.lock"
-# Validation policies ship in the code asset beside `functions/` (checked at synth by stacks/registry_stack.py).
+# Validation policies ship in the code asset beside `functions/`: the default `policies_dir` of stacks/autopilot.py.
 POLICIES_DIR = ROOT / "policies"
 
 # --- Lambda ---------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The names of the stack's CloudFormation outputs that tools read, in one place.
 
 `python -m replay archive|send|record --stack NAME` finds the deployed resources through these outputs
-(`replay.aws_stack`), and the stack writes them (`stacks.registry_stack`). Pure Python, no CDK import, so the replay
+(`replay.aws_stack`), and the construct writes them (`stacks.autopilot`). Pure Python, no CDK import, so the replay
 command line can import it without starting jsii; `tests/infrastructure` checks the template has every one.
 """
 

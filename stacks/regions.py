@@ -10,7 +10,7 @@ The lists are cfn-lint's own data (cfn-lint 1.58.0, a dev dependency, so the syn
   https://docs.aws.amazon.com/lambda/latest/dg/urls-configuration.html): cfn-lint 1.58 still lists eu-south-2.
 
 Plain data, no CDK import: `stacks.config` checks an explicit `region` against them, and the stack turns them into
-CloudFormation conditions on `AWS::Region` when it is synthesized without one (`registry_stack.region_condition`).
+CloudFormation conditions on `AWS::Region` when it is synthesized without one (`stacks.autopilot.region_condition`).
 """
 
 from __future__ import annotations

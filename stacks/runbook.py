@@ -20,6 +20,7 @@ PLACEHOLDERS = {
     "archive": "<archive>",
     "topic_arn": "<AlarmTopicArn>",
     "queue_url": "<notification DLQ URL>",
+    "forwarder_queue_url": "<forwarder DLQ URL>",
 }
 """What the runbook shows where an alarm description has the stack's own values."""
 

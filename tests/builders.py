@@ -95,13 +95,15 @@ class ValidationWorld:
             now=lambda: NOW,
         )
 
-    def version(self, number: str, *, accuracy: float | None, files=("requirements.txt", "model.skops"), tags=None):  # type: ignore[no-untyped-def]
+    def version(  # type: ignore[no-untyped-def]
+        self, number: str, *, accuracy: float | None, files=("requirements.txt", "model.skops"), tags=None, metrics=None
+    ):
         model_dir = f"models/churn/{number}"
         self.store.put(BUCKET, f"{model_dir}/MLmodel", MLMODEL)
         for name in files:
             self.store.put(BUCKET, f"{model_dir}/{name}")
         run_id = f"{RUN_ID[:-2]}{int(number):02d}"
-        metrics = {} if accuracy is None else {"accuracy": accuracy}
+        metrics = dict(metrics or {}) | ({} if accuracy is None else {"accuracy": accuracy})
         self.registry.runs[run_id] = RunInfo(run_id, "1", tags or {"data.version": "7"}, metrics)
         self.registry.versions.append(VersionInfo("churn", number, f"s3://{BUCKET}/{model_dir}", run_id))
         return ValidationRequest("churn", number, f"corr-{number}")

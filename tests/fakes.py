@@ -88,6 +88,14 @@ class FakeRegistry(ModelRegistry):
             None,
         )
 
+    def registered_identities(self, bucket: str) -> set[str] | None:
+        self._check()
+        if self.unity_catalog:
+            return None
+        return {
+            v.tags[IDENTITY_TAG] for v in self.versions if v.tags.get(IDENTITY_TAG, "").startswith(f"s3://{bucket}/")
+        }
+
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         self._check()
         return next((v for v in self.versions if v.model_name == model_name and v.version == version), None)

@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from functions.adapters.mlflow_connection import RegistryConnection
 from functions.domain.errors import Rejected, Unavailable
 from functions.domain.ports import LoggedModelInfo, ModelInfo, ModelRegistry, RunInfo, VersionInfo
-from functions.domain.tags import PROMPT_TAG
+from functions.domain.tags import IDENTITY_TAG, PROMPT_TAG, REGISTERED_BY, REGISTERED_BY_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -38,6 +38,8 @@ MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 """MLflow's error codes for "does not exist"."""
 _EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
 _REFUSED_CREDENTIALS = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED", "UNAUTHORIZED"})
+SEARCH_PAGE = 1000
+"""Versions per page when listing them all (MLflow's servers cap a page of version searches at 10,000)."""
 _INVALID = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
 
 
@@ -126,6 +128,25 @@ class MlflowRegistry(ModelRegistry):
             if found:
                 return self._to_version(found[0])
         return None
+
+    def registered_identities(self, bucket: str) -> set[str] | None:
+        """One search for the versions this project registered (by their `registered_by` tag), page by page."""
+        client, found, token = self._client, set(), None
+        prefix = f"s3://{bucket}/"
+        while True:
+            try:
+                page = client.search_model_versions(
+                    f"tags.`{REGISTERED_BY_TAG}` = '{REGISTERED_BY}'", max_results=SEARCH_PAGE, page_token=token
+                )
+            except MlflowException as error:
+                raise self._unavailable("search_model_versions", error) from error
+            for version in page:
+                identity = self._from_registry_tags(_tags(version)).get(IDENTITY_TAG, "")
+                if identity.startswith(prefix):
+                    found.add(identity)
+            token = page.token
+            if not token:
+                return found
 
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         try:

@@ -66,6 +66,11 @@ class UnityCatalogRegistry(MlflowRegistry):
                 return found
         return None
 
+    def registered_identities(self, bucket: str) -> set[str] | None:
+        # Searches take only name= or run_id= and return no tags: no bulk listing (the register route still finds
+        # an upload registered earlier by itself).
+        return None
+
     def _to_registry_tags(self, tags: dict[str, str]) -> dict[str, str]:
         return {uc_tag_key(key): uc_tag_value(key, value) for key, value in tags.items()}
 

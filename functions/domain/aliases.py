@@ -29,7 +29,7 @@ from functions.domain.promotion import (
     parse_history,
     rollback_target,
 )
-from functions.domain.tags import TAG_STATUS, history_tag, pending_tag
+from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_TAG, TAG_STATUS, history_tag, pending_tag
 from functions.domain.validation import EvidenceReader, verdict_time
 from functions.models.events import (
     ModelAliasMoved,
@@ -88,6 +88,10 @@ class AliasKeeper:
         aliases = [(alias, mode) for alias, mode in sorted(loaded.policy.promotion.aliases.items()) if mode != "manual"]
         if not aliases:
             return []
+        if version.tags.get(BACKFILL_TAG) == BACKFILL_HOLD_ALIASES:
+            # Backfilled without --promote: validated, but no alias moves by surprise; `ops promote` still may.
+            why = "backfilled without --promote: only `ops promote` moves an alias to it"
+            return [Decision(alias, "kept", version.version, None, why) for alias, _ in aliases]
         # One read gives every alias holder and history; each alias below touches only its own alias and history tag.
         model = self._model(version.model_name)
         return [

@@ -3,11 +3,17 @@
 Three layouts are recognised (see docs/architecture.md, "Artifact layouts"):
 
 - plain uploads: `models/<model-name>/<anything>/MLmodel`, registered as `<model-name>`;
-- MLflow logged models: `<root>/[<experiment>/]models/<model_id>/artifacts/MLmodel`;
-- MLflow run artifacts: `<root>/[<experiment>/]<run_id>/artifacts/<path>/MLmodel`.
+- MLflow logged models: `<root>/[workspaces/<workspace>/][<experiment>/]models/<model_id>/artifacts/MLmodel`;
+- MLflow run artifacts: `<root>/[workspaces/<workspace>/][<experiment>/]<run_id>/artifacts/<path>/MLmodel`.
 
 For the two MLflow layouts the registered model's name comes from a tag or the configuration
-(`functions.domain.registration`). Anything else is not a model location and is skipped.
+(`functions.domain.registration`). Anything else is not a model location and is skipped (`skip_reason` says which).
+
+`workspaces/<workspace>/` is where an MLflow server with workspaces on (`mlflow server --enable-workspaces`, MLflow
+3.10+) puts a workspace's experiments: `<default artifact root>/workspaces/<workspace>/<experiment_id>` (MLflow's
+"Workspace Configuration", Artifact Behavior: https://mlflow.org/docs/latest/self-hosting/workspaces/configuration;
+mlflow/mlflow#19319, #19778). Workspace names follow MLflow's `WorkspaceNameValidator`: 2 to 63 characters, lowercase
+letters, digits and inner hyphens, and `workspaces` is reserved, so it is never an experiment segment here either.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ _MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MODEL_ID = r"m-[0-9a-f]{32}"
 _RUN_ID = r"[0-9a-f]{32}"
 _EXPERIMENT = r"[0-9A-Za-z._-]+"
+WORKSPACES_DIR = "workspaces"
+"""MLflow's folder of workspaces under the default artifact root (`mlflow.utils.workspace_utils.WORKSPACES_DIR_NAME`)."""
+_WORKSPACE = r"[a-z0-9][-a-z0-9]{0,61}[a-z0-9]"
+# The optional workspace, then the optional experiment; `workspaces` is taken for neither.
+_NOT_WORKSPACES = rf"(?!{WORKSPACES_DIR}/)"
+_SCOPE = rf"(?:{WORKSPACES_DIR}/{_NOT_WORKSPACES}(?P<ws>{_WORKSPACE})/)?(?:{_NOT_WORKSPACES}(?P<exp>{_EXPERIMENT})/)?"
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ class LoggedModelArtifact:
     model_id: str
     experiment_id: str | None
     model_dir: str
+    workspace: str | None = None
+    """The MLflow workspace the key is under (`<root>/workspaces/<workspace>/`), None outside any."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class RunArtifact:
     experiment_id: str | None
     artifact_path: str
     model_dir: str
+    workspace: str | None = None
+    """The MLflow workspace the key is under (`<root>/workspaces/<workspace>/`), None outside any."""
 
 
 ModelLocation = PlainUpload | LoggedModelArtifact | RunArtifact
@@ -96,11 +112,28 @@ def classify(key: str, *, artifact_root_prefix: str) -> ModelLocation | None:
         return PlainUpload(model_name=plain["name"], model_dir=model_dir)
 
     root = re.escape(artifact_root_prefix.strip("/"))
-    logged = re.fullmatch(rf"{root}/(?:(?P<exp>{_EXPERIMENT})/)?models/(?P<id>{_MODEL_ID})/artifacts", model_dir)
+    logged = re.fullmatch(rf"{root}/{_SCOPE}models/(?P<id>{_MODEL_ID})/artifacts", model_dir)
     if logged:
-        return LoggedModelArtifact(model_id=logged["id"], experiment_id=logged["exp"], model_dir=model_dir)
+        return LoggedModelArtifact(
+            model_id=logged["id"], experiment_id=logged["exp"], model_dir=model_dir, workspace=logged["ws"]
+        )
 
-    run = re.fullmatch(rf"{root}/(?:(?P<exp>{_EXPERIMENT})/)?(?P<run>{_RUN_ID})/artifacts/(?P<path>.+)", model_dir)
+    run = re.fullmatch(rf"{root}/{_SCOPE}(?P<run>{_RUN_ID})/artifacts/(?P<path>.+)", model_dir)
     if run:
-        return RunArtifact(run_id=run["run"], experiment_id=run["exp"], artifact_path=run["path"], model_dir=model_dir)
+        return RunArtifact(
+            run_id=run["run"],
+            experiment_id=run["exp"],
+            artifact_path=run["path"],
+            model_dir=model_dir,
+            workspace=run["ws"],
+        )
     return None
+
+
+def skip_reason(key: str, *, artifact_root_prefix: str) -> str:
+    """Why `classify` found no model location: the reason the skip is logged and counted under."""
+    if key.startswith(f"{artifact_root_prefix.strip('/')}/{WORKSPACES_DIR}/"):
+        # Under MLflow's workspaces folder, but not a workspace layout (a name MLflow refuses, a folder MLflow does
+        # not write there): told apart so an MLflow change in that layout shows in the metric.
+        return "unmapped_workspace_layout"
+    return "not_a_model_location"

@@ -5,6 +5,7 @@ version that holds an alias (the champion), which files it must ship, and which 
 `load_policies` reads a folder and refuses anything it does not understand with the file, the line and
 what is wrong: the stack calls it at synth and `make test` runs it, so a broken policy never deploys.
 
+    finite_metrics: true               # any NaN or infinite metric of the version fails it, listed or not
     metrics:
       accuracy: {min: 0.85}            # required unless `required: false`; NaN and infinity fail
       latency_ms: {max: 120}
@@ -121,6 +122,9 @@ class PromotionRule(_Strict):
 
 
 class Policy(_Strict):
+    finite_metrics: bool = True
+    """Every metric the version's logged model, run or `metrics.json` holds must be a finite number, listed or not:
+    a NaN or an infinity (a diverged training run) fails the verdict. False: only the listed metrics are checked."""
     metrics: dict[Annotated[str, Field(min_length=1)], MetricRule] = Field(default_factory=dict)
     compare: CompareRule | None = None
     artifacts: ArtifactRule = Field(default_factory=ArtifactRule)
@@ -243,6 +247,8 @@ class Evidence:
     run_tags: dict[str, str] | None
     """None when the version has no run the tracking server knows."""
     has_dataset_inputs: bool
+    non_finite: tuple[tuple[str, Observed], ...] = ()
+    """Every (metric name, value) that is NaN or infinite, from every source (not only the first that has it)."""
     baseline_version: str | None = None
     baseline_metric: Observed | None = None
     is_baseline: bool = False
@@ -267,6 +273,8 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
     checks: list[Check] = []
     for name, rule in sorted(policy.metrics.items()):
         checks.extend(_metric_checks(name, rule, evidence))
+    if policy.finite_metrics:
+        checks.extend(_finite_checks(policy, evidence))
     if policy.compare is not None:
         check = _compare_check(policy.compare, evidence)
         if not policy.compare.gate and not check.passed:
@@ -304,6 +312,25 @@ def _metric_checks(name: str, rule: MetricRule, evidence: Evidence) -> list[Chec
         verb = "is at most" if passed else "is above the maximum"
         results.append(Check(f"{check}:max", passed, f"{name} {value:g} {verb} {rule.max:g}", value, rule.max, source))
     return results or [Check(check, True, f"{name} is present ({value:g})", value, None, source)]
+
+
+def _finite_checks(policy: Policy, evidence: Evidence) -> list[Check]:
+    """A failed check per non-finite metric value, unless a listed metric's own check already fails on it."""
+    checks = []
+    for name, observed in evidence.non_finite:
+        if name in policy.metrics and evidence.metrics.get(name) == observed:
+            continue
+        checks.append(
+            Check(
+                f"finite:{name}:{observed.source}",
+                False,
+                f"metric {name} is {observed.value} in the {observed.source} (not a finite number: a diverged run?)",
+                str(observed.value),
+                None,
+                observed.source,
+            )
+        )
+    return checks
 
 
 def _compare_check(rule: CompareRule, evidence: Evidence) -> Check:

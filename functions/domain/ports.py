@@ -87,6 +87,11 @@ class ModelRegistry(ABC):
         versions created before the upload.
         """
 
+    def registered_identities(self, bucket: str) -> set[str] | None:
+        """The `functions.domain.tags.IDENTITY_TAG` of every version registered from `bucket` (read by
+        `python -m ops backfill`), or None when this registry cannot list them in bulk."""
+        return None
+
     @abstractmethod
     def get_version(self, model_name: str, version: str) -> VersionInfo | None:
         """The version, or None when it does not exist (deleted, say)."""

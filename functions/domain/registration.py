@@ -29,6 +29,7 @@ from functions.domain.layouts import (
     check_key,
     check_model_name,
     classify,
+    skip_reason,
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
@@ -41,7 +42,15 @@ from functions.domain.ports import (
     RunInfo,
     VersionInfo,
 )
-from functions.domain.tags import IDENTITY_TAG, MODEL_VERSIONS_TAG, REGISTERED_BY, REGISTERED_BY_TAG, origin_tag
+from functions.domain.tags import (
+    BACKFILL_TAG,
+    IDENTITY_TAG,
+    MODEL_VERSIONS_TAG,
+    REGISTERED_BY,
+    REGISTERED_BY_TAG,
+    WORKSPACE_TAG,
+    origin_tag,
+)
 from functions.models.events import ArtifactOrigin, ModelVersionRegistered
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1d3c52-8f0e-4d7e-9a51-3c1f0e3b7a10")
@@ -58,6 +67,8 @@ class UploadedObject:
     size: int | None = None
     uploaded_at: datetime | None = None
     replay_name: str | None = None
+    backfill: str | None = None
+    """Set when `python -m ops backfill` sent the event: one of `functions.domain.tags.BACKFILL_MODES`."""
 
     @property
     def identity(self) -> str:
@@ -80,6 +91,7 @@ class UploadedObject:
             "size": self.size,
             "uploaded_at": self.uploaded_at.isoformat() if self.uploaded_at else None,
             "replay_name": self.replay_name,
+            "backfill": self.backfill,
         }
 
     @classmethod
@@ -93,6 +105,7 @@ class UploadedObject:
             size=payload.get("size"),
             uploaded_at=datetime.fromisoformat(uploaded_at) if uploaded_at else None,
             replay_name=payload.get("replay_name"),
+            backfill=payload.get("backfill"),
         )
 
 
@@ -135,6 +148,8 @@ class _Target:
     known_run: bool
     known_model: bool
     logged_model: LoggedModelInfo | None
+    workspace: str | None = None
+    """The MLflow workspace of the key (recorded as `origin.workspace`; the registry call itself names none)."""
 
 
 class Registrar:
@@ -165,7 +180,9 @@ class Registrar:
         check_key(obj.key)
         location = classify(obj.key, artifact_root_prefix=self._config.artifact_root_prefix)
         if location is None:
-            return Outcome("skipped", reason="not_a_model_location")
+            return Outcome(
+                "skipped", reason=skip_reason(obj.key, artifact_root_prefix=self._config.artifact_root_prefix)
+            )
         if obj.size == 0:
             raise Rejected("malformed_mlmodel", "MLmodel is a zero-byte object")
 
@@ -246,6 +263,7 @@ class Registrar:
             known_run=run is not None,
             known_model=logged is not None,
             logged_model=logged,
+            workspace=location.workspace,
         )
 
     def _model_name(self, logged: LoggedModelInfo | None, run: RunInfo | None, experiment: str | None) -> str | None:
@@ -317,6 +335,10 @@ class Registrar:
             origin_tag("correlation_id"): obj.correlation_id,
             # Set when EventBridge replayed the event from an archive: the version came from a replay.
             origin_tag("replay_name"): obj.replay_name or "",
+            # Set when `ops backfill` sent it: whether its verdict may move aliases (functions.domain.aliases).
+            BACKFILL_TAG: obj.backfill or "",
+            # The MLflow workspace the key is under (see `functions.domain.layouts`).
+            WORKSPACE_TAG: target.workspace or "",
         }
         # Linked when the tracking server knows them, recorded as tags when it does not.
         if target.run_id and not target.known_run:

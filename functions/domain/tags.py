@@ -21,6 +21,17 @@ ORIGIN_TAG_PREFIX = "origin."
 """The uploaded object a version was registered from: `origin.bucket`, `origin.key`, `origin.etag` ..."""
 IDENTITY_TAG = f"{ORIGIN_TAG_PREFIX}identity"
 """Every version the pipeline creates carries its upload's identity in this tag (see `ModelRegistry.find_version`)."""
+WORKSPACE_TAG = f"{ORIGIN_TAG_PREFIX}workspace"
+"""The MLflow workspace an upload's key is under (`<root>/workspaces/<workspace>/...`). Recorded, not acted on: the
+registry client selects a workspace per process (MLflow's `MLFLOW_WORKSPACE`, sent as the `X-MLFLOW-WORKSPACE`
+header), not per call, so the version is registered in the workspace the functions' client uses."""
+
+BACKFILL_TAG = f"{ORIGIN_TAG_PREFIX}backfill"
+"""Set on a version `python -m ops backfill` sent: `BACKFILL_HOLD_ALIASES` (its verdict moves no alias; only
+`ops promote` does) or `BACKFILL_PROMOTE` (`--promote`: its verdict moves aliases as a live upload's does)."""
+BACKFILL_HOLD_ALIASES = "hold_aliases"
+BACKFILL_PROMOTE = "promote"
+BACKFILL_MODES = (BACKFILL_HOLD_ALIASES, BACKFILL_PROMOTE)
 
 VALIDATION_TAG_PREFIX = "validation."
 """Every tag of a verdict starts so (`ops verdict` shows them all)."""

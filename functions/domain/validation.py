@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from functions.domain.errors import Rejected
@@ -72,6 +72,23 @@ class _ModelDir:
     prefix: str  # ends with "/"
 
 
+@dataclass
+class MetricReading:
+    """What the metric sources hold: each name's first value, every non-finite value, and the run that was read."""
+
+    metrics: dict[str, Observed] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    non_finite: list[tuple[str, Observed]] = field(default_factory=list)
+    run: RunInfo | None = None
+
+    def add(self, source: str, values: Mapping[str, float]) -> None:
+        for name, value in sorted(values.items()):
+            observed = Observed(value, source)
+            self.metrics.setdefault(name, observed)
+            if not math.isfinite(value):
+                self.non_finite.append((name, observed))
+
+
 class EvidenceReader:
     """Reads what the checks look at: the model directory, the MLmodel, metrics from their three sources."""
 
@@ -84,8 +101,7 @@ class EvidenceReader:
         """One metric of a version, from the first source that has it (None when none has it)."""
         model_dir = self.model_dir(version, None)
         _, files = self.read_model_dir(model_dir, need_mlmodel=False)
-        metrics, _, _ = self.metrics(version.model_id, version.run_id, model_dir, files)
-        return metrics.get(name)
+        return self.metrics(version.model_id, version.run_id, model_dir, files).metrics.get(name)
 
     def model_dir(self, version: VersionInfo, artifact: ArtifactOrigin | None) -> _ModelDir | None:
         if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
@@ -124,25 +140,22 @@ class EvidenceReader:
         files: set[str],
         *,
         from_registry: bool = True,
-    ) -> tuple[dict[str, Observed], dict[str, str], RunInfo | None]:
+    ) -> MetricReading:
         """Metrics by name with their source; the first source that has a metric wins.
 
         `from_registry=False` reads `metrics.json` only (a file that is there is always checked for damage).
         """
-        metrics: dict[str, Observed] = {}
-        problems: dict[str, str] = {}
+        reading = MetricReading()
         logged = self._registry.get_logged_model(model_id) if model_id and from_registry else None
-        run = self._registry.get_run(run_id) if run_id and from_registry else None
-        for source, values in (("logged_model", logged.metrics if logged else {}), ("run", run.metrics if run else {})):
-            for name, value in values.items():
-                metrics.setdefault(name, Observed(value, source))
+        reading.run = self._registry.get_run(run_id) if run_id and from_registry else None
+        reading.add("logged_model", logged.metrics if logged else {})
+        reading.add("run", reading.run.metrics if reading.run else {})
         if model_dir is not None and METRICS_FILE in files:
             values, problem = self._metrics_file(model_dir)
             if problem:
-                problems[METRICS_FILE] = problem
-            for name, value in values.items():
-                metrics.setdefault(name, Observed(value, METRICS_FILE))
-        return metrics, problems, run
+                reading.problems[METRICS_FILE] = problem
+            reading.add(METRICS_FILE, values)
+        return reading
 
     def _metrics_file(self, model_dir: _ModelDir) -> tuple[dict[str, float], str | None]:
         key = f"{model_dir.prefix}{METRICS_FILE}"
@@ -206,13 +219,15 @@ class Validator:
         run_id = version.run_id or (mlmodel.run_id if mlmodel else None)
         policy = loaded.policy
         # The registry is asked only for what the policy checks: each read is a request on every upload.
-        checks_metrics = bool(policy.metrics or policy.compare)
-        metrics, problems, run = reader.metrics(model_id, run_id, model_dir, files, from_registry=checks_metrics)
+        checks_metrics = bool(policy.metrics or policy.compare or policy.finite_metrics)
+        reading = reader.metrics(model_id, run_id, model_dir, files, from_registry=checks_metrics)
+        run = reading.run
         if run is None and run_id and (policy.lineage.run_tags or policy.lineage.dataset_inputs):
             run = self._registry.get_run(run_id)
         evidence = Evidence(
-            metrics=metrics,
-            metric_problems=problems,
+            metrics=reading.metrics,
+            metric_problems=reading.problems,
+            non_finite=tuple(reading.non_finite),
             has_signature=mlmodel.has_signature if mlmodel else None,
             files=frozenset(files),
             run_tags=dict(run.tags) if run else None,

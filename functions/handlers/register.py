@@ -54,6 +54,7 @@ def _handle(record: SQSRecord, deps: Dependencies, context: LambdaContext | None
         size=event.detail.object.size,
         uploaded_at=event.time,
         replay_name=event.replay_name,
+        backfill=event.detail.backfill,
     )
     # One correlation id per upload (its identity), in every log line and every event about it.
     logger.set_correlation_id(upload.correlation_id)
@@ -75,7 +76,7 @@ def _handle(record: SQSRecord, deps: Dependencies, context: LambdaContext | None
     elif outcome["status"] == "registered":
         logger.info("model version registered", source_uri=outcome.get("source_uri"))
         count("VersionRegistered")
-        if not upload.replay_name:  # a replay's upload time is its original one: not a latency
+        if not upload.replay_name and not upload.backfill:  # their upload time is the original one: not a latency
             record_latency(UPLOAD_TO_REGISTERED, upload.uploaded_at)
     elif outcome["status"] == "already_registered":
         logger.info("model version already in the registry", source_uri=outcome.get("source_uri"))

@@ -12,6 +12,8 @@ fails to parse is dead-lettered. `version-id` is absent for writes to an unversi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -43,6 +45,9 @@ class S3ObjectDetail(BaseModel):
     bucket: S3Bucket
     object: S3Object
     reason: str | None = None
+    backfill: Literal["hold_aliases", "promote"] | None = None
+    """Set by `python -m ops backfill` (never by S3): whether the version's verdict may move aliases
+    (`functions.domain.tags.BACKFILL_TAG`)."""
 
 
 class S3ObjectEvent(EventBridgeModel):

@@ -32,17 +32,26 @@ class DependencyLayout(StrEnum):
 class FunctionCode(Construct):
     """`code` for `lambda_.Function(code=...)` and the `layers` that go with it, shared by every route."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, layout: DependencyLayout = DependencyLayout.LAYER):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        layout: DependencyLayout = DependencyLayout.LAYER,
+        policies_dir: Path = POLICIES_DIR,
+    ):
         super().__init__(scope, construct_id)
         # A broken policy stops the synth here, with its file, line and problem (PolicyError).
-        self.policies = load_policies(POLICIES_DIR)
+        self.policies = load_policies(policies_dir)
+        # Whatever the folder is called, the bundle holds it as `policies/` (the functions' POLICIES_DIR default).
+        policies = (policies_dir, POLICIES_DIR.name)
         if layout is DependencyLayout.LAYER:
             self.layers: list[lambda_.ILayerVersion] = [self._build_dependency_layer()]
-            self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR, POLICIES_DIR]))
+            self.code = self._build_code(LocalPythonBundler(packages=[FUNCTIONS_DIR, policies]), policies_dir)
         else:
             self.layers = []
             self.code = self._build_code(
-                LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR, POLICIES_DIR])
+                LocalPythonBundler(requirements=FUNCTIONS_LOCK, packages=[FUNCTIONS_DIR, policies]), policies_dir
             )
 
     def _build_dependency_layer(self) -> lambda_.LayerVersion:
@@ -54,13 +63,13 @@ class FunctionCode(Construct):
         )
 
     @staticmethod
-    def _build_code(bundler: LocalPythonBundler) -> lambda_.Code:
+    def _build_code(bundler: LocalPythonBundler, policies_dir: Path) -> lambda_.Code:
         # The asset root holds the `functions` package (handlers are `functions.handlers.<module>.<function>`)
         # and `policies/`; the hash covers both, so a policy change alone deploys new code.
         return lambda_.Code.from_asset(
             str(FUNCTIONS_DIR),
             asset_hash_type=AssetHashType.CUSTOM,
-            asset_hash=source_hash([FUNCTIONS_DIR, POLICIES_DIR]) + content_hash(bundler)[:16],
+            asset_hash=source_hash([FUNCTIONS_DIR, policies_dir]) + content_hash(bundler)[:16],
             bundling=bundling_options(bundler),
         )
 

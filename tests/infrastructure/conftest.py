@@ -74,6 +74,11 @@ class Synth:
     outdir: Path
 
     @property
+    def autopilot(self) -> Any:
+        """The `RegistryAutopilot` construct the stack holds (bucket, buses, pipelines, monitoring ...)."""
+        return self.stack.autopilot  # type: ignore[attr-defined]
+
+    @property
     def template(self) -> Template:
         return Template.from_json(self.template_json)
 

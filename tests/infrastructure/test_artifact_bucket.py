@@ -21,7 +21,7 @@ def _tls_deny_statement(bucket_id: str) -> dict:
 
 def test_artifact_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(default_synth: Synth):
     # GIVEN the default stack
-    artifacts = default_synth.stack.artifacts
+    artifacts = default_synth.autopilot.artifacts
     key_id = default_synth.logical_id(artifacts.key)
 
     # WHEN we read the artifact bucket's properties
@@ -52,7 +52,7 @@ def test_artifact_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(d
 def test_bucket_key_rotates_and_outlives_the_stack(default_synth: Synth):
     # GIVEN the default template
     # WHEN we look for the artifact bucket's KMS key
-    key = default_synth.template_json["Resources"][default_synth.logical_id(default_synth.stack.artifacts.key)]
+    key = default_synth.template_json["Resources"][default_synth.logical_id(default_synth.autopilot.artifacts.key)]
     # THEN it is rotated yearly and retained on stack deletion (the other key, the alarm topic's, holds no data)
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
@@ -60,7 +60,7 @@ def test_bucket_key_rotates_and_outlives_the_stack(default_synth: Synth):
 
 def test_both_buckets_refuse_requests_without_tls(default_synth: Synth):
     # GIVEN the artifact and access-log buckets
-    artifacts = default_synth.stack.artifacts
+    artifacts = default_synth.autopilot.artifacts
     template = default_synth.template
 
     for bucket in (artifacts.bucket, artifacts.access_log_bucket):
@@ -78,7 +78,7 @@ def test_both_buckets_refuse_requests_without_tls(default_synth: Synth):
 
 def test_server_access_logs_go_to_an_sse_s3_log_bucket_that_expires_them(default_synth: Synth):
     # GIVEN the default stack
-    artifacts = default_synth.stack.artifacts
+    artifacts = default_synth.autopilot.artifacts
     resources = default_synth.template_json["Resources"]
     log_bucket_id = default_synth.logical_id(artifacts.access_log_bucket)
 
@@ -101,7 +101,7 @@ def test_server_access_logs_go_to_an_sse_s3_log_bucket_that_expires_them(default
 
 def test_lifecycle_expires_noncurrent_versions_and_aborts_stale_multipart_uploads(default_synth: Synth):
     # GIVEN the default stack (noncurrentVersionExpirationDays = 90)
-    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+    bucket_id = default_synth.logical_id(default_synth.autopilot.artifacts.bucket)
 
     # WHEN we read the artifact bucket's lifecycle rules
     rules = default_synth.template_json["Resources"][bucket_id]["Properties"]["LifecycleConfiguration"]["Rules"]
@@ -120,7 +120,7 @@ def test_lifecycle_expires_noncurrent_versions_and_aborts_stale_multipart_upload
 
 def test_noncurrent_version_expiration_follows_context(custom_synth: Synth):
     # GIVEN a stack synthesized with noncurrentVersionExpirationDays = 30
-    bucket_id = custom_synth.logical_id(custom_synth.stack.artifacts.bucket)
+    bucket_id = custom_synth.logical_id(custom_synth.autopilot.artifacts.bucket)
 
     # WHEN we read the lifecycle rule
     rule = custom_synth.template_json["Resources"][bucket_id]["Properties"]["LifecycleConfiguration"]["Rules"][0]
@@ -131,7 +131,7 @@ def test_noncurrent_version_expiration_follows_context(custom_synth: Synth):
 
 def test_bucket_sends_its_events_to_eventbridge(default_synth: Synth):
     # GIVEN the default template
-    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+    bucket_id = default_synth.logical_id(default_synth.autopilot.artifacts.bucket)
 
     # WHEN we look at CDK's bucket-notifications custom resource
     # THEN it turns on EventBridge delivery for the artifact bucket

@@ -49,8 +49,8 @@ def test_every_queue_has_a_dead_letter_queue_or_is_one(default_synth: Synth):
 def test_every_rule_target_retries_and_dead_letters_except_the_recorders(custom_synth: Synth):
     # GIVEN every rule target of a stack with the recorder, and the recorder's two rules (acknowledged: the archives are the durable copy)
     recorder = {
-        custom_synth.logical_id(custom_synth.stack.recorder.project_events_rule),
-        custom_synth.logical_id(custom_synth.stack.recorder.artifact_events_rule),
+        custom_synth.logical_id(custom_synth.autopilot.recorder.project_events_rule),
+        custom_synth.logical_id(custom_synth.autopilot.recorder.artifact_events_rule),
     }
     targets = [
         (logical_id, target)
@@ -75,7 +75,7 @@ def _table_writes(synth: Synth, role: Any) -> set[str]:
 
 def test_only_the_register_role_writes_the_idempotency_table(default_synth: Synth):
     # GIVEN each route's role
-    pipelines = default_synth.stack.pipelines
+    pipelines = default_synth.autopilot.pipelines
 
     # WHEN we collect the DynamoDB write actions each may use
     writes = {name: _table_writes(default_synth, pipeline.role) for name, pipeline in pipelines.items()}
@@ -89,7 +89,7 @@ def test_only_the_register_role_writes_the_idempotency_table(default_synth: Synt
 
 def test_no_route_role_puts_events_on_the_default_bus(default_synth: Synth):
     # GIVEN the project bus, and each route role's events:PutEvents resources
-    bus_id = default_synth.logical_id(default_synth.stack.buses.project_bus)
+    bus_id = default_synth.logical_id(default_synth.autopilot.buses.project_bus)
     put_events = {
         name: [
             resource
@@ -97,7 +97,7 @@ def test_no_route_role_puts_events_on_the_default_bus(default_synth: Synth):
             if "events:PutEvents" in as_list(statement["Action"])
             for resource in as_list(statement["Resource"])
         ]
-        for name, pipeline in default_synth.stack.pipelines.items()
+        for name, pipeline in default_synth.autopilot.pipelines.items()
     }
 
     # WHEN / THEN every route puts events on the project bus only (never on the default bus S3 feeds: no loops)

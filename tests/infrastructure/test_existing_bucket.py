@@ -62,7 +62,7 @@ def test_the_outputs_name_the_imported_bucket_and_its_key(imported_synth: Synth)
 
 def test_route_roles_read_only_under_the_model_prefixes_and_decrypt_with_the_given_key(imported_synth: Synth):
     # GIVEN the register function's role on the imported bucket
-    statements = role_statements(imported_synth, imported_synth.stack.pipelines["register"].role)
+    statements = role_statements(imported_synth, imported_synth.autopilot.pipelines["register"].role)
 
     # WHEN we find its S3 read and KMS statements
     (read,) = (s for s in statements if "s3:GetObject" in as_list(s["Action"]))
@@ -81,7 +81,7 @@ def test_route_roles_read_only_under_the_model_prefixes_and_decrypt_with_the_giv
 def test_writer_policy_writes_only_under_the_prefixes_and_encrypts_with_the_given_key(imported_synth: Synth):
     # GIVEN the writer managed policy
     policy = imported_synth.resources("AWS::IAM::ManagedPolicy")[
-        imported_synth.logical_id(imported_synth.stack.writer.policy)
+        imported_synth.logical_id(imported_synth.autopilot.writer.policy)
     ]
     statements = policy_statements(policy["Properties"]["PolicyDocument"])
 
@@ -118,7 +118,7 @@ def test_enable_adds_only_the_projects_own_get_then_put_resource(enabling_synth:
 
     # WHEN we list the custom resources and what the handler's role may do to the bucket
     custom = [r for r in resources.values() if r["Type"].startswith("Custom::")]
-    role = enabling_synth.stack.bucket_event_bridge.function.role
+    role = enabling_synth.autopilot.bucket_event_bridge.function.role
     actions = {a for s in role_statements(enabling_synth, role) for a in as_list(s["Action"]) if a.startswith("s3:")}
 
     # THEN it is ours (not CDK's S3BucketNotifications), naming the bucket, with get/put of the configuration only
@@ -173,3 +173,11 @@ def test_the_existing_bucket_templates_pass_cfn_lint(synth_name: str, request: p
     matches = lint(synth, tmp_path, ["eu-west-1"])
     # THEN it finds nothing but the warning the default template has too (CDK's DependsOn next to a Ref)
     assert [str(match) for match in matches if match.rule.id not in ACCEPTED_WARNINGS] == []
+
+
+def test_a_bad_bucket_prop_names_the_prop_and_its_context_key():
+    # GIVEN a config built in code (the construct's props) with a bucket name S3 refuses
+    # WHEN it is built
+    # THEN the error names the prop and the context key
+    with pytest.raises(ConfigError, match=r"prop 'artifact_bucket_name' \(context key 'artifactBucketName'\) is not"):
+        RegistryConfig(artifact_bucket_name="Not_A_Bucket")

@@ -168,8 +168,8 @@ def test_unity_catalog_gets_time_and_disk_for_the_copy_unless_told_otherwise():
 
 def test_unity_catalog_register_function_is_sized_for_the_copy(custom_synth: Synth, default_synth: Synth):
     # GIVEN the customised stack (Databricks with Unity Catalog) and the default one
-    custom = custom_synth.stack.pipelines["register"]
-    default = default_synth.stack.pipelines["register"]
+    custom = custom_synth.autopilot.pipelines["register"]
+    default = default_synth.autopilot.pipelines["register"]
 
     # WHEN we read the register functions and queues
     uc_function, uc_queue = _properties(custom_synth, custom.function), _properties(custom_synth, custom.queue)
@@ -186,7 +186,7 @@ def test_unity_catalog_register_function_is_sized_for_the_copy(custom_synth: Syn
 
 def test_functions_run_in_the_configured_subnets_and_security_groups(custom_synth: Synth, default_synth: Synth):
     # GIVEN the customised stack (vpcSubnetIds and vpcSecurityGroupIds set) and the default one
-    for name, pipeline in custom_synth.stack.pipelines.items():
+    for name, pipeline in custom_synth.autopilot.pipelines.items():
         # WHEN we read each route's function and role
         function = _properties(custom_synth, pipeline.function)
         statements = _by_sid(role_statements(custom_synth, pipeline.role))
@@ -194,7 +194,7 @@ def test_functions_run_in_the_configured_subnets_and_security_groups(custom_synt
         # THEN it is placed in those subnets with those groups, and may manage its network interfaces
         assert function["VpcConfig"] == {"SubnetIds": SUBNET_IDS, "SecurityGroupIds": SECURITY_GROUP_IDS}, name
         assert statements["ManageVpcNetworkInterfaces"]["Resource"] == "*"
-    for pipeline in default_synth.stack.pipelines.values():
+    for pipeline in default_synth.autopilot.pipelines.values():
         assert "VpcConfig" not in _properties(default_synth, pipeline.function)
         assert "ManageVpcNetworkInterfaces" not in _by_sid(role_statements(default_synth, pipeline.role))
 
@@ -203,7 +203,7 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
     sagemaker_synth: Synth, default_synth: Synth
 ):
     # GIVEN a stack whose tracking URI is a SageMaker tracking server
-    pipeline = sagemaker_synth.stack.pipelines["register"]
+    pipeline = sagemaker_synth.autopilot.pipelines["register"]
 
     # WHEN we read the register role and function
     statements = _by_sid(role_statements(sagemaker_synth, pipeline.role))
@@ -217,10 +217,10 @@ def test_sagemaker_gets_its_actions_on_that_tracking_server_and_the_plugin_layer
     assert "ReadMlflowCredentials" not in statements
     # AND the function gets the plugin's layer beside the dependency layer (the default stack does not)
     assert environment["MLFLOW_TRACKING_URI"] == SAGEMAKER_ARN
-    plugin_layer = {"Ref": sagemaker_synth.logical_id(sagemaker_synth.stack.mlflow.layers[0])}
+    plugin_layer = {"Ref": sagemaker_synth.logical_id(sagemaker_synth.autopilot.mlflow.layers[0])}
     assert len(function["Layers"]) == 2
     assert plugin_layer in function["Layers"]
-    assert len(_properties(default_synth, default_synth.stack.pipelines["register"].function)["Layers"]) == 1
+    assert len(_properties(default_synth, default_synth.autopilot.pipelines["register"].function)["Layers"]) == 1
 
 
 def test_every_registry_call_the_adapter_makes_is_a_granted_sagemaker_action():
@@ -242,7 +242,7 @@ def test_every_registry_call_the_adapter_makes_is_a_granted_sagemaker_action():
 
 def test_a_private_server_gets_sigv4_its_api_permission_and_the_ca_layer(private_server_synth: Synth):
     # GIVEN a self-hosted server behind API Gateway (SigV4) with a private CA
-    pipeline = private_server_synth.stack.pipelines["register"]
+    pipeline = private_server_synth.autopilot.pipelines["register"]
 
     # WHEN we read the register role and function
     statements = _by_sid(role_statements(private_server_synth, pipeline.role))
@@ -268,14 +268,14 @@ def test_tls_verification_is_on_unless_a_flag_turns_it_off_with_a_warning(
     def insecure(synth: Synth) -> set[str]:
         return {
             name
-            for name, pipeline in synth.stack.pipelines.items()
+            for name, pipeline in synth.autopilot.pipelines.items()
             if "MLFLOW_TRACKING_INSECURE_TLS" in _properties(synth, pipeline.function)["Environment"]["Variables"]
         }
 
     def tls_warnings(synth: Synth) -> list[Any]:
         return [
             e.data
-            for e in synth.stack.node.metadata
+            for e in synth.autopilot.node.metadata
             if e.type == "aws:cdk:warning" and "mlflowInsecureTls" in str(e.data)
         ]
 
@@ -284,7 +284,7 @@ def test_tls_verification_is_on_unless_a_flag_turns_it_off_with_a_warning(
     for synth in (default_synth, custom_synth, sagemaker_synth):
         assert insecure(synth) == set()
         assert tls_warnings(synth) == []
-    assert insecure(insecure_synth) == set(insecure_synth.stack.pipelines)
+    assert insecure(insecure_synth) == set(insecure_synth.autopilot.pipelines)
     assert len(tls_warnings(insecure_synth)) == 1
 
 
@@ -295,13 +295,13 @@ def test_webhook_endpoint_exists_only_when_enabled(default_synth: Synth):
     # GIVEN the default stack (webhooks=false)
     # WHEN we look for function URLs
     # THEN there is none: the public endpoint is opt-in
-    assert default_synth.stack.webhook is None
+    assert default_synth.autopilot.webhook is None
     assert default_synth.resources("AWS::Lambda::Url") == {}
 
 
 def test_webhook_endpoint_is_a_public_function_url_gated_by_the_hmac(custom_synth: Synth):
     # GIVEN the customised stack (webhooks=true)
-    webhook = custom_synth.stack.webhook
+    webhook = custom_synth.autopilot.webhook
     function_ref = {"Fn::GetAtt": [custom_synth.logical_id(webhook.function), "Arn"]}
 
     # WHEN we read its URL, its function and the function's resource policy
@@ -328,7 +328,7 @@ def test_webhook_endpoint_is_a_public_function_url_gated_by_the_hmac(custom_synt
 
 def test_webhook_function_may_only_publish_read_its_secret_and_remember_deliveries(custom_synth: Synth):
     # GIVEN the webhook function of the customised stack
-    stack, webhook = custom_synth.stack, custom_synth.stack.webhook
+    stack, webhook = custom_synth.autopilot, custom_synth.autopilot.webhook
 
     # WHEN we read its role's statements and its environment
     statements = _by_sid(role_statements(custom_synth, webhook.role))
@@ -367,7 +367,7 @@ def test_webhook_function_may_only_publish_read_its_secret_and_remember_deliveri
 
 def test_webhook_secret_is_generated_and_output(custom_synth: Synth):
     # GIVEN the webhook's secret
-    secret = _properties(custom_synth, custom_synth.stack.webhook.secret)
+    secret = _properties(custom_synth, custom_synth.autopilot.webhook.secret)
 
     # WHEN we read how it is made and what the stack outputs
     outputs = custom_synth.template_json["Outputs"]
@@ -376,5 +376,7 @@ def test_webhook_secret_is_generated_and_output(custom_synth: Synth):
     # URL and the secret's ARN (never its value)
     assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "PasswordLength": 64}
     assert "SecretString" not in secret
-    assert outputs["WebhookSecretArn"]["Value"] == {"Ref": custom_synth.logical_id(custom_synth.stack.webhook.secret)}
+    assert outputs["WebhookSecretArn"]["Value"] == {
+        "Ref": custom_synth.logical_id(custom_synth.autopilot.webhook.secret)
+    }
     assert outputs["WebhookUrl"]["Value"]["Fn::GetAtt"][1] == "FunctionUrl"

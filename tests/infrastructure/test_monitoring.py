@@ -18,10 +18,10 @@ from functions.models.events import DETAIL_MODELS, ModelAliasMoved, ModelVersion
 from functions.routing import Bus
 from functions.settings import METRICS_NAMESPACE
 from stacks.alarms import RUNBOOK
+from stacks.autopilot import RegistryAutopilot
 from stacks.config import ConfigError, RegistryConfig
 from stacks.constructs.alerting import dead_letter_queues
 from stacks.constructs.notifications import NOTIFICATIONS
-from stacks.registry_stack import RegistryAutopilotStack
 from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth, cdk_json_context
 
 ROUTE_ALARMS = ("errors", "throttles", "queue-age", "dead-letter-queue", "delivery-failed", "events-lost")
@@ -46,11 +46,11 @@ def resource(synth: Synth, construct: Any) -> dict[str, Any]:
 
 
 def alarm(synth: Synth, key: str) -> dict[str, Any]:
-    return resource(synth, synth.stack.monitoring.alarms[key])["Properties"]
+    return resource(synth, synth.autopilot.monitoring.alarms[key])["Properties"]
 
 
 def dashboard(synth: Synth) -> dict[str, Any]:
-    body = resource(synth, synth.stack.monitoring.dashboard)["Properties"]["DashboardBody"]
+    body = resource(synth, synth.autopilot.monitoring.dashboard)["Properties"]["DashboardBody"]
     return json.loads(render(body))
 
 
@@ -65,7 +65,7 @@ def widgets_by_title(synth: Synth) -> dict[str, dict[str, Any]]:
 def test_every_route_has_its_alarms_and_every_alarm_notifies_the_topic(synth_name: str, request):
     # GIVEN a synthesized stack and its pipelines
     synth: Synth = request.getfixturevalue(synth_name)
-    monitoring = synth.stack.monitoring
+    monitoring = synth.autopilot.monitoring
     topic = {"Ref": synth.logical_id(monitoring.topic)}
 
     # WHEN we look at the alarms
@@ -73,7 +73,7 @@ def test_every_route_has_its_alarms_and_every_alarm_notifies_the_topic(synth_nam
 
     # THEN each route has its six, every alarm in the template is one the construct made, named after the stack, and
     # each notifies the topic when it fires and when it clears
-    expected = {f"{route}/{kind}" for route in synth.stack.pipelines for kind in ROUTE_ALARMS}
+    expected = {f"{route}/{kind}" for route in synth.autopilot.pipelines for kind in ROUTE_ALARMS}
     assert expected <= set(monitoring.alarms)
     assert len(alarms) == len(monitoring.alarms)
     for properties in (a["Properties"] for a in alarms.values()):
@@ -85,7 +85,7 @@ def test_every_route_has_its_alarms_and_every_alarm_notifies_the_topic(synth_nam
 
 
 def test_function_alarms_watch_the_routes_function(default_synth: Synth):
-    for name, pipeline in default_synth.stack.pipelines.items():
+    for name, pipeline in default_synth.autopilot.pipelines.items():
         # GIVEN a route's function
         function = {"Ref": default_synth.logical_id(pipeline.function)}
         # WHEN we read its errors and throttles alarms
@@ -100,7 +100,7 @@ def test_function_alarms_watch_the_routes_function(default_synth: Synth):
 
 
 def test_queue_alarms_watch_the_oldest_message_and_every_dead_letter_queue(default_synth: Synth):
-    for name, pipeline in default_synth.stack.pipelines.items():
+    for name, pipeline in default_synth.autopilot.pipelines.items():
         # GIVEN a route's queue and dead-letter queue
         queue = {"Fn::GetAtt": [default_synth.logical_id(pipeline.queue), "QueueName"]}
         dead_letters = {"Fn::GetAtt": [default_synth.logical_id(pipeline.dead_letter_queue), "QueueName"]}
@@ -118,10 +118,10 @@ def test_queue_alarms_watch_the_oldest_message_and_every_dead_letter_queue(defau
 
 
 def test_rule_alarms_use_the_dimensions_of_the_rules_bus(default_synth: Synth):
-    for name, pipeline in default_synth.stack.pipelines.items():
+    for name, pipeline in default_synth.autopilot.pipelines.items():
         # GIVEN a route's rule
         rule = {"Ref": default_synth.logical_id(pipeline.rule)}
-        bus = {"Ref": default_synth.logical_id(default_synth.stack.buses.project_bus)}
+        bus = {"Ref": default_synth.logical_id(default_synth.autopilot.buses.project_bus)}
         # WHEN we read its delivery alarms
         failed, lost = alarm(default_synth, f"{name}/delivery-failed"), alarm(default_synth, f"{name}/events-lost")
         # THEN they watch AWS/Events for that rule; custom-bus rules are also identified by their bus
@@ -136,7 +136,7 @@ def test_rule_alarms_use_the_dimensions_of_the_rules_bus(default_synth: Synth):
 def test_alarm_descriptions_say_what_to_run_and_fit_cloudwatchs_limit(custom_synth: Synth):
     # GIVEN the customised stack's alarms
     stack = custom_synth.stack.stack_name
-    for key in custom_synth.stack.monitoring.alarms:
+    for key in custom_synth.autopilot.monitoring.alarms:
         # WHEN we read an alarm's description, with references at a realistic length (an ARN is ~100 characters)
         raw = alarm(custom_synth, key)["AlarmDescription"]
         text = re.sub(r"\{[^{}]+\}", "x" * 100, render(raw))
@@ -145,7 +145,7 @@ def test_alarm_descriptions_say_what_to_run_and_fit_cloudwatchs_limit(custom_syn
         assert len(text) <= 1024, (key, len(text))
     # AND the dead-letter alarm names the commands, with this stack's name and the queues' ARNs
     dead_letters = render(alarm(custom_synth, "register/dead-letter-queue")["AlarmDescription"])
-    pipeline = custom_synth.stack.pipelines["register"]
+    pipeline = custom_synth.autopilot.pipelines["register"]
     assert f"python -m ops --stack {stack} redrive register --dry-run" in dead_letters
     assert (
         f"aws sqs start-message-move-task --source-arn {{{custom_synth.logical_id(pipeline.dead_letter_queue)}.Arn}} "
@@ -176,7 +176,7 @@ def test_every_queue_but_the_work_queue_counts_as_a_dead_letter_queue():
 
 def test_topic_is_encrypted_with_a_rotated_key_and_refuses_plain_http(default_synth: Synth):
     # GIVEN the monitoring topic and its key
-    monitoring = default_synth.stack.monitoring
+    monitoring = default_synth.autopilot.monitoring
     key_id = default_synth.logical_id(monitoring.key)
     topic_id = default_synth.logical_id(monitoring.topic)
 
@@ -211,8 +211,8 @@ def test_topic_is_encrypted_with_a_rotated_key_and_refuses_plain_http(default_sy
 
 def test_key_lets_cloudwatch_and_eventbridge_encrypt_only_for_this_stacks_alarms_and_rules(default_synth: Synth):
     # GIVEN the topic's key policy
-    statements = resource(default_synth, default_synth.stack.monitoring.key)["Properties"]["KeyPolicy"]["Statement"]
-    bus_id = default_synth.logical_id(default_synth.stack.buses.project_bus)
+    statements = resource(default_synth, default_synth.autopilot.monitoring.key)["Properties"]["KeyPolicy"]["Statement"]
+    bus_id = default_synth.logical_id(default_synth.autopilot.buses.project_bus)
 
     # WHEN we look at what services may do with it
     services = {s["Principal"]["Service"]: s for s in statements if "Service" in s["Principal"]}
@@ -231,13 +231,13 @@ def test_key_lets_cloudwatch_and_eventbridge_encrypt_only_for_this_stacks_alarms
         f"arn:{{Ref:AWS::Partition}}:events:{{Ref:AWS::Region}}:{{Ref:AWS::AccountId}}:rule/{{Ref:{bus_id}}}/*"
     )
     # AND every notification rule is on that bus, so each one matches that ARN pattern
-    for rule in default_synth.stack.monitoring.notification_rules.values():
+    for rule in default_synth.autopilot.monitoring.notification_rules.values():
         assert resource(default_synth, rule)["Properties"]["EventBusName"] == {"Ref": bus_id}
 
 
 def test_notification_rules_publish_with_a_role_limited_to_the_topic_and_its_key(default_synth: Synth):
     # GIVEN the notification rules and their role
-    monitoring = default_synth.stack.monitoring
+    monitoring = default_synth.autopilot.monitoring
     role_id = default_synth.logical_id(monitoring.notification_role)
     [policy] = [
         p["Properties"]["PolicyDocument"]["Statement"]
@@ -269,7 +269,7 @@ def test_email_subscription_comes_from_context_with_a_dead_letter_queue(default_
     [subscription] = custom_synth.resources("AWS::SNS::Subscription").values()
 
     # THEN only the customised stack subscribes its address, with undeliverable alerts kept in a dead-letter queue
-    monitoring = custom_synth.stack.monitoring
+    monitoring = custom_synth.autopilot.monitoring
     assert default_subscriptions == {}
     assert subscription["Properties"] == {
         "Endpoint": CUSTOM_CONTEXT["alarmEmail"],
@@ -321,7 +321,9 @@ def rendered_message(target: dict[str, Any], event: dict[str, Any]) -> str:
 
 def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons(default_synth: Synth):
     # GIVEN the failed-verdicts rule
-    rule = resource(default_synth, default_synth.stack.monitoring.notification_rules["FailedVerdicts"])["Properties"]
+    rule = resource(default_synth, default_synth.autopilot.monitoring.notification_rules["FailedVerdicts"])[
+        "Properties"
+    ]
     verdict = ModelVersionValidated(
         model_name="churn",
         version="7",
@@ -342,7 +344,7 @@ def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons
     message = rendered_message(target, event)
 
     # THEN it matches failed verdicts on the project bus only, and the message names what an operator needs
-    assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.stack.buses.project_bus)}
+    assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.autopilot.buses.project_bus)}
     assert rule["EventPattern"] == {
         "source": ["registry-autopilot"],
         "detail-type": ["Model Version Validated"],
@@ -358,7 +360,7 @@ def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons
     assert target["DeadLetterConfig"] == {
         "Arn": {
             "Fn::GetAtt": [
-                default_synth.logical_id(default_synth.stack.monitoring.notification_dead_letter_queue),
+                default_synth.logical_id(default_synth.autopilot.monitoring.notification_dead_letter_queue),
                 "Arn",
             ]
         }
@@ -367,7 +369,7 @@ def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons
 
 def test_alias_moves_are_sent_as_a_sentence_naming_model_version_alias_and_reason(default_synth: Synth):
     # GIVEN the alias-moves rule and a move
-    rule = resource(default_synth, default_synth.stack.monitoring.notification_rules["AliasMoves"])["Properties"]
+    rule = resource(default_synth, default_synth.autopilot.monitoring.notification_rules["AliasMoves"])["Properties"]
     move = ModelAliasMoved(
         model_name="churn",
         version="7",
@@ -395,7 +397,9 @@ def test_alias_moves_are_sent_as_a_sentence_naming_model_version_alias_and_reaso
 
 def test_promotions_awaiting_approval_are_sent_with_the_command_that_approves(default_synth: Synth):
     # GIVEN the pending-promotions rule and a pending promotion
-    rule = resource(default_synth, default_synth.stack.monitoring.notification_rules["PendingPromotions"])["Properties"]
+    rule = resource(default_synth, default_synth.autopilot.monitoring.notification_rules["PendingPromotions"])[
+        "Properties"
+    ]
     pending = PromotionPending(
         model_name="churn",
         version="8",
@@ -438,7 +442,7 @@ def test_message_fields_are_fields_of_the_event_contract(notification):
 def test_dashboard_has_the_operational_widgets_of_every_route(default_synth: Synth):
     # GIVEN the dashboard
     widgets = widgets_by_title(default_synth)
-    for name, pipeline in default_synth.stack.pipelines.items():
+    for name, pipeline in default_synth.autopilot.pipelines.items():
         function = f"{{Ref:{default_synth.logical_id(pipeline.function)}}}"
         queue = f"{{{default_synth.logical_id(pipeline.queue)}.QueueName}}"
         dead_letters = f"{{{default_synth.logical_id(pipeline.dead_letter_queue)}.QueueName}}"
@@ -462,7 +466,7 @@ def test_dashboard_has_the_operational_widgets_of_every_route(default_synth: Syn
 def test_dashboard_draws_each_routes_business_metrics_from_the_catalogue(default_synth: Synth):
     # GIVEN the dashboard and the metric catalogue
     widgets = widgets_by_title(default_synth)
-    for name in default_synth.stack.pipelines:
+    for name in default_synth.autopilot.pipelines:
         service = service_name(name)
         outcomes = json.dumps(widgets[f"{name}: outcomes"]["properties"]["metrics"])
         by_reason = json.dumps(widgets[f"{name}: rejected, deferred, retried (by reason)"]["properties"]["metrics"])
@@ -491,7 +495,7 @@ def test_dashboard_shows_the_alarms_first(default_synth: Synth):
     # WHEN we read its alarm widget
     [status] = [w for w in body["widgets"] if w["type"] == "alarm"]
     # THEN it lists every alarm, above the route rows
-    alarms = default_synth.stack.monitoring.alarms.values()
+    alarms = default_synth.autopilot.monitoring.alarms.values()
     assert status["properties"]["alarms"] == [f"{{{default_synth.logical_id(a)}.Arn}}" for a in alarms]
     assert status["y"] < min(w["y"] for w in body["widgets"] if w["type"] == "metric")
 
@@ -499,13 +503,15 @@ def test_dashboard_shows_the_alarms_first(default_synth: Synth):
 def test_a_second_dead_letter_queue_in_a_pipeline_gets_its_own_alarm(tmp_path):
     # GIVEN a stack whose validate pipeline also has a delivery dead-letter queue (as a FIFO route has), added before
     # the monitoring construct is built (it is built last)
-    class WithDeliveryQueue(RegistryAutopilotStack):
-        def _add_tags(self) -> None:
-            sqs.Queue(self.pipelines["validate"], "DeliveryDeadLetterQueue", enforce_ssl=True)
-            super()._add_tags()
+    class WithDeliveryQueue(RegistryAutopilot):
+        def _add_tags(self, scope: Construct) -> None:
+            if scope is self:
+                sqs.Queue(self.pipelines["validate"], "DeliveryDeadLetterQueue", enforce_ssl=True)
+            super()._add_tags(scope)
 
     app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
-    stack = WithDeliveryQueue(app, "Fifoish", config=RegistryConfig(stack_name="Fifoish"))
+    stack = Stack(app, "Fifoish")
+    WithDeliveryQueue(stack, "Default", config=RegistryConfig(stack_name="Fifoish"))
 
     # WHEN it is synthesized
     template = Template.from_stack(stack).to_json()

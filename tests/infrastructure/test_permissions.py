@@ -75,8 +75,8 @@ def test_star_resources_are_only_the_ones_aws_apis_require(synth_name: str, requ
 
 def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(default_synth: Synth):
     # GIVEN the writer managed policy
-    writer = default_synth.stack.writer
-    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+    writer = default_synth.autopilot.writer
+    bucket_id = default_synth.logical_id(default_synth.autopilot.artifacts.bucket)
     document = default_synth.template_json["Resources"][default_synth.logical_id(writer.policy)]["Properties"]
     statements = policy_statements(document["PolicyDocument"])
 
@@ -98,8 +98,8 @@ def test_writer_policy_writes_only_under_the_watched_prefixes_and_never_deletes(
 
 def test_writer_policy_uses_the_key_only_through_s3(default_synth: Synth):
     # GIVEN the writer managed policy
-    writer = default_synth.stack.writer
-    key_id = default_synth.logical_id(default_synth.stack.artifacts.key)
+    writer = default_synth.autopilot.writer
+    key_id = default_synth.logical_id(default_synth.autopilot.artifacts.key)
     document = default_synth.template_json["Resources"][default_synth.logical_id(writer.policy)]["Properties"]
 
     # WHEN we find its KMS statement
@@ -118,7 +118,7 @@ def test_writer_policy_uses_the_key_only_through_s3(default_synth: Synth):
 
 def test_writer_prefix_follows_the_artifact_root_prefix_context(custom_synth: Synth):
     # GIVEN a stack with artifactRootPrefix = "teams/mlflow"
-    writer = custom_synth.stack.writer
+    writer = custom_synth.autopilot.writer
     document = custom_synth.template_json["Resources"][custom_synth.logical_id(writer.policy)]["Properties"]
 
     # WHEN we read the ListBucket condition
@@ -135,7 +135,7 @@ def test_writer_prefix_follows_the_artifact_root_prefix_context(custom_synth: Sy
 
 def test_databricks_instance_profile_carries_the_writer_policy(default_synth: Synth, custom_synth: Synth):
     # GIVEN the default stack (no profile) and one with databricksInstanceProfile = true
-    writer_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.writer.policy)}
+    writer_ref = {"Ref": custom_synth.logical_id(custom_synth.autopilot.writer.policy)}
 
     # WHEN we look for EC2 roles and instance profiles
     default_profiles = default_synth.resources("AWS::IAM::InstanceProfile")
@@ -154,7 +154,7 @@ def test_databricks_instance_profile_carries_the_writer_policy(default_synth: Sy
 
 def test_register_role_publishes_only_to_the_project_bus(default_synth: Synth):
     # GIVEN the register function's role
-    pipeline = default_synth.stack.pipelines["register"]
+    pipeline = default_synth.autopilot.pipelines["register"]
     statements = role_statements(default_synth, pipeline.role)
 
     # WHEN we find what it may PutEvents to
@@ -162,13 +162,13 @@ def test_register_role_publishes_only_to_the_project_bus(default_synth: Synth):
     resources = [r for s in put_events for r in as_list(s["Resource"])]
 
     # THEN that is the project bus alone: not the default bus, not `*`
-    assert resources == [{"Fn::GetAtt": [default_synth.logical_id(default_synth.stack.buses.project_bus), "Arn"]}]
+    assert resources == [{"Fn::GetAtt": [default_synth.logical_id(default_synth.autopilot.buses.project_bus), "Arn"]}]
     assert "default" not in str(resources)
 
 
 def test_register_role_has_exactly_the_permissions_its_route_needs(default_synth: Synth):
     # GIVEN the register function's role in the default stack (no secret, no tracing)
-    pipeline = default_synth.stack.pipelines["register"]
+    pipeline = default_synth.autopilot.pipelines["register"]
 
     # WHEN we collect its actions
     actions = statement_actions(role_statements(default_synth, pipeline.role))
@@ -199,7 +199,7 @@ def test_register_role_has_exactly_the_permissions_its_route_needs(default_synth
 
 def test_register_role_sends_only_to_its_own_queues(default_synth: Synth):
     # GIVEN the register pipeline
-    pipeline = default_synth.stack.pipelines["register"]
+    pipeline = default_synth.autopilot.pipelines["register"]
 
     # WHEN we find the role's SendMessage resources
     send = [s for s in role_statements(default_synth, pipeline.role) if "sqs:SendMessage" in as_list(s["Action"])]
@@ -212,9 +212,9 @@ def test_register_role_sends_only_to_its_own_queues(default_synth: Synth):
 
 def test_register_role_reads_artifacts_by_prefix_and_decrypts_only_through_s3(default_synth: Synth):
     # GIVEN the register function's role
-    pipeline = default_synth.stack.pipelines["register"]
+    pipeline = default_synth.autopilot.pipelines["register"]
     statements = role_statements(default_synth, pipeline.role)
-    bucket_id = default_synth.logical_id(default_synth.stack.artifacts.bucket)
+    bucket_id = default_synth.logical_id(default_synth.autopilot.artifacts.bucket)
 
     # WHEN we find the S3 read, list and KMS statements
     (read,) = (s for s in statements if "s3:GetObject" in as_list(s["Action"]))
@@ -230,8 +230,8 @@ def test_register_role_reads_artifacts_by_prefix_and_decrypts_only_through_s3(de
 
 def test_secret_is_readable_only_when_configured_and_only_that_secret(default_synth: Synth, custom_synth: Synth):
     # GIVEN the default stack (no secret) and one with mlflowCredentialsSecretArn set
-    default_role = default_synth.stack.pipelines["register"].role
-    custom_role = custom_synth.stack.pipelines["register"].role
+    default_role = default_synth.autopilot.pipelines["register"].role
+    custom_role = custom_synth.autopilot.pipelines["register"].role
 
     # WHEN we look for secretsmanager statements
     default_secret = [s for s in role_statements(default_synth, default_role) if "secretsmanager" in str(s["Action"])]
@@ -262,7 +262,7 @@ def test_exactly_the_roles_that_read_the_secret_may_decrypt_it_with_its_key(defa
 
     # THEN they are the same roles (the route functions'), and each may only decrypt, only through Secrets Manager in
     # the secret's region, only for that secret (its encryption context)
-    pipelines = custom_synth.stack.pipelines
+    pipelines = custom_synth.autopilot.pipelines
     assert readers == {
         custom_synth.logical_id(p.role) for n, p in pipelines.items() if access_for(n).mlflow_credentials
     }
@@ -283,8 +283,8 @@ def test_exactly_the_roles_that_read_the_secret_may_decrypt_it_with_its_key(defa
 
 def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_synth: Synth):
     # GIVEN the default stack (tracing off) and one with tracing = true
-    default_role = default_synth.stack.pipelines["register"].role
-    custom_role = custom_synth.stack.pipelines["register"].role
+    default_role = default_synth.autopilot.pipelines["register"].role
+    custom_role = custom_synth.autopilot.pipelines["register"].role
 
     # WHEN we collect the roles' actions
     default_actions = statement_actions(role_statements(default_synth, default_role))
@@ -297,7 +297,7 @@ def test_xray_permissions_come_only_with_tracing(default_synth: Synth, custom_sy
 
 def test_aliases_role_has_exactly_the_permissions_its_route_needs(default_synth: Synth):
     # GIVEN the aliases function's role in the default stack (no secret, no tracing)
-    pipeline = default_synth.stack.pipelines["aliases"]
+    pipeline = default_synth.autopilot.pipelines["aliases"]
 
     # WHEN we collect its actions
     actions = statement_actions(role_statements(default_synth, pipeline.role))
@@ -326,9 +326,9 @@ def test_aliases_role_has_exactly_the_permissions_its_route_needs(default_synth:
 
 def test_aliases_role_cannot_write_the_idempotency_table_nor_send_to_its_own_queue(default_synth: Synth):
     # GIVEN the aliases pipeline and the idempotency table
-    pipeline = default_synth.stack.pipelines["aliases"]
+    pipeline = default_synth.autopilot.pipelines["aliases"]
     statements = role_statements(default_synth, pipeline.role)
-    table_id = default_synth.logical_id(default_synth.stack.idempotency.table)
+    table_id = default_synth.logical_id(default_synth.autopilot.idempotency.table)
 
     # WHEN we look for DynamoDB statements and for what it may SendMessage to
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
@@ -343,7 +343,7 @@ def test_aliases_role_cannot_write_the_idempotency_table_nor_send_to_its_own_que
 
 def test_aliases_role_reads_the_configured_secret_only_when_there_is_one(custom_synth: Synth):
     # GIVEN the stack with mlflowCredentialsSecretArn set
-    role = custom_synth.stack.pipelines["aliases"].role
+    role = custom_synth.autopilot.pipelines["aliases"].role
 
     # WHEN we look for secretsmanager statements
     secret = [s for s in role_statements(custom_synth, role) if "secretsmanager" in str(s["Action"])]

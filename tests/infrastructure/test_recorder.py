@@ -16,7 +16,7 @@ def _properties(synth: Synth, construct) -> dict:  # type: ignore[no-untyped-def
 
 
 def _log_group_target_arn(synth: Synth) -> dict:
-    log_group_id = synth.logical_id(synth.stack.recorder.log_group)
+    log_group_id = synth.logical_id(synth.autopilot.recorder.log_group)
     return {
         "Fn::Join": [
             "",
@@ -36,9 +36,9 @@ def _log_group_target_arn(synth: Synth) -> dict:
 
 def test_recorder_copies_every_project_event_and_the_buckets_s3_events_to_its_log_group(custom_synth: Synth):
     # GIVEN the recorder (custom stack: recorder=true)
-    recorder = custom_synth.stack.recorder
-    bucket_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.artifacts.bucket)}
-    project_bus_ref = {"Ref": custom_synth.logical_id(custom_synth.stack.buses.project_bus)}
+    recorder = custom_synth.autopilot.recorder
+    bucket_ref = {"Ref": custom_synth.logical_id(custom_synth.autopilot.artifacts.bucket)}
+    project_bus_ref = {"Ref": custom_synth.logical_id(custom_synth.autopilot.buses.project_bus)}
 
     # WHEN we read its two rules
     project_rule = _properties(custom_synth, recorder.project_events_rule)
@@ -62,7 +62,7 @@ def test_recorder_copies_every_project_event_and_the_buckets_s3_events_to_its_lo
 
 def test_only_eventbridge_may_write_to_the_recorder_log_group_and_only_that_group(custom_synth: Synth):
     # GIVEN a stack with the recorder (recorder=true)
-    log_group_id = custom_synth.logical_id(custom_synth.stack.recorder.log_group)
+    log_group_id = custom_synth.logical_id(custom_synth.autopilot.recorder.log_group)
 
     # WHEN we read every CloudWatch Logs resource policy
     policies = custom_synth.resources("AWS::Logs::ResourcePolicy")
@@ -82,7 +82,7 @@ def test_only_eventbridge_may_write_to_the_recorder_log_group_and_only_that_grou
         }
     ]
     # AND the rules wait for the policy, so the first recorded events are not refused
-    rules = [custom_synth.stack.recorder.project_events_rule, custom_synth.stack.recorder.artifact_events_rule]
+    rules = [custom_synth.autopilot.recorder.project_events_rule, custom_synth.autopilot.recorder.artifact_events_rule]
     for rule in rules:
         resource = custom_synth.template_json["Resources"][custom_synth.logical_id(rule)]
         assert resource["DependsOn"] == [next(iter(policies))]
@@ -94,7 +94,7 @@ def test_recorder_log_group_keeps_events_as_long_as_the_function_logs(custom_syn
     synth = custom_synth
 
     # WHEN we read the recorder's log group
-    resource = synth.template_json["Resources"][synth.logical_id(synth.stack.recorder.log_group)]
+    resource = synth.template_json["Resources"][synth.logical_id(synth.autopilot.recorder.log_group)]
 
     # THEN it has that retention and goes with the stack
     assert resource["Properties"]["RetentionInDays"] == 90
@@ -105,7 +105,7 @@ def test_the_default_stack_takes_none_of_the_accounts_ten_log_resource_policies(
     # GIVEN the default stack (recorder off)
     # WHEN we look for the recorder and for CloudWatch Logs resource policies, native or installed by a custom resource
     # THEN there are none: an account may have 10 per region, and an eleventh would roll the first deployment back
-    assert default_synth.stack.recorder is None
+    assert default_synth.autopilot.recorder is None
     assert default_synth.resources("AWS::Logs::ResourcePolicy") == {}
     assert default_synth.resources("Custom::CloudwatchLogResourcePolicy") == {}
     assert outputs.RECORDER_LOG_GROUP_NAME not in default_synth.template_json["Outputs"]
@@ -113,7 +113,7 @@ def test_the_default_stack_takes_none_of_the_accounts_ten_log_resource_policies(
 
 def test_outputs_name_what_the_replay_commands_look_up(default_synth: Synth, custom_synth: Synth):
     # GIVEN the outputs the replay command line reads (stacks.outputs)
-    stack, template_outputs = default_synth.stack, default_synth.template_json["Outputs"]
+    stack, template_outputs = default_synth.autopilot, default_synth.template_json["Outputs"]
 
     # WHEN we read their values
     def value(name: str) -> object:
@@ -129,7 +129,7 @@ def test_outputs_name_what_the_replay_commands_look_up(default_synth: Synth, cus
         "Ref": default_synth.logical_id(stack.buses.project_bus_archive)
     }
     recorder_output = custom_synth.template_json["Outputs"][outputs.RECORDER_LOG_GROUP_NAME]["Value"]
-    assert recorder_output == {"Ref": custom_synth.logical_id(custom_synth.stack.recorder.log_group)}
+    assert recorder_output == {"Ref": custom_synth.logical_id(custom_synth.autopilot.recorder.log_group)}
     for route in ROUTES:
         rule_id = default_synth.logical_id(stack.pipelines[route.name].rule)
         assert value(outputs.rule_arn(route.name)) == {"Fn::GetAtt": [rule_id, "Arn"]}

@@ -56,7 +56,7 @@ def test_without_a_region_every_webhook_resource_exists_only_where_function_urls
     # GIVEN the webhook resources of a stack without a region
     resources = custom_synth.template_json["Resources"]
     webhook_ids = {
-        custom_synth.logical_id(c) for c in custom_synth.stack.webhook.node.find_all() if isinstance(c, CfnResource)
+        custom_synth.logical_id(c) for c in custom_synth.autopilot.webhook.node.find_all() if isinstance(c, CfnResource)
     }
 
     # WHEN we read which resources and outputs carry a condition
@@ -67,7 +67,7 @@ def test_without_a_region_every_webhook_resource_exists_only_where_function_urls
     # stack deploys without the endpoint instead of failing on AWS::Lambda::Url
     assert webhook_ids
     assert conditioned == webhook_ids
-    assert custom_synth.logical_id(custom_synth.stack.webhook.url) in conditioned
+    assert custom_synth.logical_id(custom_synth.autopilot.webhook.url) in conditioned
     assert {k for k, o in outputs.items() if o.get("Condition") == "FunctionUrlsAvailable"} == {
         "WebhookUrl",
         "WebhookSecretArn",
@@ -80,7 +80,8 @@ def test_with_a_region_that_has_both_the_template_needs_no_condition(regional_sy
 
     # WHEN we read its conditions, its route functions and its function URL
     functions = [
-        template["Resources"][regional_synth.logical_id(p.function)] for p in regional_synth.stack.pipelines.values()
+        template["Resources"][regional_synth.logical_id(p.function)]
+        for p in regional_synth.autopilot.pipelines.values()
     ]
     [url] = regional_synth.resources("AWS::Lambda::Url").values()
 
@@ -102,7 +103,7 @@ def test_with_a_region_without_snap_start_the_functions_run_on_demand(no_snap_st
     assert synth.stack.config.snap_start_mode is SnapStart.OFF
     assert all("SnapStart" not in f["Properties"] for f in functions)
     assert synth.resources("AWS::Lambda::Alias") == {}
-    for pipeline in synth.stack.pipelines.values():
+    for pipeline in synth.autopilot.pipelines.values():
         mapping = synth.template_json["Resources"][synth.logical_id(pipeline.event_source_mapping)]
         assert mapping["Properties"]["FunctionName"] == {"Ref": synth.logical_id(pipeline.function)}
 

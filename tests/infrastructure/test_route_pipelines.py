@@ -43,8 +43,8 @@ def _resource(synth: Synth, construct: Any) -> dict[str, Any]:
 def test_rule_pattern_is_the_routes_pattern_with_the_bucket_reference(default_synth: Synth, route_name: str):
     # GIVEN a route and its pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
-    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+    pipeline = default_synth.autopilot.pipelines[route_name]
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.autopilot.artifacts.bucket)}
 
     # WHEN we read the pipeline's rule
     rule = _resource(default_synth, pipeline.rule)["Properties"]
@@ -56,8 +56,8 @@ def test_rule_pattern_is_the_routes_pattern_with_the_bucket_reference(default_sy
 
 def test_register_rule_matches_mlmodel_uploads_of_this_bucket_on_the_default_bus(default_synth: Synth):
     # GIVEN the register pipeline
-    pipeline = default_synth.stack.pipelines["register"]
-    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+    pipeline = default_synth.autopilot.pipelines["register"]
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.autopilot.artifacts.bucket)}
 
     # WHEN we read its rule
     rule = _resource(default_synth, pipeline.rule)["Properties"]
@@ -76,7 +76,7 @@ def test_register_rule_matches_mlmodel_uploads_of_this_bucket_on_the_default_bus
 def test_rule_lives_on_the_routes_bus(default_synth: Synth, route_name: str):
     # GIVEN a route
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its rule's bus
     bus_name = _resource(default_synth, pipeline.rule)["Properties"]["EventBusName"]
@@ -84,7 +84,7 @@ def test_rule_lives_on_the_routes_bus(default_synth: Synth, route_name: str):
     # THEN it is the default bus or the project bus, as the route says
     expected = {
         Bus.DEFAULT: "default",
-        Bus.PROJECT: {"Ref": default_synth.logical_id(default_synth.stack.buses.project_bus)},
+        Bus.PROJECT: {"Ref": default_synth.logical_id(default_synth.autopilot.buses.project_bus)},
     }[route.bus]
     assert bus_name == expected
 
@@ -92,7 +92,7 @@ def test_rule_lives_on_the_routes_bus(default_synth: Synth, route_name: str):
 @pytest.mark.parametrize("route_name", ROUTE_NAMES)
 def test_rule_targets_the_queue_with_retries_and_a_dead_letter_queue(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read the rule's targets
     targets = _resource(default_synth, pipeline.rule)["Properties"]["Targets"]
@@ -113,7 +113,7 @@ def test_rule_targets_the_queue_with_retries_and_a_dead_letter_queue(default_syn
 @pytest.mark.parametrize("route_name", STANDARD_ROUTE_NAMES)
 def test_standard_route_has_standard_queues_and_no_message_group(default_synth: Synth, route_name: str):
     # GIVEN a route without a FIFO group
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its queues and its rule's target
     queues = [_resource(default_synth, q)["Properties"] for q in (pipeline.queue, pipeline.dead_letter_queue)]
@@ -132,7 +132,7 @@ def test_fifo_route_queue_and_dead_letter_queue_are_fifo_with_content_based_dedu
 ):
     # GIVEN a FIFO route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its queue and dead-letter queue
     queue = _resource(default_synth, pipeline.queue)["Properties"]
@@ -160,7 +160,7 @@ def test_fifo_rule_sends_every_event_into_the_routes_group_and_dead_letters_to_a
 ):
     # GIVEN a FIFO route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
     assert pipeline.delivery_dead_letter_queue is not None
     delivery_id = default_synth.logical_id(pipeline.delivery_dead_letter_queue)
 
@@ -223,7 +223,7 @@ def test_long_fifo_queue_names_are_shortened_with_a_hash_to_sqs_limit():
 def test_queue_outlasts_six_function_timeouts_and_redrives_to_its_dlq(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its queue, dead-letter queue and function
     queue = _resource(default_synth, pipeline.queue)["Properties"]
@@ -246,7 +246,7 @@ def test_queue_outlasts_six_function_timeouts_and_redrives_to_its_dlq(default_sy
 @pytest.mark.parametrize("route_name", ROUTE_NAMES)
 def test_queues_refuse_requests_without_tls(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     queues = [pipeline.queue, pipeline.dead_letter_queue, pipeline.delivery_dead_letter_queue]
     for queue in (q for q in queues if q is not None):
@@ -271,7 +271,7 @@ def test_queues_refuse_requests_without_tls(default_synth: Synth, route_name: st
 def test_function_runs_the_routes_handler_on_arm64_python_with_json_logs(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its function and log group
     function = _resource(default_synth, pipeline.function)["Properties"]
@@ -290,13 +290,13 @@ def test_function_runs_the_routes_handler_on_arm64_python_with_json_logs(default
         "LogGroup": {"Ref": default_synth.logical_id(pipeline.log_group)},
     }
     assert log_group["RetentionInDays"] == 30
-    assert function["Layers"] == [{"Ref": default_synth.logical_id(default_synth.stack.code.layers[0])}]
+    assert function["Layers"] == [{"Ref": default_synth.logical_id(default_synth.autopilot.code.layers[0])}]
     assert function.get("TracingConfig", {"Mode": "PassThrough"}) == {"Mode": "PassThrough"}  # tracing is opt-in
 
 
 def test_function_tracing_and_log_retention_follow_context(custom_synth: Synth):
     # GIVEN a stack synthesized with tracing=true and logRetentionDays=90
-    pipeline = custom_synth.stack.pipelines["register"]
+    pipeline = custom_synth.autopilot.pipelines["register"]
 
     # WHEN we read the function and its log group
     function = _resource(custom_synth, pipeline.function)["Properties"]
@@ -311,7 +311,7 @@ def test_function_tracing_and_log_retention_follow_context(custom_synth: Synth):
 def test_event_source_reports_batch_item_failures_with_the_routes_batch(default_synth: Synth, route_name: str):
     # GIVEN a route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its event source mapping
     mapping = _resource(default_synth, pipeline.event_source_mapping)["Properties"]
@@ -341,7 +341,7 @@ def test_snap_start_snapshots_each_published_version_and_the_queue_invokes_it_th
     default_synth: Synth, route_name: str
 ):
     # GIVEN a route's pipeline in the default stack (snapStart auto, no region)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its function, the version its alias publishes and the alias
     function = _resource(default_synth, pipeline.function)["Properties"]
@@ -364,7 +364,7 @@ def test_snap_start_snapshots_each_published_version_and_the_queue_invokes_it_th
 
 def test_a_register_function_with_more_disk_than_snap_start_allows_runs_on_demand(custom_synth: Synth):
     # GIVEN a Unity Catalog deployment: its register function gets 4,096 MB of /tmp to copy models
-    register, validate = custom_synth.stack.pipelines["register"], custom_synth.stack.pipelines["validate"]
+    register, validate = custom_synth.autopilot.pipelines["register"], custom_synth.autopilot.pipelines["validate"]
 
     # WHEN we read the functions and the register route's event source mapping
     function = _resource(custom_synth, register.function)["Properties"]
@@ -383,7 +383,7 @@ def test_a_register_function_with_more_disk_than_snap_start_allows_runs_on_deman
 def test_fifo_event_source_drains_the_fifo_queue_without_a_batching_window(default_synth: Synth, route_name: str):
     # GIVEN a FIFO route's pipeline
     route = _route(route_name)
-    pipeline = default_synth.stack.pipelines[route_name]
+    pipeline = default_synth.autopilot.pipelines[route_name]
 
     # WHEN we read its event source mapping and queue
     mapping = _resource(default_synth, pipeline.event_source_mapping)["Properties"]
@@ -402,8 +402,8 @@ def test_fifo_event_source_drains_the_fifo_queue_without_a_batching_window(defau
 def test_register_concurrency_comes_from_context(default_synth: Synth, custom_synth: Synth):
     # GIVEN the default stack (registerMaxConcurrency = 5) and one with registerMaxConcurrency = "17"
     # WHEN we read the register event source mappings
-    default = _resource(default_synth, default_synth.stack.pipelines["register"].event_source_mapping)
-    custom = _resource(custom_synth, custom_synth.stack.pipelines["register"].event_source_mapping)
+    default = _resource(default_synth, default_synth.autopilot.pipelines["register"].event_source_mapping)
+    custom = _resource(custom_synth, custom_synth.autopilot.pipelines["register"].event_source_mapping)
 
     # THEN each caps concurrency at its context value
     assert default["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}
@@ -412,7 +412,7 @@ def test_register_concurrency_comes_from_context(default_synth: Synth, custom_sy
 
 def test_function_environment_is_what_functions_settings_builds(custom_synth: Synth):
     # GIVEN the customised stack and its register pipeline
-    stack = custom_synth.stack
+    stack = custom_synth.autopilot
     pipeline = stack.pipelines["register"]
 
     def ref(construct: Any) -> dict:
@@ -454,13 +454,13 @@ def test_function_environment_is_what_functions_settings_builds(custom_synth: Sy
 
 def test_default_stack_uses_the_placeholder_tracking_uri_and_warns(default_synth: Synth):
     # GIVEN cdk.json as committed (mlflowTrackingUri empty)
-    pipeline = default_synth.stack.pipelines["register"]
+    pipeline = default_synth.autopilot.pipelines["register"]
 
     # WHEN we read the function's tracking URI and the stack's annotations
     environment = _resource(default_synth, pipeline.function)["Properties"]["Environment"]["Variables"]
     warnings = [
         entry.data
-        for entry in default_synth.stack.node.metadata
+        for entry in default_synth.autopilot.node.metadata
         if entry.type == "aws:cdk:warning" and "mlflowTrackingUri" in str(entry.data)
     ]
 
@@ -472,7 +472,7 @@ def test_default_stack_uses_the_placeholder_tracking_uri_and_warns(default_synth
 
 def test_table_keeps_short_lived_idempotency_records(default_synth: Synth):
     # GIVEN the default stack
-    table = _resource(default_synth, default_synth.stack.idempotency.table)
+    table = _resource(default_synth, default_synth.autopilot.idempotency.table)
 
     # WHEN we read the idempotency table
     props = table["Properties"]
@@ -488,8 +488,8 @@ def test_table_keeps_short_lived_idempotency_records(default_synth: Synth):
 
 def test_archives_keep_the_buckets_s3_events_and_every_project_event(default_synth: Synth):
     # GIVEN the default stack
-    buses = default_synth.stack.buses
-    bucket_ref = {"Ref": default_synth.logical_id(default_synth.stack.artifacts.bucket)}
+    buses = default_synth.autopilot.buses
+    bucket_ref = {"Ref": default_synth.logical_id(default_synth.autopilot.artifacts.bucket)}
 
     # WHEN we read both archives
     default_archive = _resource(default_synth, buses.default_bus_archive)["Properties"]
@@ -506,7 +506,7 @@ def test_archives_keep_the_buckets_s3_events_and_every_project_event(default_syn
 def test_project_bus_name_derives_from_the_stack_name(custom_synth: Synth):
     # GIVEN a stack named RegistryAutopilotCustom
     # WHEN we read the project bus
-    bus = _resource(custom_synth, custom_synth.stack.buses.project_bus)["Properties"]
+    bus = _resource(custom_synth, custom_synth.autopilot.buses.project_bus)["Properties"]
 
     # THEN its name is derived from the stack name
     assert bus["Name"] == "RegistryAutopilotCustom-events"
@@ -544,10 +544,10 @@ def test_outputs_have_stable_names(default_synth: Synth, custom_synth: Synth):
         "RecorderLogGroupName",  # recorder=true
     }
     for name in FIFO_ROUTE_NAMES:
-        delivery = default_synth.stack.pipelines[name].delivery_dead_letter_queue
+        delivery = default_synth.autopilot.pipelines[name].delivery_dead_letter_queue
         output = default_outputs[f"{pascal_case(name)}DeliveryDeadLetterQueueUrl"]
         assert output["Value"] == {"Ref": default_synth.logical_id(delivery)}
-    bucket_id = custom_synth.logical_id(custom_synth.stack.artifacts.bucket)
+    bucket_id = custom_synth.logical_id(custom_synth.autopilot.artifacts.bucket)
     assert custom_outputs["ArtifactRootUri"]["Value"] == {
         "Fn::Join": ["", ["s3://", {"Ref": bucket_id}, "/teams/mlflow"]]
     }

@@ -122,7 +122,7 @@ def test_every_input_template_uses_only_placeholders_eventbridge_can_fill(synth_
     problems = {where: input_transformer_problems(t) for where, t in transformers.items()}
 
     # THEN PutTargets would accept every one (the notification rules' three at least are among them)
-    assert len(transformers) >= len(synth.stack.monitoring.notification_rules)
+    assert len(transformers) >= len(synth.autopilot.monitoring.notification_rules)
     assert {where: found for where, found in problems.items() if found} == {}
 
 
@@ -169,6 +169,6 @@ def test_no_function_reserves_concurrency_unless_told_to(webhooks_synth: Synth, 
     # THEN the defaults reserve nothing: Lambda keeps 100 of the account's executions unreserved, so any reservation
     # fails the deployment in an account with a small concurrency quota (PutFunctionConcurrency); only the setting
     # reserves, on the webhook function alone
-    assert webhooks_synth.stack.webhook is not None
+    assert webhooks_synth.autopilot.webhook is not None
     assert reserved(webhooks_synth) == {}
-    assert reserved(custom_synth) == {custom_synth.logical_id(custom_synth.stack.webhook.function): 10}
+    assert reserved(custom_synth) == {custom_synth.logical_id(custom_synth.autopilot.webhook.function): 10}

@@ -167,3 +167,33 @@ def test_ops_refuses_an_unknown_stack_with_a_clear_error(capsys):
     # THEN the command fails with the stack's name and the reason
     assert code == 2
     assert "stack 'NoSuchStack'" in capsys.readouterr().err
+
+
+def test_a_diverged_run_whose_metrics_are_all_nan_fails_the_default_policy_and_gets_no_alias(
+    sandbox, mlflow_client, wait_quiet, data
+):
+    # GIVEN a model under the default policy (which names no metric), logged by a run whose metrics are all NaN
+    x_train, x_test, y_train, _ = data
+    model = LogisticRegression(max_iter=5000).fit(x_train[:, :5], y_train)
+    model_name = f"diverged-{uuid.uuid4().hex[:6]}"
+    mlflow.set_tracking_uri(sandbox.mlflow_tracking_uri)
+    experiment_id = mlflow.create_experiment(model_name, artifact_location=f"{sandbox.artifact_root}/{model_name}")
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_metrics({"accuracy": float("nan"), "loss": float("nan")})
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x_test[:5, :5], model.predict(x_test[:5, :5])),
+            tags={DEFAULT_MODEL_NAME_TAG: model_name},
+        )
+    # WHEN the pipeline settles
+    wait_quiet(timeout=90)
+    # THEN the version is registered but failed, each NaN metric named in the reasons
+    version = mlflow_client.get_model_version(model_name, "1")
+    assert version.tags[TAG_STATUS] == "failed"
+    detail = verdict_of(sandbox, model_name, "1")
+    assert detail["status"] == "failed"
+    assert {reason.split(" is ")[0] for reason in detail["reasons"]} == {"metric accuracy", "metric loss"}
+    assert all("not a finite number" in reason for reason in detail["reasons"])
+    # AND no alias points at it (the default policy would have made a passing version challenger)
+    assert mlflow_client.get_registered_model(model_name).aliases == {}

@@ -10,6 +10,7 @@ from functions.domain.layouts import (
     check_key,
     check_model_name,
     classify,
+    skip_reason,
 )
 
 MODEL_ID = "m-6c73e1d770c246b5a23915943ef5a86e"
@@ -34,6 +35,23 @@ RUN_ID = "0123456789abcdef0123456789abcdef"
             RunArtifact(RUN_ID, "7", "model", f"mlflow/7/{RUN_ID}/artifacts/model"),
         ),
         (f"mlflow/{RUN_ID}/artifacts/a/b/MLmodel", RunArtifact(RUN_ID, None, "a/b", f"mlflow/{RUN_ID}/artifacts/a/b")),
+        # MLflow Workspaces: <root>/workspaces/<workspace>/<experiment_id>/...
+        (
+            f"mlflow/workspaces/team-a/3/models/{MODEL_ID}/artifacts/MLmodel",
+            LoggedModelArtifact(MODEL_ID, "3", f"mlflow/workspaces/team-a/3/models/{MODEL_ID}/artifacts", "team-a"),
+        ),
+        (
+            f"mlflow/workspaces/team-a/models/{MODEL_ID}/artifacts/MLmodel",
+            LoggedModelArtifact(MODEL_ID, None, f"mlflow/workspaces/team-a/models/{MODEL_ID}/artifacts", "team-a"),
+        ),
+        (
+            f"mlflow/workspaces/default/7/{RUN_ID}/artifacts/model/MLmodel",
+            RunArtifact(RUN_ID, "7", "model", f"mlflow/workspaces/default/7/{RUN_ID}/artifacts/model", "default"),
+        ),
+        (
+            f"mlflow/workspaces/f2/{RUN_ID}/artifacts/a/b/MLmodel",
+            RunArtifact(RUN_ID, None, "a/b", f"mlflow/workspaces/f2/{RUN_ID}/artifacts/a/b", "f2"),
+        ),
     ],
 )
 def test_classify_recognises_each_layout(key, expected):
@@ -55,6 +73,7 @@ def test_classify_recognises_each_layout(key, expected):
         "mlflow/3/models/m-short/artifacts/MLmodel",
         "mlflow/3/not-a-run-id/artifacts/model/MLmodel",
         f"elsewhere/3/{RUN_ID}/artifacts/model/MLmodel",
+        f"other/workspaces/team-a/3/{RUN_ID}/artifacts/model/MLmodel",  # a workspace layout outside the root
     ],
 )
 def test_classify_returns_none_for_anything_else(key):
@@ -62,6 +81,41 @@ def test_classify_returns_none_for_anything_else(key):
     # WHEN it is classified
     # THEN it is not recognised (the caller skips it)
     assert classify(key, artifact_root_prefix="mlflow") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        # A workspace name MLflow refuses (upper case, underscore, one character, a leading or trailing hyphen).
+        (f"mlflow/workspaces/Team_A/3/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        (f"mlflow/workspaces/a/3/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        (f"mlflow/workspaces/-team/3/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        (f"mlflow/workspaces/{'a' * 64}/3/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        # `workspaces` is never an experiment, nor a workspace (MLflow reserves the name).
+        (f"mlflow/workspaces/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        (f"mlflow/workspaces/workspaces/3/{RUN_ID}/artifacts/model/MLmodel", "unmapped_workspace_layout"),
+        # Under a workspace, but in no MLflow layout.
+        ("mlflow/workspaces/team-a/3/notes/MLmodel", "unmapped_workspace_layout"),
+        ("mlflow/3/notes/MLmodel", "not_a_model_location"),
+        ("datasets/x/MLmodel", "not_a_model_location"),
+    ],
+)
+def test_keys_that_map_to_no_layout_are_skipped_with_their_reason(key, reason):
+    # GIVEN a key no layout maps (under MLflow's workspaces folder or elsewhere)
+    # WHEN it is classified
+    # THEN there is no location, and the skip reason tells a workspace key that MLflow's layout does not explain
+    assert classify(key, artifact_root_prefix="mlflow") is None
+    assert skip_reason(key, artifact_root_prefix="mlflow") == reason
+
+
+def test_workspace_layout_under_a_custom_artifact_root():
+    # GIVEN a deployment whose artifact root prefix is "team/a" and a workspace key under it
+    key = f"team/a/workspaces/fraud/5/{RUN_ID}/artifacts/model/MLmodel"
+    # WHEN it is classified
+    location = classify(key, artifact_root_prefix="team/a")
+    # THEN the workspace and the experiment are both read
+    assert isinstance(location, RunArtifact)
+    assert (location.workspace, location.experiment_id) == ("fraud", "5")
 
 
 def test_classify_honours_a_custom_artifact_root():

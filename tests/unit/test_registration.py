@@ -13,6 +13,7 @@ from functions.domain.tags import (
     MODEL_VERSIONS_TAG,
     REGISTERED_BY,
     REGISTERED_BY_TAG,
+    WORKSPACE_TAG,
     origin_tag,
 )
 from functions.models.events import ModelVersionRegistered
@@ -154,16 +155,25 @@ def test_logged_model_tag_wins_over_run_tag_and_mapping():
     assert world.registrar.register(upload).model_name == "from-logged-model"
 
 
-def test_run_artifact_named_by_experiment_mapping():
-    # GIVEN run artifacts of a run without the name tag, in an experiment the configuration maps
+@pytest.mark.parametrize(
+    ("model_dir", "workspace"),
+    [(f"mlflow/7/{RUN_ID}/artifacts/model", None), (f"mlflow/workspaces/team-a/7/{RUN_ID}/artifacts/model", "team-a")],
+)
+def test_run_artifact_named_by_experiment_mapping(model_dir, workspace):
+    # GIVEN run artifacts of a run without the name tag, in an experiment the configuration maps (outside any MLflow
+    # workspace, or under one)
     world = World(experiment_model_names={"7": "credit"})
-    upload = world.upload_model(f"mlflow/7/{RUN_ID}/artifacts/model")
+    upload = world.upload_model(model_dir)
     world.registry.runs[RUN_ID] = RunInfo(RUN_ID, "7", {})
     # WHEN registered
     outcome = world.registrar.register(upload)
-    # THEN the mapping names the model and the run is linked
+    # THEN the mapping names the model, the run is linked, the source is the model directory, and a workspace is
+    # recorded on the version (no tag outside one)
     assert (outcome.status, outcome.model_name) == ("registered", "credit")
     assert world.registry.create_calls[0]["run_id"] == RUN_ID
+    [version] = world.registry.versions
+    assert version.source == f"s3://{BUCKET}/{model_dir}"
+    assert version.tags.get(WORKSPACE_TAG) == workspace
 
 
 def test_unknown_run_is_recorded_as_a_tag_not_linked():
@@ -175,6 +185,17 @@ def test_unknown_run_is_recorded_as_a_tag_not_linked():
     # THEN the version is not linked to the unknown run, but the run id is kept as a tag
     assert world.registry.create_calls[0]["run_id"] is None
     assert world.registry.versions[0].tags[origin_tag("run_id")] == RUN_ID
+
+
+def test_key_under_the_workspaces_folder_in_no_layout_is_skipped_with_its_reason():
+    # GIVEN an MLmodel under MLflow's workspaces folder with a workspace name MLflow refuses
+    world = World()
+    key = f"mlflow/workspaces/Team_A/7/{RUN_ID}/artifacts/model/MLmodel"
+    # WHEN it is registered
+    outcome = world.registrar.register(UploadedObject(bucket=BUCKET, key=key, size=3))
+    # THEN it is skipped, under its own reason (the handler counts RegistrationSkipped by reason), and nothing exists
+    assert (outcome.status, outcome.reason) == ("skipped", "unmapped_workspace_layout")
+    assert world.registry.versions == []
 
 
 def test_mlflow_layout_without_a_name_waits_a_moment_then_is_skipped():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -83,13 +84,14 @@ def test_a_missing_lineage_tag_fails(tmp_path):
 @pytest.mark.parametrize(
     ("policy", "run_reads"),
     [
-        ("artifacts: {environment: true}\n", 0),
-        ("lineage: {run_tags: [data.version]}\n", 1),
-        ("metrics: {accuracy: {min: 0.5}}\n", 1),
+        ("finite_metrics: false\nartifacts: {environment: true}\n", 0),
+        ("artifacts: {environment: true}\n", 1),  # every metric must be finite, so the run's are read
+        ("finite_metrics: false\nlineage: {run_tags: [data.version]}\n", 1),
+        ("finite_metrics: false\nmetrics: {accuracy: {min: 0.5}}\n", 1),
     ],
 )
 def test_the_run_is_read_only_when_the_policy_checks_it(tmp_path, policy, run_reads):
-    # GIVEN a policy that checks only files, a run tag, or a metric
+    # GIVEN a policy that checks only files, the metrics' finiteness, a run tag, or a metric
     world = World(tmp_path, policy=policy)
     # WHEN a version is validated
     verdict = world.validator.validate(world.version("1", accuracy=0.9))
@@ -225,3 +227,44 @@ def test_a_registry_outage_is_raised_for_retry(tmp_path):
 )
 def test_parse_metrics_file(content, values):
     assert parse_metrics_file(content) == (values, None)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_metric_fails_the_verdict_even_when_the_policy_names_no_metric(tmp_path, value):
+    # GIVEN a policy that names no metric at all (the world's default policy) and a run that logged a NaN loss
+    world = World(tmp_path, policy="artifacts: {environment: true}\n")
+    # WHEN its version is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9, metrics={"loss": value}))
+    # THEN it fails, naming the metric, its value and where it was logged
+    assert verdict.status == "failed"
+    assert verdict.reasons == [f"metric loss is {value} in the run (not a finite number: a diverged run?)"]
+    assert world.check("finite:loss:run").passed is False
+
+
+def test_a_non_finite_value_in_metrics_json_fails_even_when_the_run_has_a_finite_one(tmp_path):
+    # GIVEN a run with a finite accuracy and a metrics.json beside the MLmodel whose accuracy is NaN
+    world = World(tmp_path, policy="artifacts: {environment: true}\n")
+    request = world.version("1", accuracy=0.9)
+    world.store.put(BUCKET, "models/churn/1/metrics.json", b'{"accuracy": NaN}')
+    # WHEN validated
+    verdict = world.validator.validate(request)
+    # THEN the NaN fails it, though the first source (the run) is finite
+    assert verdict.reasons == ["metric accuracy is nan in the metrics.json (not a finite number: a diverged run?)"]
+
+
+def test_a_policy_may_opt_out_of_the_finite_metrics_rule(tmp_path):
+    # GIVEN a policy that turns the rule off
+    world = World(tmp_path, policy="finite_metrics: false\nartifacts: {environment: true}\n")
+    # WHEN a version with a NaN metric is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9, metrics={"loss": math.nan}))
+    # THEN it passes: only the listed metrics (none) are checked
+    assert verdict.status == "passed"
+
+
+def test_a_listed_metric_that_is_not_finite_fails_once(tmp_path):
+    # GIVEN a policy that lists accuracy, and a version whose accuracy is NaN
+    world = World(tmp_path, policy="metrics: {accuracy: {min: 0.5}}\nartifacts: {environment: true}\n")
+    # WHEN validated
+    verdict = world.validator.validate(world.version("1", accuracy=math.nan))
+    # THEN the metric's own check says so, and the finite rule does not repeat it
+    assert verdict.reasons == ["metric accuracy is nan (not a finite number)"]

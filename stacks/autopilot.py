@@ -1,0 +1,421 @@
+"""`RegistryAutopilot`: the whole pipeline as one construct, for the project's own stack or a stack of your app.
+
+It composes the constructs of `stacks/constructs/` (bucket, buses, one pipeline per route, monitoring), tags them,
+writes the stack outputs the command-line tools read (`stacks.outputs`), and exposes the resources a host app may wire
+more to (`bus`, `queues`, `dead_letter_queues`, `functions`, `topic`, `writer_policy`, `archives`, ...).
+
+Its props are a `RegistryConfig` (the context keys of `cdk.json` in snake case, checked when it is built), the
+folder of validation policies, and optionally a permissions boundary and a role-name prefix for every IAM role it
+creates (`stacks.iam_rules`). Resource names (bus, key alias, alarm names, queue names) start with the name of the
+stack it is in; `stack_name` in the config names the project's own stack (`stacks.registry_stack`) only. One per
+stack: its outputs have fixed names.
+
+Logical ids: the project's stack builds it with the id "Default", which CDK leaves out of the logical ids of
+everything under it (`makeUniqueId` in aws-cdk-lib's `core/lib/private/uniqueid.ts` drops path components named
+"Default", its `HIDDEN_ID`), so the template of a stack deployed before this construct existed is unchanged and an
+upgrade replaces nothing. Under any other id, the ids carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from aws_cdk import (
+    Annotations,
+    Aws,
+    CfnCondition,
+    CfnOutput,
+    CfnResource,
+    Fn,
+    ICfnConditionExpression,
+    Stack,
+    Tags,
+    Token,
+)
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from functions.project import PROJECT
+from functions.routing import ROUTES, Route
+from stacks import outputs
+from stacks.config import PLACEHOLDER_TRACKING_URI, ConfigError, RegistryConfig, SnapStart
+from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, POLICIES_DIR, pascal_case
+from stacks.constructs.artifact_bucket import ArtifactBucket, ImportedArtifactBucket
+from stacks.constructs.bucket_event_bridge import BucketEventBridge
+from stacks.constructs.event_buses import EventBuses
+from stacks.constructs.function_code import DependencyLayout, FunctionCode
+from stacks.constructs.idempotency_table import IdempotencyTable
+from stacks.constructs.mlflow_access import MlflowAccess
+from stacks.constructs.monitoring import Monitoring
+from stacks.constructs.recorder import Recorder
+from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
+from stacks.constructs.webhook import WebhookReceiver
+from stacks.constructs.writer_access import WriterAccess
+from stacks.iam_rules import apply_iam_rules, check_role_name_prefix
+from stacks.nag import acknowledge
+from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
+
+PLACEHOLDER_WARNING_ID = "registry-autopilot:placeholderTrackingUri"
+INSECURE_TLS_WARNING_ID = "registry-autopilot:insecureTls"
+
+# The Lambda function CDK adds for `event_bridge_enabled=True` (Custom::S3BucketNotifications); its id is fixed.
+_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+# fmt: off
+_LOG_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}
+# fmt: on
+
+_MAX_OR_CONDITIONS = 10
+"""Fn::Or takes 2 to 10 conditions (CloudFormation's condition functions reference)."""
+
+
+def region_condition(scope: Construct, construct_id: str, regions: Iterable[str]) -> CfnCondition:
+    """A condition true when the stack is deployed in one of `regions` (nested Fn::Or, 10 conditions at most each)."""
+    expressions: list[ICfnConditionExpression] = [Fn.condition_equals(Aws.REGION, r) for r in sorted(regions)]
+    while len(expressions) > 1:
+        groups = [expressions[i : i + _MAX_OR_CONDITIONS] for i in range(0, len(expressions), _MAX_OR_CONDITIONS)]
+        expressions = [group[0] if len(group) == 1 else Fn.condition_or(*group) for group in groups]
+    return CfnCondition(scope, construct_id, expression=expressions[0])
+
+
+def check_policies_dir(policies_dir: Path | str) -> Path:
+    """The folder must exist; its policies are parsed by `FunctionCode` (a broken one stops the synth there)."""
+    path = Path(policies_dir)
+    if not path.is_dir():
+        raise ConfigError(f"prop 'policies_dir' must be a folder of validation policies; {str(path)!r} is none")
+    return path.resolve()
+
+
+def _bind_region(config: RegistryConfig, stack: Stack) -> RegistryConfig:
+    """A host stack bound to a region gives the construct that region (so the synth checks region-bound features)."""
+    if Token.is_unresolved(stack.region):
+        return config
+    if config.region and config.region != stack.region:
+        raise ConfigError(
+            f"prop 'region' (context key 'region') is {config.region!r} but the stack is in {stack.region!r}"
+        )
+    return replace(config, region=stack.region)
+
+
+class RegistryAutopilot(Construct):
+    """MLflow models written to S3 registered, validated and promoted: bucket, buses, one pipeline per route."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: RegistryConfig | None = None,
+        policies_dir: Path | str = POLICIES_DIR,
+        permissions_boundary: iam.IManagedPolicy | str | None = None,
+        role_name_prefix: str | None = None,
+        layout: DependencyLayout = DependencyLayout.LAYER,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.config = config = _bind_region(config if config is not None else RegistryConfig(), stack)
+        self.policies_dir = check_policies_dir(policies_dir)
+        role_name_prefix = check_role_name_prefix(role_name_prefix)
+        self.name = stack.stack_name
+        """What the construct's resource names start with: the name of the stack it is in."""
+        stack_children_before = {child.node.id for child in stack.node.children}
+        # Without a region, SnapStart is on only where the deployment's region has it (stacks.regions).
+        self.snap_start_condition = (
+            region_condition(self, "SnapStartAvailable", SNAP_START_REGIONS)
+            if config.snap_start_mode is SnapStart.WHERE_AVAILABLE
+            else None
+        )
+        # An existing bucket (artifactBucketName) is imported and never owned; see docs/deploying.md.
+        self.artifacts: ArtifactBucket | ImportedArtifactBucket = (
+            ImportedArtifactBucket(
+                self, "Artifacts", bucket_name=config.artifact_bucket_name, key_arn=config.artifact_bucket_key_arn
+            )
+            if config.imports_bucket
+            else ArtifactBucket(
+                self,
+                "Artifacts",
+                key_alias=f"alias/{self.name}-artifacts",
+                noncurrent_version_expiration_days=config.noncurrent_version_expiration_days,
+            )
+        )
+        self.writer = WriterAccess(
+            self,
+            "Writer",
+            bucket=self.artifacts.bucket,
+            key=self.artifacts.key,
+            artifact_root_prefix=config.artifact_root_prefix,
+            databricks_instance_profile=config.databricks_instance_profile,
+        )
+        self.buses = EventBuses(
+            self,
+            "EventBuses",
+            project_bus_name=f"{self.name}-events",
+            bucket_name=self.artifacts.bucket.bucket_name,
+            archive_retention_days=config.archive_retention_days,
+        )
+        self.idempotency = IdempotencyTable(self, "Idempotency")
+        self.code = FunctionCode(self, "FunctionCode", layout=layout, policies_dir=self.policies_dir)
+        self.bucket_event_bridge = (
+            BucketEventBridge(
+                self,
+                "BucketEventBridge",
+                bucket=self.artifacts.bucket,
+                code=self.code,
+                log_retention=_LOG_RETENTION[config.log_retention_days],
+            )
+            if config.imports_bucket and config.artifact_bucket_event_bridge == "enable"
+            else None
+        )
+        self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
+        context = self._pipeline_context()
+        self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
+        self.recorder = (
+            Recorder(
+                self,
+                "Recorder",
+                default_bus=self.buses.default_bus,
+                project_bus=self.buses.project_bus,
+                bucket_name=self.artifacts.bucket.bucket_name,
+                retention=_LOG_RETENTION[config.log_retention_days],
+            )
+            if config.recorder
+            else None
+        )
+        self.function_url_condition: CfnCondition | None = None
+        self.webhook = self._build_webhook() if config.webhooks else None
+        self._acknowledge_notifications_handler()
+        self._warn_about_placeholder_tracking_uri()
+        self._warn_about_insecure_tls()
+        self._add_outputs()
+        self._add_replay_outputs()
+        self._add_tags(self)
+        # Last, so it sees every pipeline: dashboard, alarms, notifications (and their outputs).
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipelines=self.pipelines,
+            project_bus=self.buses.project_bus,
+            alarm_email=config.alarm_email,
+        )
+        # CDK's own singletons this construct caused (the bucket's notifications handler) live in the stack.
+        caused = [
+            child
+            for child in stack.node.children
+            if child.node.id not in stack_children_before and child is not self and isinstance(child, Construct)
+        ]
+        for singleton in caused:
+            self._add_tags(singleton)
+        self.permissions_boundary = apply_iam_rules(
+            self, others=caused, permissions_boundary=permissions_boundary, role_name_prefix=role_name_prefix
+        )
+        self._expose()
+
+    def _expose(self) -> None:
+        """The resources a host app may wire more to, by plain names."""
+        self.bucket: s3.IBucket = self.artifacts.bucket
+        self.bucket_key: kms.IKey | None = self.artifacts.key
+        """None: an existing bucket encrypted with SSE-S3 or the AWS managed aws/s3 key."""
+        self.bus: events.IEventBus = self.buses.project_bus
+        self.archives: Mapping[str, events.Archive] = {
+            "artifact-events": self.buses.default_bus_archive,
+            "project-events": self.buses.project_bus_archive,
+        }
+        self.queues: Mapping[str, sqs.IQueue] = {name: p.queue for name, p in self.pipelines.items()}
+        self.dead_letter_queues: Mapping[str, sqs.IQueue] = {
+            name: p.dead_letter_queue for name, p in self.pipelines.items()
+        }
+        self.functions: Mapping[str, lambda_.IFunction] = {name: p.function for name, p in self.pipelines.items()}
+        self.topic: sns.ITopic = self.monitoring.topic
+        self.writer_policy: iam.IManagedPolicy = self.writer.policy
+
+    def _pipeline_context(self) -> PipelineContext:
+        config = self.config
+        return PipelineContext(
+            bucket=self.artifacts.bucket,
+            key=self.artifacts.key,
+            artifact_root_prefix=config.artifact_root_prefix,
+            artifact_prefixes=self.writer.prefixes,
+            project_bus=self.buses.project_bus,
+            idempotency_table=self.idempotency.table,
+            code=self.code,
+            tracking_uri=config.effective_tracking_uri,
+            registry_uri=config.mlflow_registry_uri,
+            credentials_secret_arn=config.mlflow_credentials_secret_arn,
+            credentials_kms_key_arn=config.mlflow_credentials_kms_key_arn,
+            model_name_tag=config.model_name_tag,
+            experiment_model_names=config.experiment_model_names,
+            max_pending_seconds=config.max_pending_seconds,
+            log_retention=_LOG_RETENTION[config.log_retention_days],
+            tracing=config.tracing,
+            snap_start=config.snap_start_mode is not SnapStart.OFF,
+            snap_start_condition=self.snap_start_condition,
+            mlflow=self.mlflow,
+        )
+
+    def _build_pipeline(self, route: Route, context: PipelineContext) -> RoutePipeline:
+        # `register` calls MLflow for every upload: its concurrency is the knob that protects the MLflow server.
+        concurrency = (
+            self.config.register_max_concurrency if route.name == "register" else DEFAULT_ROUTE_MAX_CONCURRENCY
+        )
+        # `register` may copy whole models (Unity Catalog): its timeout and disk can be sized from context.
+        storage = self.config.effective_register_ephemeral_storage_mb if route.name == "register" else 512
+        timeout = self.config.effective_register_timeout_seconds if route.name == "register" else None
+        memory = self.config.effective_register_memory_mb if route.name == "register" else None
+        if timeout:
+            route = replace(route, timeout_seconds=timeout)
+        if memory:
+            route = replace(route, memory_mb=memory)
+        return RoutePipeline(
+            self,
+            f"{pascal_case(route.name)}Pipeline",
+            route=route,
+            bus=self.buses.bus(route.bus),
+            context=context,
+            max_concurrency=concurrency,
+            ephemeral_storage_mb=storage,
+        )
+
+    def _build_webhook(self) -> WebhookReceiver:
+        webhook = WebhookReceiver(
+            self,
+            "Webhook",
+            bucket_name=self.artifacts.bucket.bucket_name,
+            project_bus=self.buses.project_bus,
+            idempotency_table=self.idempotency.table,
+            code=self.code,
+            log_retention=_LOG_RETENTION[self.config.log_retention_days],
+            tracing=self.config.tracing,
+            reserved_concurrency=self.config.webhook_reserved_concurrency,
+        )
+        if self.config.webhooks_where_available:
+            # Without a region the synth cannot refuse a region lacking function URLs (AWS::Lambda::Url): every
+            # webhook resource (and its outputs) exists only where they do, instead of failing the whole deployment.
+            self.function_url_condition = region_condition(self, "FunctionUrlsAvailable", FUNCTION_URL_REGIONS)
+            for construct in webhook.node.find_all():
+                if isinstance(construct, CfnResource):
+                    construct.cfn_options.condition = self.function_url_condition
+            Annotations.of(self).add_info(
+                "webhooks=true without a region: the webhook endpoint is created only in regions with Lambda function "
+                "URLs (condition FunctionUrlsAvailable); set -c region=<region> to have the synth check yours."
+            )
+        return webhook
+
+    def _acknowledge_notifications_handler(self) -> None:
+        handler = Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
+        if handler is None:  # pragma: no cover - CDK renamed it: the nag test will show the findings
+            return
+        acknowledge(
+            handler,
+            {
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]": "CDK's own BucketNotificationsHandler (it applies the bucket's "
+                "EventBridge notification setting during deployments); CDK creates its role with this AWS managed "
+                "policy (CloudWatch Logs only) and offers no way to replace it.",
+            },
+        )
+
+    def _warn_about_placeholder_tracking_uri(self) -> None:
+        if self.config.uses_placeholder_tracking_uri:
+            Annotations.of(self).add_warning_v2(
+                PLACEHOLDER_WARNING_ID,
+                f"mlflowTrackingUri is not set: the functions get {PLACEHOLDER_TRACKING_URI} and cannot register "
+                "anything. Deploy with -c mlflowTrackingUri=<your MLflow URL>; `cdk deploy --strict` refuses to deploy while this warning stands.",
+            )
+
+    def _warn_about_insecure_tls(self) -> None:
+        if self.config.mlflow_insecure_tls:
+            Annotations.of(self).add_warning_v2(
+                INSECURE_TLS_WARNING_ID,
+                "mlflowInsecureTls=true: the functions do not verify the MLflow server's TLS certificate, so anyone on "
+                "the path can read the credentials and forge answers. Prefer mlflowCaBundle with the server's CA. "
+                "`cdk deploy --strict` refuses to deploy while this warning stands.",
+            )
+
+    def _add_outputs(self) -> None:
+        bucket = self.artifacts.bucket
+        self._output(outputs.BUCKET_NAME, bucket.bucket_name, "The artifact bucket")
+        self._output(
+            outputs.ARTIFACT_ROOT_URI,
+            f"s3://{bucket.bucket_name}/{self.config.artifact_root_prefix}",
+            "MLflow artifact root (mlflow server --default-artifact-root / experiment artifact_location)",
+        )
+        if self.artifacts.imported:
+            self._output(outputs.IMPORTED_BUCKET_NAME, bucket.bucket_name, "The existing bucket (never owned)")
+            if self.artifacts.key is not None:
+                self._output(outputs.ARTIFACT_BUCKET_KEY_ARN, self.artifacts.key.key_arn, "The bucket's SSE-KMS key")
+        self._output("WriterPolicyArn", self.writer.policy.managed_policy_arn, "Attach to training-job roles")
+        self._output(outputs.EVENT_BUS_NAME, self.buses.project_bus.event_bus_name, "The project's event bus")
+        for name, pipeline in self.pipelines.items():
+            self._output(outputs.queue_url(name), pipeline.queue.queue_url, f"The {name} queue")
+            self._output(
+                outputs.dead_letter_queue_url(name),
+                pipeline.dead_letter_queue.queue_url,
+                f"The {name} dead-letter queue",
+            )
+            if pipeline.delivery_dead_letter_queue is not None:
+                self._output(
+                    f"{pascal_case(name)}DeliveryDeadLetterQueueUrl",
+                    pipeline.delivery_dead_letter_queue.queue_url,
+                    f"Events EventBridge could not deliver to the {name} FIFO queue",
+                )
+        if self.webhook is not None:
+            for output in (
+                self._output("WebhookUrl", self.webhook.url.url, "MLflow webhook URL (create_webhook(url=...))"),
+                self._output("WebhookSecretArn", self.webhook.secret.secret_arn, "The webhook's HMAC secret"),
+            ):
+                output.condition = self.function_url_condition
+        if self.writer.instance_profile is not None:
+            self._output(
+                "DatabricksInstanceProfileArn",
+                self.writer.instance_profile.instance_profile_arn,
+                "Register in Databricks (Settings > Security > Instance profiles)",
+            )
+
+    def _add_replay_outputs(self) -> None:
+        """What `python -m replay archive|send|record --stack NAME` looks up (names in `stacks.outputs`)."""
+        buses = self.buses
+        self._output(
+            outputs.ARTIFACT_EVENTS_ARCHIVE_NAME,
+            buses.default_bus_archive.archive_name,
+            "Archive of the bucket's S3 events (default bus)",
+        )
+        self._output(
+            outputs.PROJECT_EVENTS_ARCHIVE_NAME,
+            buses.project_bus_archive.archive_name,
+            "Archive of every project event",
+        )
+        if self.recorder is not None:
+            self._output(
+                outputs.RECORDER_LOG_GROUP_NAME,
+                self.recorder.log_group.log_group_name,
+                "Recorded events (replay record)",
+            )
+        for name, pipeline in self.pipelines.items():
+            self._output(outputs.rule_arn(name), pipeline.rule.rule_arn, f"The {name} rule (replay archive --rule)")
+
+    def _output(self, logical_id: str, value: str, description: str) -> CfnOutput:
+        output = CfnOutput(self, logical_id, value=value, description=description)
+        output.override_logical_id(logical_id)
+        return output
+
+    def _add_tags(self, scope: Construct) -> None:
+        Tags.of(scope).add("project", PROJECT)
+        Tags.of(scope).add("stack", self.name)
