@@ -20,10 +20,14 @@ from functions.routing import ROUTES, WEBHOOK
 from functions.settings import function_environment
 from stacks.bundling import LocalPythonBundler
 from stacks.constants import FUNCTIONS_DIR, FUNCTIONS_LOCK
+from stacks.constructs.bucket_event_bridge import HANDLER as BUCKET_EVENT_BRIDGE_HANDLER
 from tests.infrastructure.conftest import REPO_ROOT
 
-# Every route's handler, and the webhook endpoint's.
-HANDLERS = [tuple(handler.rsplit(".", 1)) for handler in [r.handler for r in ROUTES] + [WEBHOOK.handler]]
+# Every route's handler, the webhook endpoint's, and the existing bucket's EventBridge custom resource's.
+HANDLERS = [
+    tuple(handler.rsplit(".", 1))
+    for handler in [r.handler for r in ROUTES] + [WEBHOOK.handler, BUCKET_EVENT_BRIDGE_HANDLER]
+]
 
 
 def _runtime_boto3_pin() -> str:
