@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel
 
 from functions.domain.tags import VALIDATION_TAG_PREFIX
+from functions.project import command_name
 from ops.target import Target, TargetError, from_sandbox, from_stack
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ops.preflight import main as preflight
 
         return preflight(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=command_name("ops"), description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--sandbox", help="a running sandbox: its `python -m sandbox --json` line, or a file holding it")
     where.add_argument("--stack", help="a deployed stack's name (its outputs name the bus)")

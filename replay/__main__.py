@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from functions.project import command_name
 from replay import archive as archives
 from replay import recorder, send
 from replay.aws_stack import AwsProblem, DeployedStack, open_stack
@@ -42,7 +43,7 @@ def progress(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m replay", description="Replay recorded events in the local sandbox, or on a deployed stack."
+        prog=command_name("replay"), description="Replay recorded events in the local sandbox, or on a deployed stack."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

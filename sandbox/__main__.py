@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from functions.project import command_name
 from sandbox import command
 from sandbox.processes import SandboxError
 
@@ -25,7 +26,8 @@ def progress(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox", description="Run the registry pipeline locally: moto, MLflow and the route workers."
+        prog=command_name("sandbox"),
+        description="Run the registry pipeline locally: moto, MLflow and the route workers.",
     )
     command.add_options(parser)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 
-from functions.project import ROOT, SANDBOX_REGION
+from functions.project import IMPORT_ROOT, ROOT, SANDBOX_REGION
 from sandbox.processes import SandboxError
 
 REGION = SANDBOX_REGION
@@ -46,7 +46,7 @@ def temporary_environment(variables: Mapping[str, str]) -> Iterator[None]:
 def base_environment() -> dict[str, str]:
     """This process's environment without AWS, MLflow or Powertools settings that could leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES_DROPPED)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(IMPORT_ROOT), os.environ.get("PYTHONPATH", "")]))
     env["PYTHONUNBUFFERED"] = "1"
     env["DO_NOT_TRACK"] = "true"
     return env

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from functions.project import FIFO_SUFFIX
+from functions.project import FIFO_SUFFIX, IMPORT_ROOT, module_name
 from functions.routing import WEBHOOK, Route
 from functions.settings import function_environment, webhook_function_environment
-from sandbox.environment import DUMMY_CREDENTIALS, REGION, REPO_ROOT, base_environment
+from sandbox.environment import DUMMY_CREDENTIALS, REGION, base_environment
 from sandbox.processes import LOCALHOST, ChildProcess, CrashLoopGuard, SandboxError, wait_until_healthy
 from sandbox.provisioning import NAME_PREFIX, WEBHOOK_SECRET, RouteWiring
 from sandbox.worker import EVENT_SOURCE_ENDPOINT_VARIABLE, route_to_json
@@ -125,10 +125,10 @@ class Supervision:
         env.pop("MLFLOW_TRACKING_URI")
         self._servers["moto"] = ChildProcess.start(
             "moto server",
-            [sys.executable, "-m", "sandbox.moto_server", "-H", LOCALHOST, "-p", str(self.aws_port)],
+            [sys.executable, "-m", module_name("sandbox.moto_server"), "-H", LOCALHOST, "-p", str(self.aws_port)],
             env=env,
             log_path=self.log_path("moto"),
-            cwd=REPO_ROOT,
+            cwd=IMPORT_ROOT,
         )
         self._start_mlflow_process()
 
@@ -207,14 +207,14 @@ class Supervision:
         self._servers["webhook"] = ChildProcess.start(
             "webhook endpoint",
             [
-                *(sys.executable, "-m", "sandbox.function_url", "--handler", WEBHOOK.handler),
+                *(sys.executable, "-m", module_name("sandbox.function_url"), "--handler", WEBHOOK.handler),
                 *("--host", LOCALHOST, "--port", str(self.webhook_port), "--parent-pid", str(os.getpid())),
                 *("--function-name", f"{NAME_PREFIX}-{WEBHOOK.name}", "--memory-mb", str(WEBHOOK.memory_mb)),
                 *("--timeout-seconds", str(WEBHOOK.timeout_seconds)),
             ],
             env=env,
             log_path=self.log_path(WEBHOOK.name),
-            cwd=REPO_ROOT,
+            cwd=IMPORT_ROOT,
         )
 
     # --- route workers ---------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class Supervision:
         child = ChildProcess.start(
             f"worker {worker_name}",
             [
-                *(sys.executable, "-m", "sandbox.worker", "--route", route.name, "--queue-url", queue_url),
+                *(sys.executable, "-m", module_name("sandbox.worker"), "--route", route.name, "--queue-url", queue_url),
                 *("--route-json", route_to_json(route)),
                 *("--region", REGION, "--function-name", f"{NAME_PREFIX}-{worker_name}"),
                 *("--status-file", str(self.status_path(worker_name)), "--parent-pid", str(os.getpid())),
@@ -285,7 +285,7 @@ class Supervision:
                 route, queue_url=queue_url, dead_letter_queue_url=dead_letter_queue_url or queue_url
             ),
             log_path=self.log_path(worker_name),
-            cwd=REPO_ROOT,
+            cwd=IMPORT_ROOT,
         )
         if name is None:
             self._workers[route.name] = child

@@ -43,6 +43,7 @@ from typing import Any
 import boto3
 
 from functions.project import SANDBOX_REGION
+from functions.project import module_name as project_module_name
 from functions.routing import Bus, Route, route
 from sandbox.event_source import (
     FIFO_SUFFIX,
@@ -116,7 +117,7 @@ def import_handler(path: str) -> Handler:
     if not module_name:
         raise HandlerImportError(f"handler {path!r} is not of the form 'package.module.function'")
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(project_module_name(module_name))
     except Exception as error:
         raise HandlerImportError(
             f"cannot import handler module {module_name!r}: {type(error).__name__}: {error}"

@@ -22,7 +22,6 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
@@ -33,8 +32,8 @@ from functions.models.mlflow_backend import (
     backend_of,
     is_unity_catalog,
 )
-from functions.project import ROOT
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, PLAIN_UPLOAD_PREFIX
+from stacks.constants import project_path
 from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
 
 if TYPE_CHECKING:
@@ -331,7 +330,7 @@ def _ca_bundle(key: str, raw: Any) -> str:
     value = _string(allow_empty=True)(key, raw)
     if not value:
         return ""
-    path = Path(value) if Path(value).is_absolute() else ROOT / value
+    path = project_path(value)
     if not path.is_file():
         raise ConfigError(f"{key} must name a PEM file (relative to the project root); {value!r} is none")
     if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:1_000_000]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 
-from functions.project import ROOT
+from functions.project import PACKAGE_PREFIX, ROOT
 from stacks.outputs import pascal_case  # noqa: F401 - re-exported: construct ids and output names share it
 
-FUNCTIONS_DIR = ROOT / "functions"
+# The Lambda code is the `functions/` package as the repository has it (handlers `functions.handlers.<route>...`).
+# Installed from the wheel, the importable copy is `registry_autopilot.functions` (its imports rewritten), so the
+# wheel also ships the unchanged tree, as data, under `_lambda/` (build_backend/, docs/deploying.md).
+LAMBDA_SOURCE = ROOT / "_lambda" if PACKAGE_PREFIX else ROOT
+FUNCTIONS_DIR = LAMBDA_SOURCE / "functions"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 # Every package of the bundle, pinned for Lambda's platform (`make lock` writes it from requirements.txt).
 FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
@@ -16,6 +22,14 @@ FUNCTIONS_LOCK = FUNCTIONS_DIR / "requirements.lock"
 FUNCTIONS_SAGEMAKER_LOCK = FUNCTIONS_DIR / "requirements-sagemaker.lock"
 # Validation policies ship in the code asset beside `functions/`: the default `policies_dir` of stacks/autopilot.py.
 POLICIES_DIR = ROOT / "policies"
+
+
+def project_path(value: str) -> Path:
+    """A file named in the context or a prop: absolute as given; relative to the repository in a checkout, and,
+    installed, to the working directory (the host app's folder, where `cdk` runs it)."""
+    path = Path(value)
+    return path if path.is_absolute() else (Path.cwd() if PACKAGE_PREFIX else ROOT) / path
+
 
 # --- Lambda ---------------------------------------------------------------------------------------------------------
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

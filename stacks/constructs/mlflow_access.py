@@ -20,9 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from functions.project import ROOT
 from stacks.config import RegistryConfig
-from stacks.constants import FUNCTIONS_SAGEMAKER_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from stacks.constants import FUNCTIONS_SAGEMAKER_LOCK, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, project_path
 from stacks.constructs.function_code import dependency_layer
 from stacks.nag import acknowledge, wildcard_resource_finding
 
@@ -157,7 +156,7 @@ class MlflowAccess(Construct):
         )
 
     def _build_ca_layer(self, ca_bundle: str) -> lambda_.LayerVersion:
-        source = Path(ca_bundle) if Path(ca_bundle).is_absolute() else ROOT / ca_bundle
+        source = project_path(ca_bundle)
         staging = Path(tempfile.mkdtemp(prefix="mlflow-ca-"))
         target = staging / Path(CA_BUNDLE_MOUNT).relative_to("/opt")
         target.parent.mkdir(parents=True)
