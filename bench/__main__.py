@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import coldstart, pipeline, size
+from bench import backfill, coldstart, pipeline, size
 from functions.routing import ROUTES
 
 FLOORS = {
@@ -122,6 +122,7 @@ def rows(report: dict) -> list[tuple[str, str, str, str, str]]:
             _met(requests_ratio <= FLOORS["requests_ratio"], "<= naive"),
         )
     )
+    out += backfill_rows(report["backfill"])
     for asset in report["size"]["assets"]:
         out.append(
             (
@@ -151,6 +152,34 @@ def rows(report: dict) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def backfill_rows(figures: dict) -> list[tuple[str, str, str, str, str]]:
+    listing, models = figures["list"], figures["models"]
+    return [
+        (
+            f"backfill registered/s ({models} MLmodels, --rate {figures['rate']:g})",
+            f"{figures['registered_per_s']:.1f}/s",
+            f"listing alone {listing['seconds']:.2f} s ({listing['objects']} keys, {listing['pages']} pages)",
+            f"{figures['registered_s'] / listing['seconds']:.0f}x",
+            "-",
+        ),
+        (
+            "backfill peak concurrent MLflow requests",
+            str(figures["peak_concurrent_mlflow_requests"]),
+            f"cap {figures['cap']} (workers)",
+            f"{figures['peak_concurrent_mlflow_requests'] / figures['cap']:.2f}",
+            _met(figures["peak_concurrent_mlflow_requests"] <= figures["cap"], "<= cap"),
+        ),
+        ("backfill MLflow requests per model", f"{figures['mlflow_requests_per_model']:.1f}", "", "", "-"),
+        (
+            "listing per million keys (ListObjectsV2)",
+            f"{listing['seconds_per_million_keys']:.0f} s",
+            "moto on 127.0.0.1",
+            "",
+            "-",
+        ),
+    ]
+
+
 def _met(ok: bool, floor: str) -> str:
     return f"{'yes' if ok else 'NO'} ({floor})"
 
@@ -168,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-uploads", type=int, default=100)
     parser.add_argument("--throughput-uploads", type=int, default=500)
     parser.add_argument("--models", type=int, default=10)
+    parser.add_argument(
+        "--backfill-models", type=int, default=10_000, help="MLmodels already in the bucket for the backfill figure"
+    )
+    parser.add_argument("--backfill-rate", type=float, default=1000.0, help="the backfill's --rate (events/s)")
     parser.add_argument("--cdk-out", type=Path, help="measure this bundled cdk.out instead of running `cdk synth`")
     parser.add_argument("--output", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
@@ -188,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_uploads=args.latency_uploads,
             throughput_uploads=args.throughput_uploads,
             models=args.models,
+            progress=progress,
+        )
+        report["backfill"] = backfill.run(
+            model_dir=model_dir,
+            workdir=Path(scratch) / "backfill",
+            models=args.backfill_models,
+            rate=args.backfill_rate,
             progress=progress,
         )
     progress("deployment size: " + (f"reading {args.cdk_out}" if args.cdk_out else "bundling cdk synth"))

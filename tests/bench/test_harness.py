@@ -32,6 +32,8 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
             "6",
             "--models",
             "2",
+            "--backfill-models",
+            "4",
             "--output",
             str(output),
         ]
@@ -41,7 +43,15 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert code == 0
     report = json.loads(output.read_text())
     table = capsys.readouterr().out
-    for figure in ("register INIT", "end to end p50", "registered/s", "MLflow requests per upload", "asset ", "RSS"):
+    for figure in (
+        "register INIT",
+        "end to end p50",
+        "registered/s",
+        "MLflow requests per upload",
+        "asset ",
+        "RSS",
+        "backfill registered/s",
+    ):
         assert figure in table
 
     # AND every cold-start figure was measured, for every route, beside the bare client import
@@ -72,6 +82,15 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert {"moto", "mlflow", "harness"} <= set(pipeline["throughput"]["cpu_ms_per_upload"])
     assert {f"worker {route.name}" for route in ROUTES} <= set(pipeline["throughput"]["cpu_ms_per_upload"])
     assert all(_positive(mb) for mb in pipeline["worker_peak_rss_mb"].values())
+
+    # AND the backfill of models already in the bucket was measured beside the listing alone, in the same run
+    backfill = report["backfill"]
+    assert backfill["exit_status"] == 0
+    assert backfill["dead_letters"] == {route.name: 0 for route in ROUTES}
+    assert all(_positive(backfill[name]) for name in ("registered_per_s", "mlflow_requests_per_model"))
+    assert 1 <= backfill["peak_concurrent_mlflow_requests"] <= backfill["cap"]
+    assert backfill["list"]["objects"] >= backfill["models"]
+    assert _positive(backfill["list"]["seconds"])
 
     # AND the bundled assets were sized: the dependency layer and the functions' code
     assets = report["size"]["assets"]
