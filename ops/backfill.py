@@ -19,7 +19,7 @@ held version's verdict (`ops promote` still can). Events go out oldest upload fi
 Resumable: run again after any interruption, and it sends only what the registry does not hold yet; an event sent
 twice is a duplicate delivery to the register route (its idempotency record and its registry lookup by source).
 
-The planning below is pure (listing → plan); the S3 reads are `ops.target.list_objects` and `head_object`.
+The planning below is pure (listing → plan); the S3 reads are `ops.target.list_objects` and `head_objects`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from functions.domain.layouts import LoggedModelArtifact, PlainUpload, check_key
 from functions.domain.registration import UploadedObject
 from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_PROMOTE
 from functions.routing import MLMODEL_FILE, PLAIN_UPLOAD_PREFIX
-from ops.target import HeadedObject, ListedObject, Target, TargetError, head_object, list_objects
+from ops.target import HeadedObject, ListedObject, Target, TargetError, head_objects, list_objects
 from replay.send import PUT_EVENTS_BATCH, Sending, object_created, prepare, put_batch
 
 EXIT_ERROR = 2
@@ -366,7 +366,7 @@ def run_backfill(args: argparse.Namespace, target: Target) -> int:
             f"cannot read the registry at {target.tracking_uri} ({error.message}): nothing was sent; run again once "
             "it answers"
         ) from None
-    heads = {candidate.key: head_object(target, bucket, candidate.key) for candidate in selection.candidates}
+    heads = head_objects(target, bucket, (candidate.key for candidate in selection.candidates))
     result = plan(selection, heads, registered, bucket=bucket)
     for line in describe_plan(result, bucket=bucket, dry_run=args.dry_run):
         print(line)

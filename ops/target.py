@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,11 +136,23 @@ def list_objects(target: Target, bucket: str, prefix: str) -> Iterator[ListedObj
         raise TargetError(str(problem)) from None
 
 
-def head_object(target: Target, bucket: str, key: str) -> HeadedObject | None:
+HEAD_WORKERS = 16
+"""HeadObject requests in flight at once while planning a backfill (S3 serves thousands a second per prefix)."""
+
+
+def head_objects(target: Target, bucket: str, keys: Iterable[str]) -> dict[str, HeadedObject | None]:
+    """Each object's current version (None when it is gone), `HEAD_WORKERS` at a time through one client."""
+    client = target.client("s3")  # boto3 clients are thread-safe; creating one per request costs more than the call
+    keys = list(keys)
+    with ThreadPoolExecutor(max_workers=HEAD_WORKERS) as pool:
+        return dict(zip(keys, pool.map(lambda key: head_object(target, bucket, key, client=client), keys), strict=True))
+
+
+def head_object(target: Target, bucket: str, key: str, *, client: Any = None) -> HeadedObject | None:
     """The object's current version, or None when it is gone."""
     try:
         with calling(f"read s3://{bucket}/{key}"):
-            found = target.client("s3").head_object(Bucket=bucket, Key=key)
+            found = (client or target.client("s3")).head_object(Bucket=bucket, Key=key)
     except AwsProblem as problem:
         if error_code(problem) in ("404", "NoSuchKey", "NotFound"):
             return None
