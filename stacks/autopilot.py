@@ -5,8 +5,9 @@ writes the stack outputs the command-line tools read (`stacks.outputs`), and exp
 more to (`bus`, `queues`, `dead_letter_queues`, `functions`, `topic`, `writer_policy`, `archives`, ...).
 
 Its props are a `RegistryConfig` (the context keys of `cdk.json` in snake case, checked when it is built), the
-folder of validation policies, and optionally a permissions boundary and a role-name prefix for every IAM role it
-creates (`stacks.iam_rules`). Resource names (bus, key alias, alarm names, queue names) start with the name of the
+folder of validation policies, optionally an existing bucket and its key as constructs (`bucket`, `bucket_key`: the
+same as `artifactBucketName`/`artifactBucketKeyArn`, never owned), and optionally a permissions boundary and a
+role-name prefix for every IAM role it creates (`stacks.iam_rules`). Resource names (bus, key alias, alarm names, queue names) start with the name of the
 stack it is in; `stack_name` in the config names the project's own stack (`stacks.registry_stack`) only. One per
 stack: its outputs have fixed names.
 
@@ -14,6 +15,12 @@ Logical ids: the project's stack builds it with the id "Default", which CDK leav
 everything under it (`makeUniqueId` in aws-cdk-lib's `core/lib/private/uniqueid.ts` drops path components named
 "Default", its `HIDDEN_ID`), so the template of a stack deployed before this construct existed is unchanged and an
 upgrade replaces nothing. Under any other id, the ids carry it.
+
+A bucket in another account (`artifactBucketAccount`): its events reach the project bus through the forwarder stack
+of that account (`stacks.forwarder_stack`), so the register rule sits on the project bus (`functions.routing.
+receiving_forwarded_events`), the bus's resource policy lets that forwarder rule, and only it, put events
+(`stacks.cross_account`), the forwarded S3 events are archived (and recorded) on the project bus, and the bucket and
+key policy statements the bucket's owner adds are outputs, with the roles' real ARNs.
 """
 
 from __future__ import annotations
@@ -45,9 +52,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.project import PROJECT
-from functions.routing import ROUTES, Route
+from functions.routing import ROUTES, Route, receiving_forwarded_events
 from stacks import outputs
-from stacks.config import PLACEHOLDER_TRACKING_URI, ConfigError, RegistryConfig, SnapStart
+from stacks.config import PLACEHOLDER_TRACKING_URI, ConfigError, RegistryConfig, SnapStart, check_bucket_account
 from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, POLICIES_DIR, pascal_case
 from stacks.constructs.artifact_bucket import ArtifactBucket, ImportedArtifactBucket
 from stacks.constructs.bucket_event_bridge import BucketEventBridge
@@ -60,6 +67,7 @@ from stacks.constructs.recorder import Recorder
 from stacks.constructs.route_pipeline import PipelineContext, RoutePipeline
 from stacks.constructs.webhook import WebhookReceiver
 from stacks.constructs.writer_access import WriterAccess
+from stacks.cross_account import project_bus_name, project_side_policies, reading_routes
 from stacks.iam_rules import apply_iam_rules, check_role_name_prefix
 from stacks.nag import acknowledge
 from stacks.regions import FUNCTION_URL_REGIONS, SNAP_START_REGIONS
@@ -115,6 +123,23 @@ def _bind_region(config: RegistryConfig, stack: Stack) -> RegistryConfig:
     return replace(config, region=stack.region)
 
 
+def _check_bucket_props(config: RegistryConfig, bucket: s3.IBucket | None, bucket_key: kms.IKey | None) -> None:
+    """`bucket`/`bucket_key` are the construct forms of `artifactBucketName`/`artifactBucketKeyArn`: not both."""
+    if bucket_key is not None and bucket is None:
+        raise ConfigError("prop 'bucket_key' is the key of an existing bucket: give the bucket too (prop 'bucket')")
+    if bucket_key is not None and config.artifact_bucket_key_arn:
+        raise ConfigError(
+            "props 'bucket_key' and 'artifact_bucket_key_arn' (context key 'artifactBucketKeyArn') name the same "
+            "key: give one"
+        )
+    name = bucket.bucket_name if bucket is not None else ""
+    if name and config.artifact_bucket_name and not Token.is_unresolved(name) and name != config.artifact_bucket_name:
+        raise ConfigError(
+            f"prop 'bucket' is {name!r} but prop 'artifact_bucket_name' (context key 'artifactBucketName') is "
+            f"{config.artifact_bucket_name!r}: give one, or the same bucket"
+        )
+
+
 class RegistryAutopilot(Construct):
     """MLflow models written to S3 registered, validated and promoted: bucket, buses, one pipeline per route."""
 
@@ -125,6 +150,8 @@ class RegistryAutopilot(Construct):
         *,
         config: RegistryConfig | None = None,
         policies_dir: Path | str = POLICIES_DIR,
+        bucket: s3.IBucket | None = None,
+        bucket_key: kms.IKey | None = None,
         permissions_boundary: iam.IManagedPolicy | str | None = None,
         role_name_prefix: str | None = None,
         layout: DependencyLayout = DependencyLayout.LAYER,
@@ -132,6 +159,11 @@ class RegistryAutopilot(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.config = config = _bind_region(config if config is not None else RegistryConfig(), stack)
+        _check_bucket_props(config, bucket, bucket_key)
+        if not Token.is_unresolved(stack.account):
+            check_bucket_account(config, stack.account)
+        self.forwarded = config.bucket_in_another_account
+        """The bucket is in another account: its events come forwarded to the project bus."""
         self.policies_dir = check_policies_dir(policies_dir)
         role_name_prefix = check_role_name_prefix(role_name_prefix)
         self.name = stack.stack_name
@@ -143,12 +175,20 @@ class RegistryAutopilot(Construct):
             if config.snap_start_mode is SnapStart.WHERE_AVAILABLE
             else None
         )
-        # An existing bucket (artifactBucketName) is imported and never owned; see docs/deploying.md.
+        # An existing bucket (artifactBucketName, or the `bucket` prop) is imported and never owned; see
+        # docs/deploying.md.
+        imports_bucket = config.imports_bucket or bucket is not None
         self.artifacts: ArtifactBucket | ImportedArtifactBucket = (
             ImportedArtifactBucket(
-                self, "Artifacts", bucket_name=config.artifact_bucket_name, key_arn=config.artifact_bucket_key_arn
+                self,
+                "Artifacts",
+                bucket_name=config.artifact_bucket_name,
+                key_arn=config.artifact_bucket_key_arn,
+                account=config.artifact_bucket_account,
+                bucket=bucket,
+                key=bucket_key,
             )
-            if config.imports_bucket
+            if imports_bucket
             else ArtifactBucket(
                 self,
                 "Artifacts",
@@ -167,9 +207,10 @@ class RegistryAutopilot(Construct):
         self.buses = EventBuses(
             self,
             "EventBuses",
-            project_bus_name=f"{self.name}-events",
+            project_bus_name=project_bus_name(self.name),
             bucket_name=self.artifacts.bucket.bucket_name,
             archive_retention_days=config.archive_retention_days,
+            forwarded=self.forwarded,
         )
         self.idempotency = IdempotencyTable(self, "Idempotency")
         self.code = FunctionCode(self, "FunctionCode", layout=layout, policies_dir=self.policies_dir)
@@ -181,17 +222,18 @@ class RegistryAutopilot(Construct):
                 code=self.code,
                 log_retention=_LOG_RETENTION[config.log_retention_days],
             )
-            if config.imports_bucket and config.artifact_bucket_event_bridge == "enable"
+            if imports_bucket and config.artifact_bucket_event_bridge == "enable"
             else None
         )
         self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
+        self.forwarded_events_policy = self._accept_forwarded_events() if self.forwarded else None
         self.recorder = (
             Recorder(
                 self,
                 "Recorder",
-                default_bus=self.buses.default_bus,
+                artifact_events_bus=self.buses.project_bus if self.forwarded else self.buses.default_bus,
                 project_bus=self.buses.project_bus,
                 bucket_name=self.artifacts.bucket.bucket_name,
                 retention=_LOG_RETENTION[config.log_retention_days],
@@ -235,7 +277,7 @@ class RegistryAutopilot(Construct):
         """None: an existing bucket encrypted with SSE-S3 or the AWS managed aws/s3 key."""
         self.bus: events.IEventBus = self.buses.project_bus
         self.archives: Mapping[str, events.Archive] = {
-            "artifact-events": self.buses.default_bus_archive,
+            "artifact-events": self.buses.artifact_events_archive,
             "project-events": self.buses.project_bus_archive,
         }
         self.queues: Mapping[str, sqs.IQueue] = {name: p.queue for name, p in self.pipelines.items()}
@@ -279,6 +321,8 @@ class RegistryAutopilot(Construct):
         storage = self.config.effective_register_ephemeral_storage_mb if route.name == "register" else 512
         timeout = self.config.effective_register_timeout_seconds if route.name == "register" else None
         memory = self.config.effective_register_memory_mb if route.name == "register" else None
+        if self.forwarded:
+            route = receiving_forwarded_events(route)  # register: its rule on the project bus, same pattern
         if timeout:
             route = replace(route, timeout_seconds=timeout)
         if memory:
@@ -292,6 +336,45 @@ class RegistryAutopilot(Construct):
             max_concurrency=concurrency,
             ephemeral_storage_mb=storage,
         )
+
+    def _cross_account_policies(self) -> dict:
+        """The bus, bucket and key policies of a bucket in another account, with this stack's bus and roles."""
+        stack = Stack.of(self)
+        return project_side_policies(
+            project_bus_arn=stack.format_arn(
+                service="events", resource="event-bus", resource_name=project_bus_name(self.name)
+            ),
+            bucket_account=self.config.artifact_bucket_account,
+            bucket_name=self.artifacts.bucket.bucket_name,
+            prefixes=self.writer.prefixes,
+            role_arns={name: self.pipelines[name].role.role_arn for name in reading_routes()},
+        )
+
+    def _accept_forwarded_events(self) -> events.CfnEventBusPolicy:
+        """The project bus's resource policy: the bucket account's forwarder rule, and only it, may put events."""
+        policies = self._cross_account_policies()
+        (statement,) = policies["projectBusPolicy"]["Statement"]
+        policy = events.CfnEventBusPolicy(
+            self.buses,
+            "ForwarderPolicy",
+            event_bus_name=self.buses.project_bus.event_bus_name,
+            statement_id=statement["Sid"],
+            statement=statement,
+        )
+        # The bucket's owner adds these (a role policy alone does not reach into another account).
+        stack = Stack.of(self)
+        self._output(
+            outputs.ARTIFACT_BUCKET_POLICY,
+            stack.to_json_string(policies["bucketPolicy"]),
+            "Add to the bucket policy of the artifact bucket (bucket account)",
+        )
+        if self.artifacts.key is not None:
+            self._output(
+                outputs.ARTIFACT_BUCKET_KEY_POLICY_STATEMENT,
+                stack.to_json_string(policies["keyPolicyStatement"]),
+                "Add to the key policy of the bucket's SSE-KMS key (bucket account)",
+            )
+        return policy
 
     def _build_webhook(self) -> WebhookReceiver:
         webhook = WebhookReceiver(
@@ -394,8 +477,8 @@ class RegistryAutopilot(Construct):
         buses = self.buses
         self._output(
             outputs.ARTIFACT_EVENTS_ARCHIVE_NAME,
-            buses.default_bus_archive.archive_name,
-            "Archive of the bucket's S3 events (default bus)",
+            buses.artifact_events_archive.archive_name,
+            "Archive of the bucket's S3 events (" + ("forwarded, project bus)" if self.forwarded else "default bus)"),
         )
         self._output(
             outputs.PROJECT_EVENTS_ARCHIVE_NAME,

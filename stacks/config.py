@@ -21,7 +21,7 @@ import enum
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
@@ -61,6 +61,7 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_ACCOUNT = re.compile(r"^\d{12}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -129,11 +130,23 @@ class RegistryConfig:
     artifact_bucket_event_bridge: str = "require"
     """`require`: the existing bucket must already send its events to EventBridge (the stack writes nothing on it);
     `enable`: the stack turns that setting on, keeping every other notification (stacks/constructs/artifact_bucket.py)."""
+    artifact_bucket_account: str = ""
+    """The account `artifact_bucket_name` is in, when it is not the stack's (docs/deploying.md, "Bucket in another
+    account"): the register rule then listens on the project bus, where that account's forwarder stack
+    (`stacks.forwarder_stack`) delivers the bucket's events. Empty: the bucket is in the stack's own account."""
+    account: str = ""
+    """The stack's account (its env). Empty: the account comes from the credentials at deploy time; with
+    `artifact_bucket_account` the app needs it (or CDK_DEFAULT_ACCOUNT) to name the project bus for the forwarder."""
 
     @property
     def imports_bucket(self) -> bool:
         """The artifact bucket exists already (`artifactBucketName`): imported, never owned."""
         return bool(self.artifact_bucket_name)
+
+    @property
+    def bucket_in_another_account(self) -> bool:
+        """The existing bucket is in another account (`artifactBucketAccount`): its events come forwarded."""
+        return bool(self.artifact_bucket_account)
 
     @property
     def uses_placeholder_tracking_uri(self) -> bool:
@@ -227,6 +240,9 @@ def context_key(attribute: str) -> str:
 
 CONTEXT_KEYS: dict[str, str] = {f.name: context_key(f.name) for f in fields(RegistryConfig)}
 """Dataclass attribute -> context key (camelCase)."""
+
+BUCKET_ACCOUNT_CONTEXT_KEY = CONTEXT_KEYS["artifact_bucket_account"]
+"""`artifactBucketAccount`: with it set, the app adds the forwarder stack for that account (docs/deploying.md)."""
 
 
 # --- parsers: one per attribute, each (key, raw value) -> parsed value or ConfigError -----------------------------
@@ -386,6 +402,7 @@ def _check_artifact_bucket(config: RegistryConfig) -> None:
         for key, is_set in (
             ("artifactBucketKeyArn", bool(config.artifact_bucket_key_arn)),
             ("artifactBucketEventBridge", config.artifact_bucket_event_bridge != "require"),
+            (BUCKET_ACCOUNT_CONTEXT_KEY, bool(config.artifact_bucket_account)),
         ):
             if is_set:
                 raise ConfigError(
@@ -399,6 +416,34 @@ def _check_artifact_bucket(config: RegistryConfig) -> None:
             f"context key 'artifactBucketKeyArn': the key is in {key_region}, the stack in {config.region}; S3 "
             "encrypts a bucket's objects with a key of the bucket's own region only"
         )
+    check_bucket_account(config, config.account)
+
+
+def check_bucket_account(config: RegistryConfig, stack_account: str) -> None:
+    """A bucket "in another account" must be in another account than the stack's, when that one is known."""
+    if config.artifact_bucket_account and config.artifact_bucket_account == stack_account:
+        raise ConfigError(
+            f"context key {BUCKET_ACCOUNT_CONTEXT_KEY!r} is the stack's own account ({stack_account}): a bucket in "
+            "the stack's account needs no forwarder; leave the key empty"
+        )
+
+
+def bind_account(config: RegistryConfig, default_account: str | None) -> RegistryConfig:
+    """The config of an app whose bucket is in another account: the project bus needs a concrete ARN (the forwarder
+    stack in the bucket's account names it), so `region` and the stack's account (context `account`, else the
+    CDK CLI's default account, `default_account`) must be known; ConfigError otherwise."""
+    if not config.bucket_in_another_account:
+        return config
+    account = config.account or (default_account or "").strip()
+    missing = [key for key, value in (("region", config.region), ("account", account)) if not value]
+    if missing:
+        raise ConfigError(
+            f"context key {BUCKET_ACCOUNT_CONTEXT_KEY!r} needs the project stack's {' and '.join(missing)}: the "
+            "forwarder in the bucket's account sends to the project bus by its ARN. Set "
+            + " ".join(f"-c {key}=<{key}>" for key in missing)
+            + (" (or deploy with credentials, which give CDK_DEFAULT_ACCOUNT)" if "account" in missing else "")
+        )
+    return replace(config, account=account)
 
 
 def _check_region(config: RegistryConfig) -> None:
@@ -559,4 +604,6 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
         _KMS_KEY_ARN, allow_empty=True, hint="must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>)"
     ),
     "artifact_bucket_event_bridge": _choice("require", "enable"),
+    "artifact_bucket_account": _string(_ACCOUNT, allow_empty=True, hint="must be a 12-digit AWS account id"),
+    "account": _string(_ACCOUNT, allow_empty=True, hint="must be a 12-digit AWS account id"),
 }

@@ -38,6 +38,15 @@ def role_placeholder(route_name: str) -> str:
     return f"<{route_name} function role ARN>"
 
 
+def project_bus_name(stack_name: str) -> str:
+    """The project bus's name: the forwarder in the bucket's account names the bus by it, so it is fixed."""
+    return f"{stack_name}-events"
+
+
+def project_bus_arn(*, partition: str, region: str, account: str, stack_name: str) -> str:
+    return f"arn:{partition}:events:{region}:{account}:event-bus/{project_bus_name(stack_name)}"
+
+
 def forwarder_rule_name(bucket_name: str) -> str:
     """The forwarder rule's name, fixed so the project bus's policy can name the rule (64 characters at most)."""
     return f"{PROJECT}-forward-{bucket_name}"[:64]

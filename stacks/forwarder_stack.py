@@ -34,15 +34,12 @@ from constructs import Construct
 
 from functions.routing import s3_forward_pattern
 from stacks.alarms import ALARMS, PERIOD_MINUTES
-from stacks.config import ConfigError
+from stacks.config import BUCKET_ACCOUNT_CONTEXT_KEY, ConfigError
 from stacks.constants import DEAD_LETTER_RETENTION, TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS
 from stacks.constructs.event_buses import to_event_pattern
 from stacks.constructs.writer_access import artifact_prefixes
 from stacks.cross_account import forwarder_rule_name, project_side_policies, render
 from stacks.nag import acknowledge
-
-BUCKET_ACCOUNT_CONTEXT_KEY = "artifactBucketAccount"
-"""The context key naming the bucket's account; with it set, the app adds this stack (see docs/deploying.md)."""
 
 _BUS_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):events:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):event-bus/[A-Za-z0-9._\-/]+$"

@@ -19,6 +19,10 @@ ARTIFACT_EVENTS_ARCHIVE_NAME = "ArtifactEventsArchiveName"
 PROJECT_EVENTS_ARCHIVE_NAME = "ProjectEventsArchiveName"
 """The archive of every project event, on the project bus."""
 RECORDER_LOG_GROUP_NAME = "RecorderLogGroupName"
+ARTIFACT_BUCKET_POLICY = "ArtifactBucketPolicy"
+"""A bucket in another account (`artifactBucketAccount`): the bucket policy its owner adds (real role ARNs)."""
+ARTIFACT_BUCKET_KEY_POLICY_STATEMENT = "ArtifactBucketKeyPolicyStatement"
+"""The same, for the key policy of the bucket's SSE-KMS key (`artifactBucketKeyArn`)."""
 
 
 def pascal_case(name: str) -> str:

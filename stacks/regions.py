@@ -36,3 +36,19 @@ FUNCTION_URL_REGIONS = frozenset({
     "us-isof-south-1", "us-west-1", "us-west-2",
 }) - FUNCTION_URLS_UNSUPPORTED
 # fmt: on
+
+
+_PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("eusc-", "aws-eusc"),
+)
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (`aws` for the commercial regions), for ARNs written before deployment."""
+    return next((partition for prefix, partition in _PARTITIONS if region.startswith(prefix)), "aws")

@@ -35,8 +35,9 @@ class RegistryAutopilotStack(Stack):
         role_name_prefix: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if config.region and "env" not in kwargs:
-            kwargs["env"] = Environment(region=config.region)  # the account still comes from the credentials
+        if (config.region or config.account) and "env" not in kwargs:
+            # Without `account`, the account still comes from the credentials.
+            kwargs["env"] = Environment(account=config.account or None, region=config.region or None)
         super().__init__(scope, construct_id, stack_name=config.stack_name, description=DESCRIPTION, **kwargs)
         self.config = config
         # "Default": hidden from logical ids (see the module docstring of stacks/autopilot.py).

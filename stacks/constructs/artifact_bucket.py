@@ -91,14 +91,32 @@ class ImportedArtifactBucket(Construct):
     on already (`python -m ops preflight --bucket NAME` checks it), unless `artifactBucketEventBridge=enable` asks
     the stack to turn it on (`stacks.constructs.bucket_event_bridge`). `key` is None for a bucket encrypted with
     SSE-S3: S3 then needs no KMS permission from anyone.
+
+    A host app may give the bucket (and key) as constructs instead (`bucket`, `key`: the construct's props of the
+    same names); they are used as given. A bucket in another account (`account`, context `artifactBucketAccount`) is
+    imported with that account, so CDK knows its grants cannot reach its resource policy.
     """
 
     access_log_bucket: s3.IBucket | None = None
     imported = True
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str, key_arn: str = ""):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket_name: str = "",
+        key_arn: str = "",
+        account: str = "",
+        bucket: s3.IBucket | None = None,
+        key: kms.IKey | None = None,
+    ):
         super().__init__(scope, construct_id)
-        self.key: kms.IKey | None = kms.Key.from_key_arn(self, "Key", key_arn) if key_arn else None
-        self.bucket: s3.IBucket = s3.Bucket.from_bucket_attributes(
-            self, "Bucket", bucket_name=bucket_name, encryption_key=self.key
+        self.key: kms.IKey | None = key or (kms.Key.from_key_arn(self, "Key", key_arn) if key_arn else None)
+        if bucket is not None:
+            self.bucket: s3.IBucket = bucket
+            self.key = self.key or bucket.encryption_key
+            return
+        self.bucket = s3.Bucket.from_bucket_attributes(
+            self, "Bucket", bucket_name=bucket_name, encryption_key=self.key, account=account or None
         )

@@ -4,6 +4,9 @@
   an archive of this bucket's S3 events only, so a lost or mishandled upload can be replayed.
 - The project bus, where the functions publish (`source: registry-autopilot`), with an archive of every project
   event.
+- A bucket in another account (`forwarded=True`): its S3 events come to the project bus through that account's
+  forwarder (`stacks.forwarder_stack`), so they are archived there, with the same pattern, and the default bus gets
+  no archive (none of the bucket's events arrive on it).
 Archive patterns come from `functions.routing`, like the rules', so the sandbox archives the same events.
 """
 
@@ -49,13 +52,20 @@ class EventBuses(Construct):
         project_bus_name: str,
         bucket_name: str,
         archive_retention_days: int,
+        forwarded: bool = False,
     ):
         super().__init__(scope, construct_id)
         # 0 days = keep forever, as EventBridge reads RetentionDays=0.
         self._retention = Duration.days(archive_retention_days) if archive_retention_days else None
         self.default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         self.project_bus = events.EventBus(self, "ProjectBus", event_bus_name=project_bus_name)
-        self.default_bus_archive = self._without_empty_kms_key(self._build_default_bus_archive(bucket_name))
+        self.artifact_events_archive = self._without_empty_kms_key(
+            self._build_forwarded_events_archive(bucket_name)
+            if forwarded
+            else self._build_default_bus_archive(bucket_name)
+        )
+        """The archive of the bucket's S3 events: on the default bus, or on the project bus when they are forwarded."""
+        self.default_bus_archive = self.artifact_events_archive  # its name before buckets in other accounts
         self.project_bus_archive = self._without_empty_kms_key(self._build_project_bus_archive())
 
     @staticmethod
@@ -76,6 +86,14 @@ class EventBuses(Construct):
             "ArtifactEventsArchive",
             source_event_bus=self.default_bus,
             description="S3 events of the registry-autopilot artifact bucket (for replay)",
+            event_pattern=to_event_pattern(s3_archive_pattern(bucket_name)),
+            retention=self._retention,
+        )
+
+    def _build_forwarded_events_archive(self, bucket_name: str) -> events.Archive:
+        return self.project_bus.archive(
+            "ForwardedArtifactEventsArchive",
+            description="S3 events of the registry-autopilot artifact bucket, forwarded from its account (for replay)",
             event_pattern=to_event_pattern(s3_archive_pattern(bucket_name)),
             retention=self._retention,
         )

@@ -1,7 +1,8 @@
 """The recorder: a copy of every event the pipeline sees, in a CloudWatch log group, for `python -m replay record`.
 
-Two rules feed one log group: on the project bus every project event (the archive's pattern), and on the default bus
-the artifact bucket's S3 events, including S3 events re-sent under the replay source (`functions.routing`). The log
+Two rules feed one log group: on the project bus every project event (the archive's pattern), and on the bus the
+artifact bucket's S3 events arrive on (the default bus; the project bus for a bucket in another account, whose
+forwarder delivers there) those events, including S3 events re-sent under the replay source (`functions.routing`). The log
 group target writes each event's full JSON as one log event, so `replay record` downloads them as event files that
 `replay local` replays. Replayed events are recorded too (they carry `replay-name`); the archives, not the recorder,
 are the durable copy: EventBridge's archive rules leave replayed events out.
@@ -63,14 +64,14 @@ class _LogGroupTarget:
 
 
 class Recorder(Construct):
-    """`log_group`, `project_events_rule` (project bus) and `artifact_events_rule` (default bus)."""
+    """`log_group`, `project_events_rule` (project bus) and `artifact_events_rule` (`artifact_events_bus`)."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        default_bus: events.IEventBus,
+        artifact_events_bus: events.IEventBus,
         project_bus: events.IEventBus,
         bucket_name: str,
         retention: logs.RetentionDays,
@@ -89,7 +90,7 @@ class Recorder(Construct):
         self.artifact_events_rule = events.Rule(
             self,
             "ArtifactEventsRule",
-            event_bus=default_bus,
+            event_bus=artifact_events_bus,
             description="registry-autopilot recorder: the artifact bucket's S3 events, for `python -m replay record`",
             event_pattern=to_event_pattern(s3_recorder_pattern(bucket_name)),
             targets=[target],

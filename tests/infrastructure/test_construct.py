@@ -324,3 +324,116 @@ def _template(stack: Stack) -> dict[str, Any]:
     from aws_cdk.assertions import Template
 
     return Template.from_stack(stack).to_json()["Resources"]
+
+
+# --- an existing bucket given as a construct (props `bucket`, `bucket_key`) ----------------------------------------
+
+TEAM_BUCKET = "team-ml-models"
+
+
+def _synth_with_nag(app: App, stack: Stack, outdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    return template, json.loads((outdir / "validation-report.json").read_text())
+
+
+def _types(template: dict[str, Any], prefix: str) -> list[str]:
+    return [r["Type"] for r in template["Resources"].values() if r["Type"].startswith(prefix)]
+
+
+def test_an_existing_bucket_given_as_a_prop_is_used_and_never_owned(tmp_path: Path):
+    # GIVEN a foreign app whose stack imports its own existing bucket by name, and the construct inside with `bucket=`
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    stack = Stack(app, "PlatformTools", env=Environment(region=HOST_REGION))
+    team_bucket = s3.Bucket.from_bucket_name(stack, "TeamBucket", TEAM_BUCKET)
+    autopilot = RegistryAutopilot(
+        stack, "ModelRegistry", config=RegistryConfig(mlflow_tracking_uri=TRACKING_URI), bucket=team_bucket
+    )
+
+    # WHEN it is synthesized with both cdk-nag packs
+    template, report = _synth_with_nag(app, stack, tmp_path)
+
+    # THEN nag found nothing; no bucket, bucket policy, key of the bucket or notification resource was created
+    assert [p for p in report["pluginReports"] if p["pluginName"] in NAG_PACKS and p.get("violations")] == []
+    assert _types(template, "AWS::S3::") == []
+    assert _types(template, "Custom::") == []
+    assert autopilot.bucket is team_bucket
+    assert autopilot.bucket_key is None
+    # AND the register rule watches that bucket, as with `artifactBucketName`
+    rule = template["Resources"][stack.resolve(autopilot.pipelines["register"].rule.node.default_child.logical_id)]
+    assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [TEAM_BUCKET]
+    assert template["Outputs"]["ImportedBucketName"]["Value"] == TEAM_BUCKET
+
+
+def test_the_construct_beside_the_hosts_own_notification_on_the_same_bucket_leaves_it_alone(tmp_path: Path):
+    # GIVEN a host stack with its existing bucket (and its SSE-KMS key), the construct using it, and the host's own
+    # SQS notification on that bucket (CDK's notifications custom resource, the host's)
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_s3_notifications as s3n
+
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    stack = Stack(app, "PlatformTools", env=Environment(region=HOST_REGION))
+    host_queue, _, _ = _host_resources(stack)
+    key = kms.Key.from_key_arn(stack, "TeamKey", f"arn:aws:kms:{HOST_REGION}:123456789012:key/1234abcd-0000")
+    team_bucket = s3.Bucket.from_bucket_attributes(stack, "TeamBucket", bucket_name=TEAM_BUCKET, encryption_key=key)
+    autopilot = RegistryAutopilot(
+        stack,
+        "ModelRegistry",
+        config=RegistryConfig(mlflow_tracking_uri=TRACKING_URI),
+        bucket=team_bucket,
+        bucket_key=key,
+    )
+    team_bucket.add_event_notification(
+        s3.EventType.OBJECT_CREATED, s3n.SqsDestination(host_queue), s3.NotificationKeyFilter(prefix="exports/")
+    )
+    handler = stack.node.find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+    acknowledge(
+        handler,
+        {
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+                "The host's own bucket notification: CDK's handler role comes with this managed policy only."
+            )
+        },
+    )
+
+    # WHEN it is synthesized with both cdk-nag packs
+    template, report = _synth_with_nag(app, stack, tmp_path)
+
+    # THEN both synthesize clean; the host's notification is the only notifications resource, it holds the host's
+    # queue only (no EventBridge setting of the construct's), and it is not under the construct
+    assert [p for p in report["pluginReports"] if p["pluginName"] in NAG_PACKS and p.get("violations")] == []
+    notifications = {k: r for k, r in template["Resources"].items() if r["Type"] == "Custom::S3BucketNotifications"}
+    (configuration,) = (r["Properties"]["NotificationConfiguration"] for r in notifications.values())
+    assert set(configuration) == {"QueueConfigurations"}
+    assert configuration["QueueConfigurations"][0]["Filter"]["Key"]["FilterRules"] == [
+        {"Name": "prefix", "Value": "exports/"}
+    ]
+    construct_ids = {stack.resolve(c.logical_id) for c in autopilot.node.find_all() if hasattr(c, "logical_id")}
+    assert not set(notifications) & construct_ids
+    s3_resources = {k for k, r in template["Resources"].items() if r["Type"].startswith("AWS::S3::")}
+    assert not s3_resources & construct_ids  # the host's own buckets only
+    # AND the construct's roles decrypt with the given key
+    assert autopilot.bucket_key is key
+    assert key.key_arn in json.dumps(template["Resources"])
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"bucket_key": "key"}, "prop 'bucket_key' is the key of an existing bucket"),
+        ({"config": RegistryConfig(artifact_bucket_name="other-bucket"), "bucket": "bucket"}, "prop 'bucket' is"),
+    ],
+)
+def test_bucket_props_that_contradict_the_config_are_refused(tmp_path: Path, props: dict[str, Any], message: str):
+    # GIVEN a host stack with an existing bucket
+    stack = _stack(tmp_path)
+    bucket = s3.Bucket.from_bucket_name(stack, "TeamBucket", TEAM_BUCKET)
+    from aws_cdk import aws_kms as kms
+
+    key = kms.Key.from_key_arn(stack, "TeamKey", f"arn:aws:kms:{HOST_REGION}:123456789012:key/1234abcd-0000")
+    constructs = {"bucket": bucket, "key": key}
+    given = {name: constructs[value] if isinstance(value, str) else value for name, value in props.items()}
+    # WHEN the construct gets a key without its bucket, or a bucket other than the config's
+    # THEN it raises, naming the prop
+    with pytest.raises(ConfigError, match=message):
+        RegistryAutopilot(stack, "ModelRegistry", **given)
