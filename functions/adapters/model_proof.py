@@ -6,7 +6,7 @@ process. `ModelProver.prove` copies the model directory into a scratch directory
 - with an environment built from an allowlist: no AWS_* or MLFLOW_TRACKING_* variables (no credentials, no
   registry), HOME and TMPDIR inside the scratch directory, and the package-index settings of `ProofSettings` only;
 - in a session of its own, killed as a whole group at `timeout_seconds` (`proof_timeout`);
-- with RLIMIT_FSIZE capping every file it writes (a model that fills the disk dies with SIGXFSZ: a failed check);
+- with RLIMIT_FSIZE capping every file it writes (a model that fills the disk gets EFBIG, or dies of SIGXFSZ: a failed check either way);
 - with its output captured to files and only their last lines kept.
 
 `env_manager="uv"` (the default) builds the model's declared environment with uv through MLflow

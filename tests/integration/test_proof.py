@@ -2,7 +2,8 @@
 
 Which path each test takes:
 - env_manager="local" (the dev venv's interpreter and packages, in a process of its own): the good model, the
-  signature mismatch, no input example, the corrupt pickle, the loader that never returns, the credentials check.
+  signature mismatch, no input example, the corrupt pickle, the loader that never returns, the loader that fills
+  the disk, the predict that raises, the credentials check.
 - env_manager="uv", offline with no index and no wheelhouse: the model that requires a package that does not exist
   (uv refuses to resolve it without reaching any network). Skipped when no `uv` binary is found.
 - env_manager="uv", offline from the wheelhouse `make wheelhouse` prepares (`.cache/wheelhouse`, the dev venv's
@@ -33,6 +34,7 @@ from functions.domain.proof import (
     ENVIRONMENT_UNRESOLVABLE,
     LOAD_FAILED,
     NO_INPUT_EXAMPLE,
+    PREDICT_FAILED,
     PROOF_TIMEOUT,
     SIGNATURE_MISMATCH,
 )
@@ -78,6 +80,28 @@ class _Sleeper(PythonModel):
             time.sleep(3600)
 
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return model_input
+
+
+class _DiskFiller(PythonModel):
+    def load_context(self, context: Any) -> None:
+        import os
+
+        if os.path.basename(os.environ.get("HOME", "")).startswith("proof-"):
+            with open("filler.bin", "wb") as file:
+                for _ in range(64):
+                    file.write(b"\0" * 1024 * 1024)
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return model_input
+
+
+class _Failing(PythonModel):
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        import os
+
+        if os.path.basename(os.environ.get("HOME", "")).startswith("proof-"):
+            raise ZeroDivisionError("the model cannot predict")
         return model_input
 
 
@@ -150,6 +174,29 @@ def test_a_loader_that_never_returns_times_out(tmp_path: Path) -> None:
     # THEN the proof ends at the timeout with proof_timeout at the load stage, its process group killed
     assert _failed(run) == [("proof:load", PROOF_TIMEOUT)]
     assert time.monotonic() - started < 40
+
+
+def test_a_loader_that_fills_the_disk_is_stopped_at_the_file_size_limit(tmp_path: Path) -> None:
+    # GIVEN a custom pyfunc whose load_context writes 64 MiB
+    model = tmp_path / "filler"
+    mlflow.pyfunc.save_model(model, python_model=_DiskFiller(), input_example=X[:2])
+    # WHEN it is proved with a 8 MiB limit on every file it writes
+    run = _prove(model, max_file_bytes=8 * 1024 * 1024)
+    # THEN its write fails at the limit (Python ignores SIGXFSZ, so EFBIG) while loading: a failed check, not a
+    # full disk
+    assert _failed(run) == [("proof:load", LOAD_FAILED)]
+    assert "File too large" in run.checks[-1].message
+
+
+def test_a_model_whose_predict_raises_fails_predict(tmp_path: Path) -> None:
+    # GIVEN a custom pyfunc whose predict raises in the proof's process
+    model = tmp_path / "failing"
+    mlflow.pyfunc.save_model(model, python_model=_Failing(), input_example=X[:2])
+    # WHEN it is proved
+    run = _prove(model)
+    # THEN predict fails with the exception's last lines
+    assert _failed(run) == [("proof:predict", PREDICT_FAILED)]
+    assert "ZeroDivisionError: the model cannot predict" in run.checks[-1].message
 
 
 def test_the_proof_runs_without_the_callers_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
