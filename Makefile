@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench docs clean
+.PHONY: help wheelhouse deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench docs clean
 
 help:
 	@echo "make demo    - train a few models in the local sandbox and watch them get registered"
@@ -21,6 +21,7 @@ help:
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
 	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~4 min)"
 	@echo "make docs    - regenerate docs/alarms.md (the alarm runbook) from stacks/alarms.py"
+	@echo "make wheelhouse - download the dev venv's packages into .cache/wheelhouse for offline model-proof tests"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt functions/requirements-sagemaker.lock
@@ -87,6 +88,17 @@ lock: $(VENV)/.installed
 # The runbook is generated from the alarm texts the stack uses; tests/infrastructure/test_runbook.py fails when stale.
 docs: $(VENV)/.installed
 	python -m stacks.runbook > docs/alarms.md.tmp && mv docs/alarms.md.tmp docs/alarms.md
+
+# The packages a model logged with the dev venv declares (its pins, plus the build tools MLflow's python_env.yaml
+# names), for proofs that build the model's environment offline (tests/integration/test_proof.py). ~190 MB.
+WHEELHOUSE := .cache/wheelhouse
+wheelhouse: $(WHEELHOUSE)/.complete
+$(WHEELHOUSE)/.complete: $(VENV)/.installed
+	@mkdir -p $(WHEELHOUSE)
+	$(PY) -m pip freeze --exclude-editable | grep -v ' @ ' > $(WHEELHOUSE)/constraints.txt
+	$(PY) -m pip download -q -d $(WHEELHOUSE) -c $(WHEELHOUSE)/constraints.txt mlflow scikit-learn rich
+	$(PY) -m pip download -q -d $(WHEELHOUSE) --no-deps pip==23.2.1 setuptools==65.5.0 wheel
+	@touch $@
 
 clean:
 	rm -rf cdk.out .sandbox .pytest_cache .ruff_cache .mypy_cache
