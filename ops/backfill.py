@@ -19,7 +19,12 @@ held version's verdict (`ops promote` still can). Events go out oldest upload fi
 Resumable: run again after any interruption, and it sends only what the registry does not hold yet; an event sent
 twice is a duplicate delivery to the register route (its idempotency record and its registry lookup by source).
 
-The planning below is pure (listing → plan); the S3 reads are `ops.target.list_objects` and `head_objects`.
+Very large buckets: `--inventory s3://<destination>/<prefix>/<bucket>/<config-id>/<timestamp>/manifest.json` takes the
+listing from an S3 Inventory report (CSV) instead of ListObjectsV2 (`ops.target.inventory_objects`, parsed by
+`ops.inventory`); the plan, the HeadObject check of every candidate and the sending are the same.
+
+The planning below is pure (listing → plan); the S3 reads are `ops.target.list_objects` (or `inventory_objects`) and
+`head_objects`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,15 @@ from functions.domain.layouts import LoggedModelArtifact, PlainUpload, check_key
 from functions.domain.registration import UploadedObject
 from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_PROMOTE
 from functions.routing import MLMODEL_FILE, PLAIN_UPLOAD_PREFIX
-from ops.target import HeadedObject, ListedObject, Target, TargetError, head_objects, list_objects
+from ops.target import (
+    HeadedObject,
+    ListedObject,
+    Target,
+    TargetError,
+    head_objects,
+    inventory_objects,
+    list_objects,
+)
 from replay.send import PUT_EVENTS_BATCH, Sending, object_created, prepare, put_batch
 
 EXIT_ERROR = 2
@@ -323,6 +336,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--promote", action="store_true", help="let the backfilled versions' verdicts move aliases (oldest first)"
     )
+    parser.add_argument(
+        "--inventory",
+        metavar="S3_URI",
+        help="list from this S3 Inventory report (s3://<bucket>/<path>/manifest.json, CSV) instead of ListObjectsV2",
+    )
     parser.set_defaults(run=run_backfill)
 
 
@@ -356,7 +374,10 @@ def run_backfill(args: argparse.Namespace, target: Target) -> int:
         prefixes = listing_prefixes(args.prefix, target.artifact_root_prefix)
     except BackfillError as error:
         raise TargetError(str(error)) from None
-    listed = [obj for prefix in prefixes for obj in list_objects(target, bucket, prefix)]
+    if getattr(args, "inventory", None):
+        listed = list(inventory_objects(target, args.inventory, bucket, prefixes))
+    else:
+        listed = [obj for prefix in prefixes for obj in list_objects(target, bucket, prefix)]
     selection = select(listed, artifact_root_prefix=target.artifact_root_prefix, since=args.since, until=args.until)
     try:
         registry = open_registry(target.tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", ""))

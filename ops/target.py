@@ -103,12 +103,14 @@ def _root_prefix(root_uri: str | None, bucket: str | None) -> str:
 
 @dataclass(frozen=True)
 class ListedObject:
-    """One object of a ListObjectsV2 page."""
+    """One object of a ListObjectsV2 page, or one current-version row of an S3 Inventory report."""
 
     key: str
     size: int
     etag: str
     last_modified: datetime
+    version_id: str | None = None
+    """Only an inventory that lists all versions gives it; the plan takes the version from HeadObject either way."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,46 @@ def list_objects(target: Target, bucket: str, prefix: str) -> Iterator[ListedObj
         if error_code(problem) == "NoSuchBucket":
             raise TargetError(f"bucket {bucket!r} does not exist (NoSuchBucket)") from None
         raise TargetError(str(problem)) from None
+
+
+def read_object(target: Target, bucket: str, key: str, *, max_bytes: int | None = None) -> bytes:
+    """The object's bytes (GetObject); `TargetError` when it is missing or larger than `max_bytes`."""
+    try:
+        with calling(f"read s3://{bucket}/{key}"):
+            found = target.client("s3").get_object(Bucket=bucket, Key=key)
+            if max_bytes is not None and int(found["ContentLength"]) > max_bytes:
+                found["Body"].close()
+                raise TargetError(f"s3://{bucket}/{key} is {found['ContentLength']} bytes, over the cap of {max_bytes}")
+            body: bytes = found["Body"].read()
+            return body
+    except AwsProblem as problem:
+        if error_code(problem) in ("NoSuchKey", "404", "NotFound"):
+            raise TargetError(f"s3://{bucket}/{key} does not exist (NoSuchKey)") from None
+        if error_code(problem) == "NoSuchBucket":
+            raise TargetError(f"bucket {bucket!r} does not exist (NoSuchBucket)") from None
+        raise TargetError(str(problem)) from None
+
+
+def inventory_objects(
+    target: Target, manifest_uri: str, bucket: str, prefixes: Iterable[str]
+) -> Iterator[ListedObject]:
+    """The objects an S3 Inventory report lists for `bucket` under `prefixes`, instead of ListObjectsV2: its
+    manifest read and checked, then each data file read, checked against the manifest's MD5 and parsed
+    (`ops.inventory`). Every refusal is a `TargetError` naming the manifest or data file."""
+    from ops import inventory
+
+    prefixes = tuple(prefixes)
+    try:
+        manifest_bucket, manifest_key = inventory.split_s3_uri(manifest_uri)
+        body = read_object(target, manifest_bucket, manifest_key, max_bytes=inventory.MAX_MANIFEST_BYTES)
+        manifest = inventory.parse_manifest(body, uri=manifest_uri, bucket=bucket, manifest_bucket=manifest_bucket)
+        for data_file in manifest.files:
+            data = read_object(target, manifest.destination_bucket, data_file.key)
+            inventory.check_data_file(data_file, data, bucket=manifest.destination_bucket)
+            data_uri = f"s3://{manifest.destination_bucket}/{data_file.key}"
+            yield from inventory.listed_objects(manifest, data, data_key=data_uri, prefixes=prefixes)
+    except inventory.InventoryError as error:
+        raise TargetError(str(error)) from None
 
 
 HEAD_WORKERS = 16
