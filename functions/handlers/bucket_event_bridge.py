@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.adapters.aws import client
 from functions.adapters.bucket_notifications import enable_event_bridge
@@ -58,7 +58,17 @@ def lambda_handler(
     send: Callable[[str, bytes], None] | None = None,
 ) -> None:
     """`s3` and `send` (url, body) stand in for the S3 client and the reply to CloudFormation in tests."""
-    request = CustomResourceRequest.model_validate(event)
+    reply = send or put_response
+    try:
+        request = CustomResourceRequest.model_validate(event)
+    except ValidationError as error:
+        # A request CloudFormation cannot be answered for would hold the stack for an hour: answer FAILED to the
+        # raw ResponseURL when there is one that is https, and raise either way so the failure is on record.
+        logger.exception("refused a malformed custom resource request", extra={"fields": _field_names(event)})
+        url = event.get("ResponseURL") if isinstance(event, dict) else None
+        if isinstance(url, str) and url.startswith("https://"):
+            reply(url, malformed_response_body(event, reason=f"malformed request: {error.error_count()} errors"))
+        raise
     status, reason = "SUCCESS", ""
     try:
         reason = apply(request, s3 or client("s3"))
@@ -66,7 +76,30 @@ def lambda_handler(
     except Exception as error:  # noqa: BLE001 - CloudFormation must hear of any failure, or it waits for an hour
         status, reason = "FAILED", f"{type(error).__name__}: {error}"[:1000]
         logger.exception("could not apply the bucket's EventBridge setting")
-    (send or put_response)(request.response_url, response_body(request, status=status, reason=reason))
+    reply(request.response_url, response_body(request, status=status, reason=reason))
+
+
+def _field_names(event: Any) -> list[str]:
+    return sorted(str(key) for key in event) if isinstance(event, dict) else [type(event).__name__]
+
+
+def malformed_response_body(event: dict[str, Any], *, reason: str) -> bytes:
+    """FAILED for a request that did not parse, echoing whichever identifiers it carried as strings."""
+
+    def text(key: str) -> str:
+        value = event.get(key)
+        return value if isinstance(value, str) else ""
+
+    return json.dumps(
+        {
+            "Status": "FAILED",
+            "Reason": reason,
+            "PhysicalResourceId": text("PhysicalResourceId") or "bucket-eventbridge-not-created",
+            "StackId": text("StackId"),
+            "RequestId": text("RequestId"),
+            "LogicalResourceId": text("LogicalResourceId"),
+        }
+    ).encode()
 
 
 def response_body(request: CustomResourceRequest, *, status: str, reason: str) -> bytes:
