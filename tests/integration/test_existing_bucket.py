@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import uuid
 from typing import Any
 
@@ -17,9 +16,7 @@ import pytest
 from functions.domain.bucket_notifications import EVENT_BRIDGE
 from functions.handlers.bucket_event_bridge import lambda_handler
 from ops.__main__ import main as ops_main
-from sandbox import Sandbox
 from stacks import outputs
-from tests.integration.sandboxes import started
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
 
@@ -263,35 +260,3 @@ def test_preflight_of_something_that_does_not_exist_is_one_line_and_status_2(san
     assert status == 2
     assert len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith("ops preflight: error: ")
-
-
-def test_a_sandbox_can_start_on_a_bucket_with_history_and_eventbridge_off(
-    tmp_path, sklearn_model_dir, capsys, monkeypatch
-):  # type: ignore[no-untyped-def]
-    # GIVEN a bucket that already holds a model, with EventBridge notifications off (an adopted bucket)
-    history = tmp_path / "history"
-    shutil.copytree(sklearn_model_dir, history / "models" / "legacy-model" / "1")
-    adopted = started(
-        Sandbox(
-            workdir=tmp_path / "sandbox", existing_objects=history, bucket_event_bridge=False, handle_signals=False
-        ),
-        "the adopted-bucket sandbox",
-    )
-    try:
-        s3 = adopted.client("s3")
-        # WHEN the preflight looks at it (the sandbox's moto, through its environment)
-        for name, value in adopted.client_environment().items():
-            monkeypatch.setenv(name, value)
-        status, lines = _preflight(capsys, "--bucket", adopted.bucket)
-
-        # THEN the model is there, nothing announced it, and the preflight says EventBridge is missing
-        listed = s3.list_objects_v2(Bucket=adopted.bucket, Prefix="models/legacy-model/")["Contents"]
-        assert "models/legacy-model/1/MLmodel" in {item["Key"] for item in listed}
-        assert not adopted.bucket_event_bridge_on()
-        assert status == 2
-        assert [line.split(":", 1)[0] for line in lines if line.startswith("MISSING")] == [
-            "MISSING EventBridge notifications"
-        ]
-        assert adopted.observed_events("Model Version Registered", model_name="legacy-model") == []
-    finally:
-        adopted.stop()
