@@ -49,7 +49,7 @@ _WORKSPACES_OFF = "FEATURE_DISABLED"
 """The client's refusal of a workspace when the server has workspaces off
 (`mlflow.store.workspace_rest_store_mixin.WorkspaceRestStoreMixin`), and the server's refusal of the header then
 (`mlflow.server.workspace_helpers.resolve_workspace_for_request_if_enabled`)."""
-_NO_SUCH_WORKSPACE = re.compile(r"^Workspace '[^']*' not found")
+_NO_SUCH_WORKSPACE = re.compile(r"\bWorkspace '[^']*' not found")
 """The server's answer (RESOURCE_DOES_NOT_EXIST) for a header naming a workspace it does not have
 (`mlflow.store.workspace.sqlalchemy_store.SqlAlchemyStore._get_workspace`): told apart from a missing version."""
 
@@ -343,7 +343,7 @@ def _workspace_refusal(error: MlflowException) -> Rejected | None:
             "workspaces_disabled",
             f"the key is under an MLflow workspace, but the registry has workspaces off: {_first_line(error)}",
         )
-    if error_code(error) in MISSING and _NO_SUCH_WORKSPACE.match(str(error)):
+    if error_code(error) in MISSING and _NO_SUCH_WORKSPACE.search(str(error)):
         return Rejected("unknown_workspace", f"the registry has no such workspace: {_first_line(error)}")
     return None
 
