@@ -76,6 +76,11 @@ class RunArtifact:
 ModelLocation = PlainUpload | LoggedModelArtifact | RunArtifact
 
 
+def workspace_of(location: ModelLocation) -> str | None:
+    """The MLflow workspace a location is in (None for plain uploads, and outside any workspace)."""
+    return None if isinstance(location, PlainUpload) else location.workspace
+
+
 def check_key(key: str) -> None:
     """Refuse keys that are hostile or cannot be handled safely; raises `Rejected`."""
     if not key:

@@ -30,6 +30,7 @@ from functions.domain.layouts import (
     check_model_name,
     classify,
     skip_reason,
+    workspace_of,
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
@@ -187,7 +188,7 @@ class Registrar:
             raise Rejected("malformed_mlmodel", "MLmodel is a zero-byte object")
         # Under `<root>/workspaces/<workspace>/`, the run, the logged model and the registered model all live in that
         # MLflow workspace: every registry call of this upload is made there.
-        with self._registry.in_workspace(_workspace(location)):
+        with self._registry.in_workspace(workspace_of(location)):
             return self._register(obj, location)
 
     def _register(self, obj: UploadedObject, location: ModelLocation) -> Outcome:
@@ -373,11 +374,6 @@ class Registrar:
                 workspace=target.workspace,
             )
         )
-
-
-def _workspace(location: ModelLocation) -> str | None:
-    """The MLflow workspace a location is in (None for plain uploads, and outside any workspace)."""
-    return None if isinstance(location, PlainUpload) else location.workspace
 
 
 def _registered_names(tag_value: str | None) -> list[str]:
