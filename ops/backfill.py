@@ -400,9 +400,7 @@ class DeadLettered:
 def dead_lettered(letters: Iterable[DeadLetter], sent_ids: set[str], *, waiting: int, read_all: bool) -> DeadLettered:
     """Which `letters` are events this run sent: a dead letter's body is the EventBridge event, whose `id` is the
     EventId PutEvents returned (kept through the route's re-enqueues and SQS's redrive), so only this run's count."""
-    reasons = Counter(
-        letter.reason or NO_REASON for letter in letters if (letter.event or {}).get("id") in sent_ids
-    )
+    reasons = Counter(letter.reason or NO_REASON for letter in letters if (letter.event or {}).get("id") in sent_ids)
     return DeadLettered(reasons, waiting=waiting, read_all=read_all)
 
 

@@ -99,7 +99,9 @@ class MlflowRegistry(ModelRegistry):
             context = WorkspaceContext(workspace)
             context.__enter__()
         except MlflowException as error:  # a name MLflow's WorkspaceNameValidator refuses
-            raise Rejected("invalid_workspace", f"MLflow refused workspace {workspace!r}: {_first_line(error)}") from None
+            raise Rejected(
+                "invalid_workspace", f"MLflow refused workspace {workspace!r}: {_first_line(error)}"
+            ) from None
         try:
             yield
         finally:
@@ -205,9 +207,7 @@ class MlflowRegistry(ModelRegistry):
             return self._to_version(self._registry.get_model_version_by_alias(model_name, alias))
         except MlflowException as error:
             # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
-            if self._missing(error) or (
-                error_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)
-            ):
+            if self._missing(error) or (error_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
                 return None
             raise self._unavailable("get_model_version_by_alias", error) from error
 

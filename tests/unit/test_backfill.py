@@ -292,10 +292,10 @@ class FakeSqs:
             message["_received"] = True
         return {"Messages": batch}
 
-    def change_message_visibility_batch(self, QueueUrl, Entries):  # type: ignore[no-untyped-def]  # noqa: N803
+    def change_message_visibility_batch(self, QueueUrl, Entries):  # type: ignore[no-untyped-def]
         self.visible_again += [entry["ReceiptHandle"] for entry in Entries]
 
-    def get_queue_attributes(self, QueueUrl, AttributeNames):  # type: ignore[no-untyped-def]  # noqa: N803
+    def get_queue_attributes(self, QueueUrl, AttributeNames):  # type: ignore[no-untyped-def]
         depth = self.depths.pop(0) if len(self.depths) > 1 else self.depths[0]
         return {"Attributes": {"ApproximateNumberOfMessages": str(depth)}}
 
@@ -303,7 +303,12 @@ class FakeSqs:
 def letter(event_id: str, reason: str | None) -> dict:
     attributes = {"reason": {"StringValue": reason, "DataType": "String"}} if reason else {}
     body = json.dumps({"id": event_id, "detail-type": "Object Created", "detail": {"object": {"key": "k"}}})
-    return {"MessageId": f"m-{event_id}", "ReceiptHandle": f"rh-{event_id}", "Body": body, "MessageAttributes": attributes}
+    return {
+        "MessageId": f"m-{event_id}",
+        "ReceiptHandle": f"rh-{event_id}",
+        "Body": body,
+        "MessageAttributes": attributes,
+    }
 
 
 QUEUES = RouteQueues("register", "https://sqs/register", "https://sqs/register-dlq")

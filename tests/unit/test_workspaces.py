@@ -96,7 +96,9 @@ def test_promotion_and_rollback_requests_act_in_their_workspace(tmp_path, reques
     # GIVEN two passed versions in team-a, champion on v2 after v1 (so a rollback has a target)
     world = AliasWorld(tmp_path)
     for number in ("1", "2"):
-        world.keeper.on_verdict(world.version(number, 0.5 + int(number) / 10).model_copy(update={"workspace": "team-a"}))
+        world.keeper.on_verdict(
+            world.version(number, 0.5 + int(number) / 10).model_copy(update={"workspace": "team-a"})
+        )
     world.registry.calls_by_workspace.clear()
     fields = {"model_name": "churn", "alias": "champion", "correlation_id": "c", "workspace": "team-a"}
     if request_model is PromotionRequested:
