@@ -9,6 +9,7 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
     python -m ops --stack RegistryAutopilot rollback churn --alias champion --by bob [--to 5]
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
+    python -m ops --stack RegistryAutopilot --workspace team-a promote churn 7   (a model in an MLflow workspace)
     python -m ops --stack RegistryAutopilot redrive register --dry-run
     python -m ops --stack RegistryAutopilot backfill --dry-run
     python -m ops preflight --bucket ml-artifacts [--key-arn ARN]   (or --stack NAME: ops/preflight.py)
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel
 
 from functions.domain.tags import VALIDATION_TAG_PREFIX
+from functions.models.events import workspace_name_problem
 from functions.project import command_name
 from ops.target import Target, TargetError, from_sandbox, from_stack
 
@@ -50,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--sandbox", help="a running sandbox: its `python -m sandbox --json` line, or a file holding it")
     where.add_argument("--stack", help="a deployed stack's name (its outputs name the bus)")
     parser.add_argument("--region", help="AWS region of the stack (default: your AWS configuration's)")
+    parser.add_argument(
+        "--workspace",
+        help="the MLflow workspace the model is in (a server with workspaces on): requests name it, reads are made "
+        "in it (default: the client's workspace; backfill takes each key's own)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     from ops.redrive import add_parser as add_redrive_parser  # self-contained: ops/redrive.py
 
@@ -93,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.set_defaults(run=run_history)
 
     args = parser.parse_args(argv)
+    problem = workspace_name_problem(args.workspace) if args.workspace else None
+    if problem:
+        print(f"ops: error: --workspace: {problem}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         target = from_sandbox(args.sandbox) if args.sandbox else from_stack(args.stack, region=args.region)
         return args.run(args, target)
@@ -116,6 +127,7 @@ def run_validate(args: argparse.Namespace, target: Target) -> int:
         version=args.version,
         requested_by=args.by or getpass.getuser(),
         correlation_id=str(uuid.uuid4()),
+        workspace=args.workspace,
     )
     publish(target, request)
     print(f"Validation Requested for {args.model} v{args.version} (correlation id {request.correlation_id})")
@@ -125,7 +137,7 @@ def run_validate(args: argparse.Namespace, target: Target) -> int:
 def run_promote(args: argparse.Namespace, target: Target) -> int:
     from functions.models.events import PromotionRequested
 
-    refusal = _not_passed(target, args.model, args.version, "promote")
+    refusal = _not_passed(target, args.model, args.version, "promote", args.workspace)
     if refusal:
         print(f"ops: refused: {refusal}", file=sys.stderr)
         return EXIT_ERROR
@@ -135,6 +147,7 @@ def run_promote(args: argparse.Namespace, target: Target) -> int:
         alias=args.alias,
         approver=args.approver or getpass.getuser(),
         correlation_id=str(uuid.uuid4()),
+        workspace=args.workspace,
     )
     publish(target, request)
     print(
@@ -147,7 +160,7 @@ def run_rollback(args: argparse.Namespace, target: Target) -> int:
     from functions.models.events import RollbackRequested
 
     if args.version:
-        refusal = _not_passed(target, args.model, args.version, "roll back to")
+        refusal = _not_passed(target, args.model, args.version, "roll back to", args.workspace)
         if refusal:
             print(f"ops: refused: {refusal}", file=sys.stderr)
             return EXIT_ERROR
@@ -157,6 +170,7 @@ def run_rollback(args: argparse.Namespace, target: Target) -> int:
         version=args.version,
         requested_by=args.by or getpass.getuser(),
         correlation_id=str(uuid.uuid4()),
+        workspace=args.workspace,
     )
     publish(target, request)
     where = f"v{args.version}" if args.version else "its previous holder"
@@ -170,7 +184,7 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
     from functions.domain.promotion import parse_history
     from functions.domain.tags import history_tag
 
-    model = _read(target, lambda registry: registry.get_model(args.model))
+    model = _read(target, lambda registry: registry.get_model(args.model), args.workspace)
     if model is None:
         raise TargetError(f"the registry has no model named {args.model!r}")
     history = parse_history(model.tags.get(history_tag(args.alias)))
@@ -187,37 +201,39 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
-def _read(target: Target, read: Callable[[ModelRegistry], T]) -> T:
-    """One read through the registry adapter; a registry that cannot answer is a `TargetError`."""
+def _read(target: Target, read: Callable[[ModelRegistry], T], workspace: str | None = None) -> T:
+    """One read through the registry adapter, in `workspace`; a registry that cannot answer is a `TargetError`."""
     from functions.adapters.registry_factory import open_registry
     from functions.domain.errors import PipelineError
 
     if not target.tracking_uri:
         raise TargetError("set MLFLOW_TRACKING_URI to the stack's MLflow server to read the registry")
     try:
-        return read(open_registry(target.tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", "")))
+        registry = open_registry(target.tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", ""))
+        with registry.in_workspace(workspace):
+            return read(registry)
     except PipelineError as error:
         raise TargetError(error.message) from None
 
 
-def _version(target: Target, model: str, version: str) -> VersionInfo:
-    found = _read(target, lambda registry: registry.get_version(model, version))
+def _version(target: Target, model: str, version: str, workspace: str | None = None) -> VersionInfo:
+    found = _read(target, lambda registry: registry.get_version(model, version), workspace)
     if found is None:
         raise TargetError(f"the registry has no version {version} of {model!r}")
     return found
 
 
-def _not_passed(target: Target, model: str, version: str, verb: str) -> str | None:
+def _not_passed(target: Target, model: str, version: str, verb: str, workspace: str | None) -> str | None:
     """Why the functions would refuse this request (they check again): None when the version passed."""
     from functions.domain.aliases import not_passed
 
-    return not_passed(_version(target, model, version), verb)
+    return not_passed(_version(target, model, version, workspace), verb)
 
 
 def run_verdict(args: argparse.Namespace, target: Target) -> int:
     from functions.domain.validation import verdict_record
 
-    tags = _version(target, args.model, args.version).tags
+    tags = _version(target, args.model, args.version, args.workspace).tags
     verdict = {key: value for key, value in sorted(tags.items()) if key.startswith(VALIDATION_TAG_PREFIX)}
     if args.json:
         print(json.dumps({"model": args.model, "version": args.version, **verdict}, sort_keys=True))

@@ -19,6 +19,15 @@ held version's verdict (`ops promote` still can). Events go out oldest upload fi
 Resumable: run again after any interruption, and it sends only what the registry does not hold yet; an event sent
 twice is a duplicate delivery to the register route (its idempotency record and its registry lookup by source).
 
+Dead letters: the summary counts the records this run sent that are in the register dead-letter queue when it ends
+(by the EventBridge event id PutEvents returned, which the dead letter's body keeps), with their reasons, and how many
+records the register queue still holds then; those may dead-letter later (`--settle SECONDS` waits for the queue to
+empty first; `python -m ops redrive register --dry-run` lists them afterwards). A target without the register
+dead-letter queue, or a queue that cannot be read, is said to leave the count unknown.
+
+MLflow workspaces: a key under `<root>/workspaces/<workspace>/` is registered in that workspace, so the identities
+already registered are read in the client's workspace and in each workspace the candidates are under.
+
 Very large buckets: `--inventory s3://<destination>/<prefix>/<bucket>/<config-id>/<timestamp>/manifest.json` takes the
 listing from an S3 Inventory report (CSV) instead of ListObjectsV2 (`ops.target.inventory_objects`, parsed by
 `ops.inventory`); the plan, the HeadObject check of every candidate and the sending are the same.
@@ -37,13 +46,25 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.domain.errors import PipelineError, Rejected
-from functions.domain.layouts import LoggedModelArtifact, PlainUpload, check_key, check_model_name, classify
+from functions.domain.layouts import (
+    LoggedModelArtifact,
+    PlainUpload,
+    check_key,
+    check_model_name,
+    classify,
+    workspace_of,
+)
+from functions.domain.ports import ModelRegistry
 from functions.domain.registration import UploadedObject
 from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_PROMOTE
-from functions.routing import MLMODEL_FILE, PLAIN_UPLOAD_PREFIX
+from functions.models.dead_letters import DeadLetter
+from functions.routing import MLMODEL_FILE, PLAIN_UPLOAD_PREFIX, REGISTER
+from ops.redrive import NO_REASON, RouteQueues, peek
 from ops.target import (
     HeadedObject,
     ListedObject,
@@ -62,6 +83,9 @@ DEFAULT_RATE = 5.0
 spending ~130 ms and 4 to 6 MLflow requests on a registration (docs/performance.md); 5 events a second keep the
 backfill to about one function's worth of that, so live uploads keep the rest and MLflow sees ~30 requests a second
 from it at most. Raise it with the MLflow server's headroom in mind."""
+
+DEAD_LETTERS_READ = 1000
+"""Dead letters read to count this run's (past that, the count is a floor and says so)."""
 
 PROGRESS_EVERY_SECONDS = 60.0
 """When stderr is not a terminal, one progress line a minute."""
@@ -86,6 +110,8 @@ class Candidate:
     model: str
     """The registered model name for plain uploads; for MLflow's layouts the register route resolves it."""
     last_modified: datetime
+    workspace: str | None = None
+    """The MLflow workspace of the key (`<root>/workspaces/<workspace>/`), None outside any."""
 
 
 @dataclass(frozen=True)
@@ -175,9 +201,27 @@ def select(
         else:
             layout = "logged_model" if isinstance(location, LoggedModelArtifact) else "run_artifact"
             model = f"(experiment {location.experiment_id or '?'})"
-            selection.candidates.append(Candidate(obj.key, layout, model, obj.last_modified))
+            selection.candidates.append(
+                Candidate(obj.key, layout, model, obj.last_modified, workspace=workspace_of(location))
+            )
     selection.candidates.sort(key=lambda candidate: (candidate.last_modified, candidate.key))
     return selection
+
+
+def registered_identities(registry: ModelRegistry, bucket: str, candidates: Iterable[Candidate]) -> set[str] | None:
+    """The identities the registry holds for `bucket`: in the client's workspace, and in each MLflow workspace the
+    candidates' keys are under (the register route registers each there); None when the registry cannot list them."""
+    found = registry.registered_identities(bucket)
+    for workspace in sorted({c.workspace for c in candidates if c.workspace}):
+        try:
+            with registry.in_workspace(workspace):
+                there = registry.registered_identities(bucket)
+        except Rejected:
+            # Workspaces off, or no such workspace: its keys are sent, and the register route dead-letters them with
+            # that reason (the summary counts them).
+            continue
+        found = None if found is None or there is None else found | there
+    return found
 
 
 def identity(bucket: str, head: HeadedObject) -> str:
@@ -321,6 +365,79 @@ def send_all(
     return outcome
 
 
+# --- what ended in the register dead-letter queue ---------------------------------------------------
+
+QUEUE_DEPTH_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+SETTLE_POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class DeadLettered:
+    """The register route's dead letters that are events this run sent, as read at the end of the run."""
+
+    reasons: Counter[str]
+    waiting: int
+    """Messages still in the register queue (visible, in flight or delayed) when it was read."""
+    read_all: bool = True
+    """False when the dead-letter queue held more letters than were read (the count is then a floor)."""
+
+    def line(self) -> str:
+        count = sum(self.reasons.values())
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.reasons.items()))
+        text = f"dead-lettered {'at least ' if not self.read_all else ''}{count}" + (f" ({reasons})" if reasons else "")
+        if self.waiting:
+            return (
+                f"{text} so far, {self.waiting} record(s) still in the register queue (more may follow: "
+                "`python -m ops redrive register --dry-run` lists the dead letters)"
+            )
+        return f"{text} (the register queue was empty when read)"
+
+
+def dead_lettered(letters: Iterable[DeadLetter], sent_ids: set[str], *, waiting: int, read_all: bool) -> DeadLettered:
+    """Which `letters` are events this run sent: a dead letter's body is the EventBridge event, whose `id` is the
+    EventId PutEvents returned (kept through the route's re-enqueues and SQS's redrive), so only this run's count."""
+    reasons = Counter(letter.reason or NO_REASON for letter in letters if (letter.event or {}).get("id") in sent_ids)
+    return DeadLettered(reasons, waiting=waiting, read_all=read_all)
+
+
+def read_dead_lettered(
+    sqs: Any,
+    queues: RouteQueues,
+    sent_ids: set[str],
+    *,
+    settle_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeadLettered:
+    """Wait up to `settle_seconds` for the register queue to empty, then count this run's dead letters."""
+    deadline = clock() + settle_seconds
+    while (waiting := _depth(sqs, queues.queue_url)) and clock() < deadline:
+        sleep(SETTLE_POLL_SECONDS)
+    letters = peek(sqs, queues, limit=DEAD_LETTERS_READ)
+    return dead_lettered(letters, sent_ids, waiting=waiting, read_all=len(letters) < DEAD_LETTERS_READ)
+
+
+def _depth(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(QUEUE_DEPTH_ATTRIBUTES))
+    return sum(int(attributes.get("Attributes", {}).get(name, 0)) for name in QUEUE_DEPTH_ATTRIBUTES)
+
+
+def _dead_letter_line(target: Target, sent_ids: set[str], settle_seconds: float) -> str:
+    """The summary's dead-letter part; says why when the register dead-letter queue cannot be read."""
+    urls = (target.queues or {}).get(REGISTER.name) or {}
+    if not urls.get("queue_url") or not urls.get("dead_letter_queue_url"):
+        return "dead-lettered unknown (the target names no register dead-letter queue)"
+    queues = RouteQueues(REGISTER.name, urls["queue_url"], urls["dead_letter_queue_url"])
+    try:
+        return read_dead_lettered(target.client("sqs"), queues, sent_ids, settle_seconds=settle_seconds).line()
+    except (ClientError, BotoCoreError) as error:
+        return f"dead-lettered unknown (cannot read the register dead-letter queue: {str(error)[:200]})"
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 
@@ -335,6 +452,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--promote", action="store_true", help="let the backfilled versions' verdicts move aliases (oldest first)"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before counting what was dead-lettered, wait up to this long for the register queue to empty (default 0)",
     )
     parser.add_argument(
         "--inventory",
@@ -381,7 +505,7 @@ def run_backfill(args: argparse.Namespace, target: Target) -> int:
     selection = select(listed, artifact_root_prefix=target.artifact_root_prefix, since=args.since, until=args.until)
     try:
         registry = open_registry(target.tracking_uri, os.environ.get("MLFLOW_REGISTRY_URI", ""))
-        registered = registry.registered_identities(bucket)
+        registered = registered_identities(registry, bucket, selection.candidates)
     except PipelineError as error:
         raise TargetError(
             f"cannot read the registry at {target.tracking_uri} ({error.message}): nothing was sent; run again once "
@@ -409,6 +533,7 @@ def run_backfill(args: argparse.Namespace, target: Target) -> int:
     )
     for error in outcome.errors:
         print(f"ops: error: {error}", file=sys.stderr)
+    sent_ids = {sending.event_id for sending in sendings if sending.event_id}
     skipped = ", ".join(
         f"{reason} {count}" for reason, count in sorted(Counter(s.reason for s in result.skipped).items())
     )
@@ -422,6 +547,7 @@ def run_backfill(args: argparse.Namespace, target: Target) -> int:
         + f", refused {len(result.refused)}"
         + (f" ({refused})" if refused else "")
         + (", aliases may move (--promote)" if args.promote else ", no alias moves (without --promote)")
+        + (f", {_dead_letter_line(target, sent_ids, args.settle)}" if sent_ids else ", dead-lettered 0")
     )
     if outcome.stopped:
         print(f"ops: error: {outcome.stopped}", file=sys.stderr)

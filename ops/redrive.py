@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,41 +151,57 @@ def redrive(
     outcome = Outcome()
     hidden: list[str] = []  # receipt handles of messages looked at but not moved: made visible again at the end
     try:
-        seen = 0
-        while seen < limit:
-            batch = sqs.receive_message(
-                QueueUrl=queues.dead_letter_queue_url,
-                MaxNumberOfMessages=min(10, limit - seen),
-                WaitTimeSeconds=1,
-                VisibilityTimeout=VISIBILITY_SECONDS,
-                MessageAttributeNames=list(DEAD_LETTER_ATTRIBUTES),
-                MessageSystemAttributeNames=["MessageGroupId"],
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                seen += 1
-                letter = DeadLetter.from_message(message, route=queues.route)
-                line = f"{letter.message_id}  reason={letter.reason or NO_REASON}  {summary(letter)}"
-                if dry_run or not selected_by(letter, reason):
-                    hidden.append(letter.receipt_handle)
-                    if dry_run and selected_by(letter, reason):
-                        outcome.moved += 1
-                        report(f"would move {line}")
-                    else:
-                        outcome.left += 1
-                    continue
-                problem = _move(sqs, queues, letter)
-                if problem:
-                    hidden.append(letter.receipt_handle)
-                    outcome.failed += 1
-                    report(f"could not move {line}: {problem}")
-                else:
+        for letter in received(sqs, queues, limit=limit):
+            line = f"{letter.message_id}  reason={letter.reason or NO_REASON}  {summary(letter)}"
+            if dry_run or not selected_by(letter, reason):
+                hidden.append(letter.receipt_handle)
+                if dry_run and selected_by(letter, reason):
                     outcome.moved += 1
-                    report(f"moved {line}")
+                    report(f"would move {line}")
+                else:
+                    outcome.left += 1
+                continue
+            problem = _move(sqs, queues, letter)
+            if problem:
+                hidden.append(letter.receipt_handle)
+                outcome.failed += 1
+                report(f"could not move {line}: {problem}")
+            else:
+                outcome.moved += 1
+                report(f"moved {line}")
     finally:
         _make_visible(sqs, queues.dead_letter_queue_url, hidden)
     return outcome
+
+
+def received(sqs: Any, queues: RouteQueues, *, limit: int = DEFAULT_LIMIT) -> Iterator[DeadLetter]:
+    """Up to `limit` dead letters of `queues.route`, each hidden for `VISIBILITY_SECONDS` once received (the caller
+    moves it, or makes it visible again)."""
+    seen = 0
+    while seen < limit:
+        batch = sqs.receive_message(
+            QueueUrl=queues.dead_letter_queue_url,
+            MaxNumberOfMessages=min(10, limit - seen),
+            WaitTimeSeconds=1,
+            VisibilityTimeout=VISIBILITY_SECONDS,
+            MessageAttributeNames=list(DEAD_LETTER_ATTRIBUTES),
+            MessageSystemAttributeNames=["MessageGroupId"],
+        ).get("Messages", [])
+        if not batch:
+            return
+        for message in batch:
+            seen += 1
+            yield DeadLetter.from_message(message, route=queues.route)
+
+
+def peek(sqs: Any, queues: RouteQueues, *, limit: int = DEFAULT_LIMIT) -> list[DeadLetter]:
+    """Up to `limit` dead letters of `queues.route`, left in the dead-letter queue (visible again at the end)."""
+    letters: list[DeadLetter] = []
+    try:
+        letters.extend(received(sqs, queues, limit=limit))
+    finally:
+        _make_visible(sqs, queues.dead_letter_queue_url, [letter.receipt_handle for letter in letters])
+    return letters
 
 
 def _move(sqs: Any, queues: RouteQueues, letter: DeadLetter) -> str | None:

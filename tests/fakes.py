@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -49,8 +51,21 @@ class FakeRegistry(ModelRegistry):
         self.run_reads: list[str] = []
         self.model_reads: list[str] = []
         self.down = False
+        self.workspace: str | None = None
+        """The workspace of the `in_workspace` block being run (None outside any)."""
+        self.calls_by_workspace: list[str | None] = []
+        """The workspace each registry call was made in, in order (one store for all: the fake does not scope)."""
+
+    @contextmanager
+    def in_workspace(self, workspace: str | None) -> Iterator[None]:
+        outer, self.workspace = self.workspace, workspace
+        try:
+            yield
+        finally:
+            self.workspace = outer
 
     def _check(self) -> None:
+        self.calls_by_workspace.append(self.workspace)
         if self.down:
             raise Unavailable("registry_unavailable", "MLflow is down")
 

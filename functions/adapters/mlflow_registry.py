@@ -18,15 +18,19 @@ requests of each operation against a real server, so an MLflow upgrade that chan
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.utils.workspace_context import WorkspaceContext
 
 from functions.adapters.mlflow_connection import RegistryConnection
-from functions.domain.errors import Rejected, Unavailable
+from functions.domain.errors import PipelineError, Rejected, Unavailable
 from functions.domain.ports import LoggedModelInfo, ModelInfo, ModelRegistry, RunInfo, VersionInfo
 from functions.domain.tags import IDENTITY_TAG, PROMPT_TAG, REGISTERED_BY, REGISTERED_BY_TAG
 
@@ -41,6 +45,13 @@ _REFUSED_CREDENTIALS = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "P
 SEARCH_PAGE = 1000
 """Versions per page when listing them all (MLflow's servers cap a page of version searches at 10,000)."""
 _INVALID = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
+_WORKSPACES_OFF = "FEATURE_DISABLED"
+"""The client's refusal of a workspace when the server has workspaces off
+(`mlflow.store.workspace_rest_store_mixin.WorkspaceRestStoreMixin`), and the server's refusal of the header then
+(`mlflow.server.workspace_helpers.resolve_workspace_for_request_if_enabled`)."""
+_NO_SUCH_WORKSPACE = re.compile(r"\bWorkspace '[^']*' not found")
+"""The server's answer (RESOURCE_DOES_NOT_EXIST) for a header naming a workspace it does not have
+(`mlflow.store.workspace.sqlalchemy_store.SqlAlchemyStore._get_workspace`): told apart from a missing version."""
 
 
 def error_code(error: MlflowException) -> str:
@@ -70,7 +81,42 @@ class MlflowRegistry(ModelRegistry):
         """The client's registry client: each call is one request (see the module's docstring)."""
         return self._client._get_registry_client()
 
-    def _unavailable(self, operation: str, error: Exception) -> Unavailable:
+    @contextmanager
+    def in_workspace(self, workspace: str | None) -> Iterator[None]:
+        """Calls in the block send `X-MLFLOW-WORKSPACE: <workspace>` (None: no header, the client's default).
+
+        MLflow's client reads the workspace per request (`mlflow.utils.rest_utils.http_request` calls
+        `get_request_workspace()`, a ContextVar, then the `MLFLOW_WORKSPACE` environment variable); `WorkspaceContext`
+        sets both for the block and restores them after. The environment variable is process-wide: the functions
+        make one registry call at a time per process (Lambda; the sandbox's workers are processes), which this relies
+        on. The server scopes registered models, versions, runs and logged models by that header
+        (`mlflow.store.model_registry.sqlalchemy_store.SqlAlchemyStore._get_active_workspace`).
+        """
+        if workspace is None:
+            yield
+            return
+        try:
+            context = WorkspaceContext(workspace)
+            context.__enter__()
+        except MlflowException as error:  # a name MLflow's WorkspaceNameValidator refuses
+            raise Rejected(
+                "invalid_workspace", f"MLflow refused workspace {workspace!r}: {_first_line(error)}"
+            ) from None
+        try:
+            yield
+        finally:
+            context.__exit__(None, None, None)
+
+    def _missing(self, error: MlflowException) -> bool:
+        """Is `error` MLflow's "does not exist" for the thing asked for? (A missing workspace raises `Rejected`.)"""
+        refusal = _workspace_refusal(error)
+        if refusal is not None:
+            raise refusal from error
+        return error_code(error) in MISSING
+
+    def _unavailable(self, operation: str, error: Exception) -> PipelineError:
+        if isinstance(error, MlflowException) and (refusal := _workspace_refusal(error)) is not None:
+            return refusal
         if isinstance(error, MlflowException) and error_code(error) in _REFUSED_CREDENTIALS:
             if self._connection is not None:
                 self._connection.reset()
@@ -86,7 +132,7 @@ class MlflowRegistry(ModelRegistry):
         try:
             model = client.get_logged_model(model_id)
         except MlflowException as error:
-            if error_code(error) in MISSING:
+            if self._missing(error):
                 return None
             raise self._unavailable("get_logged_model", error) from error
         return LoggedModelInfo(
@@ -104,7 +150,7 @@ class MlflowRegistry(ModelRegistry):
         try:
             run = client.get_run(run_id)
         except MlflowException as error:
-            if error_code(error) in MISSING:
+            if self._missing(error):
                 return None
             raise self._unavailable("get_run", error) from error
         inputs = getattr(run, "inputs", None)
@@ -152,7 +198,7 @@ class MlflowRegistry(ModelRegistry):
         try:
             return self._to_version(self._registry.get_model_version(model_name, version))
         except MlflowException as error:
-            if error_code(error) in MISSING:
+            if self._missing(error):
                 return None
             raise self._unavailable("get_model_version", error) from error
 
@@ -161,9 +207,7 @@ class MlflowRegistry(ModelRegistry):
             return self._to_version(self._registry.get_model_version_by_alias(model_name, alias))
         except MlflowException as error:
             # A missing alias is INVALID_PARAMETER_VALUE ("alias ... not found") on MLflow's own stores.
-            if error_code(error) in MISSING or (
-                error_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)
-            ):
+            if self._missing(error) or (error_code(error) == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
                 return None
             raise self._unavailable("get_model_version_by_alias", error) from error
 
@@ -184,7 +228,7 @@ class MlflowRegistry(ModelRegistry):
         try:
             model = self._registry.get_registered_model(model_name)
         except MlflowException as error:
-            if error_code(error) in MISSING:
+            if self._missing(error):
                 return None
             raise self._unavailable("get_registered_model", error) from error
         if str((getattr(model, "_tags", None) or {}).get(PROMPT_TAG, "")).lower() == "true":  # `tags` hides it
@@ -206,7 +250,7 @@ class MlflowRegistry(ModelRegistry):
             (registry_key,) = self._to_registry_tags({key: ""})
             self._registry.delete_model_version_tag(model_name, version, registry_key)
         except MlflowException as error:
-            if error_code(error) not in MISSING:
+            if not self._missing(error):
                 raise self._unavailable("delete_model_version_tag", error) from error
 
     def transition_stage(self, model_name: str, version: str, stage: str) -> None:
@@ -237,7 +281,7 @@ class MlflowRegistry(ModelRegistry):
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
             # MLflow's basic-auth app answers 403, not "does not exist", for a version of a model not created yet.
-            first_version = error_code(error) in MISSING or (
+            first_version = self._missing(error) or (
                 error_code(error) == "PERMISSION_DENIED" and not self._model_exists(model_name)
             )
             if not first_version:
@@ -256,7 +300,7 @@ class MlflowRegistry(ModelRegistry):
         try:
             self._client.get_registered_model(model_name)
         except MlflowException as error:
-            if error_code(error) in MISSING:
+            if self._missing(error):
                 return False
             raise self._unavailable("get_registered_model", error) from error
         return True
@@ -289,6 +333,19 @@ class MlflowRegistry(ModelRegistry):
 
     def _to_version(self, version: ModelVersion) -> VersionInfo:
         return version_info(version, tags=self._from_registry_tags(_tags(version)))
+
+
+def _workspace_refusal(error: MlflowException) -> Rejected | None:
+    """A request refused for its workspace: the server has workspaces off, or no such workspace. Retrying does not
+    help; the record is dead-lettered with the reason (and redriven once the workspace exists or workspaces are on)."""
+    if error_code(error) == _WORKSPACES_OFF:
+        return Rejected(
+            "workspaces_disabled",
+            f"the key is under an MLflow workspace, but the registry has workspaces off: {_first_line(error)}",
+        )
+    if error_code(error) in MISSING and _NO_SUCH_WORKSPACE.search(str(error)):
+        return Rejected("unknown_workspace", f"the registry has no such workspace: {_first_line(error)}")
+    return None
 
 
 def _tags(version: ModelVersion) -> dict[str, str]:

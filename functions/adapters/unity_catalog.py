@@ -10,6 +10,8 @@ Everything else (error mapping, one request per operation) is `MlflowRegistry`'s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from mlflow.exceptions import MlflowException
@@ -30,6 +32,11 @@ class UnityCatalogRegistry(MlflowRegistry):
     MAX_IDENTITY_READS = 50
     """Versions created since the upload whose tags are read, newest first. More than 50 versions of one model
     created after a single upload is not expected; past that, an earlier version may be missed (and duplicated)."""
+
+    @contextmanager
+    def in_workspace(self, workspace: str | None) -> Iterator[None]:
+        """Unity Catalog has no MLflow workspaces (its catalogs and schemas are in the name): calls act as always."""
+        yield
 
     def find_version(
         self, model_name: str, sources: list[str], identity: str, *, not_before: datetime | None = None

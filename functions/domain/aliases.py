@@ -11,7 +11,8 @@ the request is dead-lettered with its reason, and `python -m ops` refuses the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -67,6 +68,19 @@ class AliasKeeper:
         self._dry_run_replays = dry_run_replays
         self._now = now
         self.warnings: list[str] = []
+        self._workspace: str | None = None
+        """The MLflow workspace of the event being handled (the route hands the keeper one event at a time)."""
+
+    @contextmanager
+    def _in_workspace(self, workspace: str | None) -> Iterator[None]:
+        """Every registry read and write of one event, and the events it emits, in the event's MLflow workspace (the
+        evidence reader shares the registry, so its reads are made there too)."""
+        self._workspace = workspace
+        try:
+            with self._registry.in_workspace(workspace):
+                yield
+        finally:
+            self._workspace = None
 
     # --- a passed verdict -------------------------------------------------------------------------
 
@@ -74,6 +88,10 @@ class AliasKeeper:
         """Set the aliases the policy names for a passed version; nothing for a failed one."""
         if verdict.status != "passed":
             return []
+        with self._in_workspace(verdict.workspace):
+            return self._on_verdict(verdict)
+
+    def _on_verdict(self, verdict: ModelVersionValidated) -> list[Decision]:
         version = self._registry.get_version(verdict.model_name, verdict.version)
         if version is None or version.tags.get(TAG_STATUS) != "passed":
             # Deleted, re-validated as failed since this verdict, or a forged verdict: the registry decides.
@@ -147,6 +165,7 @@ class AliasKeeper:
                     correlation_id=verdict.correlation_id,
                     alias=alias,
                     reason=f"{reason}; awaiting approval",
+                    workspace=self._workspace,
                 )
             )
             return Decision(alias, "pending", version.version, previous, reason)
@@ -157,6 +176,10 @@ class AliasKeeper:
 
     def promote(self, request: PromotionRequested) -> Decision:
         """Move `alias` to a version an approver names, after re-checking its verdict."""
+        with self._in_workspace(request.workspace):
+            return self._promote(request)
+
+    def _promote(self, request: PromotionRequested) -> Decision:
         version = self._passed_version(request.model_name, request.version, "promote")
         loaded = self._policies.for_model(request.model_name)
         model = self._model(request.model_name)
@@ -173,6 +196,10 @@ class AliasKeeper:
 
     def rollback(self, request: RollbackRequested) -> Decision:
         """Move `alias` back to its previous holder (from the history), or to a named version that passed."""
+        with self._in_workspace(request.workspace):
+            return self._rollback(request)
+
+    def _rollback(self, request: RollbackRequested) -> Decision:
         name, alias = request.model_name, request.alias
         model = self._model(name)
         previous = model.aliases.get(alias)
@@ -252,6 +279,7 @@ class AliasKeeper:
                 previous_version=entry.previous,
                 reason=entry.reason,
                 actor=entry.actor,
+                workspace=self._workspace,
             )
         )
 

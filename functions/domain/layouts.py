@@ -13,7 +13,9 @@ For the two MLflow layouts the registered model's name comes from a tag or the c
 3.10+) puts a workspace's experiments: `<default artifact root>/workspaces/<workspace>/<experiment_id>` (MLflow's
 "Workspace Configuration", Artifact Behavior: https://mlflow.org/docs/latest/self-hosting/workspaces/configuration;
 mlflow/mlflow#19319, #19778). Workspace names follow MLflow's `WorkspaceNameValidator`: 2 to 63 characters, lowercase
-letters, digits and inner hyphens, and `workspaces` is reserved, so it is never an experiment segment here either.
+letters, digits and inner hyphens, and `workspaces`, `api`, `ajax-api` and `static-files` are reserved
+(`functions.models.events.workspace_name_problem`, the same rule the events' `workspace` field is checked with);
+`workspaces` is never an experiment segment here either. A key under a name MLflow refuses is no model location.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from functions.domain.errors import Rejected
+from functions.models.events import RESERVED_WORKSPACE_NAMES, WORKSPACE_NAME_PATTERN
 from functions.routing import MLMODEL_FILE, PLAIN_UPLOAD_PREFIX
 
 MAX_KEY_BYTES = 1024
@@ -38,10 +41,11 @@ _RUN_ID = r"[0-9a-f]{32}"
 _EXPERIMENT = r"[0-9A-Za-z._-]+"
 WORKSPACES_DIR = "workspaces"
 """MLflow's folder of workspaces under the default artifact root (`mlflow.utils.workspace_utils.WORKSPACES_DIR_NAME`)."""
-_WORKSPACE = r"[a-z0-9][-a-z0-9]{0,61}[a-z0-9]"
+_WORKSPACE = WORKSPACE_NAME_PATTERN
 # The optional workspace, then the optional experiment; `workspaces` is taken for neither.
 _NOT_WORKSPACES = rf"(?!{WORKSPACES_DIR}/)"
-_SCOPE = rf"(?:{WORKSPACES_DIR}/{_NOT_WORKSPACES}(?P<ws>{_WORKSPACE})/)?(?:{_NOT_WORKSPACES}(?P<exp>{_EXPERIMENT})/)?"
+_NOT_RESERVED = "".join(rf"(?!{re.escape(name)}/)" for name in sorted(RESERVED_WORKSPACE_NAMES))
+_SCOPE = rf"(?:{WORKSPACES_DIR}/{_NOT_RESERVED}(?P<ws>{_WORKSPACE})/)?(?:{_NOT_WORKSPACES}(?P<exp>{_EXPERIMENT})/)?"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ class RunArtifact:
 
 
 ModelLocation = PlainUpload | LoggedModelArtifact | RunArtifact
+
+
+def workspace_of(location: ModelLocation) -> str | None:
+    """The MLflow workspace a location is in (None for plain uploads, and outside any workspace)."""
+    return None if isinstance(location, PlainUpload) else location.workspace
 
 
 def check_key(key: str) -> None:

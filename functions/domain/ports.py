@@ -7,6 +7,8 @@ implement them with in-memory fakes (`tests/fakes.py`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -69,6 +71,15 @@ class ModelRegistry(ABC):
     """The registry operations the pipeline uses. Unreachable registry → `Unavailable`."""
 
     requirements: RegistryRequirements = RegistryRequirements()
+
+    @contextmanager
+    def in_workspace(self, workspace: str | None) -> Iterator[None]:
+        """Every call inside the block acts in MLflow workspace `workspace` (None: the client's default workspace).
+
+        The domain says which workspace (the upload's key, or the event's `workspace`); a registry without MLflow
+        workspaces (Unity Catalog, the in-memory fake) acts as it always does.
+        """
+        yield
 
     @abstractmethod
     def get_logged_model(self, model_id: str) -> LoggedModelInfo | None: ...

@@ -30,6 +30,7 @@ from functions.domain.layouts import (
     check_model_name,
     classify,
     skip_reason,
+    workspace_of,
 )
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
 from functions.domain.ports import (
@@ -149,7 +150,7 @@ class _Target:
     known_model: bool
     logged_model: LoggedModelInfo | None
     workspace: str | None = None
-    """The MLflow workspace of the key (recorded as `origin.workspace`; the registry call itself names none)."""
+    """The MLflow workspace of the key: the version is registered there, and it is recorded as `origin.workspace`."""
 
 
 class Registrar:
@@ -185,7 +186,12 @@ class Registrar:
             )
         if obj.size == 0:
             raise Rejected("malformed_mlmodel", "MLmodel is a zero-byte object")
+        # Under `<root>/workspaces/<workspace>/`, the run, the logged model and the registered model all live in that
+        # MLflow workspace: every registry call of this upload is made there.
+        with self._registry.in_workspace(workspace_of(location)):
+            return self._register(obj, location)
 
+    def _register(self, obj: UploadedObject, location: ModelLocation) -> Outcome:
         mlmodel = self._read_mlmodel(obj)
         if mlmodel is None:
             return Outcome("skipped", reason="object_gone")
@@ -365,6 +371,7 @@ class Registrar:
                     uploaded_at=obj.uploaded_at,
                 ),
                 already_registered=already_registered,
+                workspace=target.workspace,
             )
         )
 

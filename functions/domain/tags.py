@@ -22,9 +22,10 @@ ORIGIN_TAG_PREFIX = "origin."
 IDENTITY_TAG = f"{ORIGIN_TAG_PREFIX}identity"
 """Every version the pipeline creates carries its upload's identity in this tag (see `ModelRegistry.find_version`)."""
 WORKSPACE_TAG = f"{ORIGIN_TAG_PREFIX}workspace"
-"""The MLflow workspace an upload's key is under (`<root>/workspaces/<workspace>/...`). Recorded, not acted on: the
-registry client selects a workspace per process (MLflow's `MLFLOW_WORKSPACE`, sent as the `X-MLFLOW-WORKSPACE`
-header), not per call, so the version is registered in the workspace the functions' client uses."""
+"""The MLflow workspace an upload's key is under (`<root>/workspaces/<workspace>/...`), recorded on the version. The
+version is registered in that workspace (`ModelRegistry.in_workspace`, MLflow's `X-MLFLOW-WORKSPACE` header), and
+the events about it carry it as `workspace`, so validation and alias moves act there too; the tag is what a reader
+of the registry sees of it."""
 
 BACKFILL_TAG = f"{ORIGIN_TAG_PREFIX}backfill"
 """Set on a version `python -m ops backfill` sent: `BACKFILL_HOLD_ALIASES` (its verdict moves no alias; only

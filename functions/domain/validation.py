@@ -52,6 +52,8 @@ class ValidationRequest:
     artifact: ArtifactOrigin | None = None
     """Where the MLmodel was uploaded (from `Model Version Registered`), when known."""
     replay_name: str | None = None
+    workspace: str | None = None
+    """The MLflow workspace the version lives in (the event's `workspace`); None: the client's default."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,11 @@ class Validator:
         self._now = now
 
     def validate(self, request: ValidationRequest) -> Verdict:
+        # The version, its run, logged model and baseline are all read, and the verdict written, in its workspace.
+        with self._registry.in_workspace(request.workspace):
+            return self._validate(request)
+
+    def _validate(self, request: ValidationRequest) -> Verdict:
         version = self._registry.get_version(request.model_name, request.version)
         if version is None:
             return Verdict("skipped")
@@ -207,6 +214,7 @@ class Validator:
                 checks=[_result(check) for check in checks],
                 policy=loaded.identity,
                 uploaded_at=request.artifact.uploaded_at if request.artifact else None,
+                workspace=request.workspace,
             )
         )
         return Verdict(status, checks, loaded.identity, changed)

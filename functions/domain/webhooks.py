@@ -47,7 +47,7 @@ from functions.domain.events import version_event
 from functions.domain.layouts import check_model_name
 from functions.domain.ports import EventPublisher, VersionInfo
 from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
-from functions.models.events import ModelVersionRegistered
+from functions.models.events import ModelVersionRegistered, workspace_name_problem
 
 SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
@@ -118,11 +118,13 @@ class _Payload(BaseModel):
 
 
 class WebhookPayload(_Payload):
-    """The envelope MLflow posts: `{"entity", "action", "timestamp", "data"}`."""
+    """The envelope MLflow posts: `{"entity", "action", "timestamp", "data"}`, and `workspace` from a server with
+    workspaces on (`mlflow.webhooks.delivery`: the webhook's workspace, which is the version's)."""
 
     entity: str = Field(min_length=1, max_length=100)
     action: str = Field(min_length=1, max_length=100)
     data: dict
+    workspace: str | None = Field(default=None, max_length=100)
 
 
 class ModelVersionCreated(_Payload):
@@ -202,9 +204,11 @@ def parse_payload(body: bytes) -> WebhookPayload:
         raise WebhookRefused(400, "malformed_payload", f"not an MLflow webhook payload: {problems}"[:500]) from None
 
 
-def registry_correlation_id(model_name: str, version: str) -> str:
-    """Stable per registry version, so redeliveries and replays of one version share it."""
-    return str(uuid.uuid5(_REGISTRY_NAMESPACE, f"{model_name}/{version}"))
+def registry_correlation_id(model_name: str, version: str, workspace: str | None = None) -> str:
+    """Stable per registry version, so redeliveries and replays of one version share it (and the same name and
+    number in two MLflow workspaces do not; outside any, or in `default`, it is what it was before workspaces)."""
+    scope = f"{workspace}/" if workspace and workspace != "default" else ""
+    return str(uuid.uuid5(_REGISTRY_NAMESPACE, f"{scope}{model_name}/{version}"))
 
 
 def translate(payload: WebhookPayload, *, artifact_bucket: str) -> ModelVersionRegistered | str:
@@ -224,11 +228,15 @@ def translate(payload: WebhookPayload, *, artifact_bucket: str) -> ModelVersionR
         check_model_name(data.name)
     except Rejected:
         return "unsupported_model_name"
+    problem = workspace_name_problem(payload.workspace) if payload.workspace else None
+    if problem:
+        raise WebhookRefused(400, "malformed_payload", f"not an MLflow workspace: {problem}")
     model_id = _MODEL_ID_SOURCE.fullmatch(data.source)
     return version_event(
         ModelVersionRegistered,
         VersionInfo(data.name, data.version, data.source, run_id=data.run_id or None),
-        correlation_id=registry_correlation_id(data.name, data.version),
+        workspace=payload.workspace,
+        correlation_id=registry_correlation_id(data.name, data.version, payload.workspace),
         model_id=model_id.group("model_id") if model_id else None,
         already_registered=False,
     )

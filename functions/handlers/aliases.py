@@ -46,6 +46,8 @@ def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
     assert isinstance(detail, ModelVersionValidated | PromotionRequested | RollbackRequested)  # nosec B101: narrows to what parse_project_event was asked for
     logger.set_correlation_id(detail.correlation_id)
     logger.append_keys(model_name=detail.model_name)
+    if detail.workspace:
+        logger.append_keys(workspace=detail.workspace)
     if getattr(detail, "version", None):
         logger.append_keys(version=detail.version)
     replay = event.replay_name or detail.replay_name

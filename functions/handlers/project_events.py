@@ -24,7 +24,11 @@ def parse_project_event(body: str, *expected: type[BaseModel]) -> tuple[EventBri
     try:
         return event, model.model_validate(event.detail)
     except ValidationError as error:
-        raise Rejected("malformed_event", f"{event.detail_type} detail: {_problems(error)}") from None
+        # A workspace MLflow would refuse gets its own reason: the event is well formed, its workspace is not.
+        reason = (
+            "invalid_workspace" if any(e["loc"][:1] == ("workspace",) for e in error.errors()) else "malformed_event"
+        )
+        raise Rejected(reason, f"{event.detail_type} detail: {_problems(error)}") from None
 
 
 def _problems(error: ValidationError) -> str:

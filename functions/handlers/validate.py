@@ -49,9 +49,12 @@ def _handle(record: SQSRecord, deps: Dependencies) -> None:
         correlation_id=detail.correlation_id,
         artifact=detail.artifact if isinstance(detail, ModelVersionRegistered) else None,
         replay_name=event.replay_name or detail.replay_name,
+        workspace=detail.workspace,
     )
     logger.set_correlation_id(request.correlation_id)
     logger.append_keys(model_name=request.model_name, version=request.version)
+    if request.workspace:
+        logger.append_keys(workspace=request.workspace)
     if request.replay_name:
         logger.append_keys(replay_name=request.replay_name)
     verdict = deps.validator.validate(request)

@@ -8,11 +8,41 @@ deployment. Field names are snake_case in the JSON too.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+WORKSPACE_NAME_PATTERN = r"[a-z0-9][-a-z0-9]{0,61}[a-z0-9]"
+"""MLflow's workspace names (`mlflow.store.workspace.abstract_store.WorkspaceNameValidator`): lowercase letters,
+digits and inner hyphens, 2 to 63 characters (MLflow's pattern and its length limits in one), not one of
+`RESERVED_WORKSPACE_NAMES`."""
+RESERVED_WORKSPACE_NAMES = frozenset({"workspaces", "api", "ajax-api", "static-files"})
+"""The names `WorkspaceNameValidator` refuses (they are path segments of MLflow's server)."""
+
+
+def workspace_name_problem(name: str) -> str | None:
+    """Why MLflow would refuse `name` as a workspace name (None when it would accept it)."""
+    if not 2 <= len(name) <= 63:
+        return f"workspace name {name[:80]!r} must be 2 to 63 characters"
+    if not re.fullmatch(WORKSPACE_NAME_PATTERN, name):
+        return f"workspace name {name!r} must be lowercase letters, digits and inner hyphens"
+    if name in RESERVED_WORKSPACE_NAMES:
+        return f"workspace name {name!r} is reserved by MLflow"
+    return None
+
+
+def _check_workspace(name: str) -> str:
+    problem = workspace_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+WorkspaceName = Annotated[str, AfterValidator(_check_workspace)]
+"""An MLflow workspace name, checked as MLflow checks it, so a bad one is refused where the event is parsed."""
 
 
 class DetailType(StrEnum):
@@ -49,6 +79,9 @@ class ModelVersionDetail(_Detail):
     run_id: str | None = None
     correlation_id: str = Field(min_length=1)
     replay_name: str | None = None
+    workspace: WorkspaceName | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The MLflow workspace the version lives in (MLflow 3.10+ `--enable-workspaces`); absent: the functions' default
+    workspace. Left out of the JSON when absent, so an event outside any workspace reads as before the field."""
 
 
 class ModelVersionRegistered(ModelVersionDetail):
@@ -118,6 +151,8 @@ class RequestDetail(_Detail):
     source_uri: str | None = None
     run_id: str | None = None
     replay_name: str | None = None
+    workspace: WorkspaceName | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The MLflow workspace the model lives in; absent (and left out of the JSON): the functions' default workspace."""
 
 
 class PromotionRequested(RequestDetail):

@@ -71,3 +71,27 @@ def test_backfill_refuses_bad_input_with_one_line_and_status_2(sandbox: Sandbox,
     assert "outside the model locations" in capsys.readouterr().err
     assert ops(missing) == 2
     assert "'no-such-bucket-backfill' does not exist" in capsys.readouterr().err
+
+
+def test_the_summary_counts_the_records_it_sent_that_were_dead_lettered(
+    sandbox: Sandbox, sklearn_model_dir: Path, tmp_path: Path, model_name: str, wait_quiet, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN two models already in the bucket, one of them with an MLmodel the register route refuses (not YAML)
+    sandbox.upload_dir(sklearn_model_dir, f"models/{model_name}/good/", notify=False)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("flavors: [unclosed\n")
+    sandbox.upload_dir(broken, f"models/{model_name}/broken/", notify=False)
+    wait_quiet(timeout=60)
+    target = ["--sandbox", json.dumps(sandbox.info()), "backfill", "--prefix", f"models/{model_name}/", "--rate", "20"]
+
+    # WHEN the backfill runs and waits for the register queue to empty before its summary
+    assert ops([*target, "--settle", "60"]) == 0
+
+    # THEN the summary says one of the two it sent was dead-lettered, and why
+    summary = capsys.readouterr().out
+    assert "backfill: sent 2, already registered 0" in summary
+    assert "dead-lettered 1 (malformed_mlmodel 1)" in summary
+    # AND the letter is still in the dead-letter queue, for `ops redrive` once the model is fixed
+    letters = [d for d in sandbox.dlq_messages("register") if d.key == f"models/{model_name}/broken/MLmodel"]
+    assert [letter.reason for letter in letters] == ["malformed_mlmodel"]

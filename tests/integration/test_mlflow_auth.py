@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,8 @@ from functions.routing import REGISTER
 from functions.settings import function_environment
 from sandbox import REGION, temporary_environment
 from sandbox.event_source import lambda_sqs_event, queue_arn
-from sandbox.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
 from tests.integration.invoke_handler import ANSWER_PREFIX
+from tests.integration.mlflow_servers import mlflow_server
 
 REPO_ROOT = ROOT
 ADMIN = "admin"
@@ -50,39 +49,17 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         f"admin_username = {ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    port = free_port()
     admin_password = f"admin-{secrets.token_hex(16)}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "AWS_", "POWERTOOLS_"))}
-    env.update(
-        {
-            "MLFLOW_AUTH_CONFIG_PATH": str(config),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        }
-    )
-    server = ChildProcess.start(
-        "MLflow basic-auth server",
-        [
-            *(sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"),
-            *("--host", LOCALHOST, "--port", str(port), "--workers", "1"),
-            *("--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--no-serve-artifacts"),
-        ],
-        env=env,
-        log_path=workdir / "mlflow.log",
-        cwd=workdir,
-    )
-    url = f"http://{LOCALHOST}:{port}"
-    try:
-        wait_until_healthy(
-            f"{url}/health", child=server, deadline=time.monotonic() + 90, what="MLflow basic-auth server"
-        )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    with mlflow_server(workdir, "MLflow basic-auth server", args=("--app-name", "basic-auth"), env=env) as url:
         user_password = f"user-{secrets.token_hex(16)}"
         with temporary_environment({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": admin_password}):
             AuthServiceClient(url).create_user(USER, user_password)
         yield {"url": url, "admin_password": admin_password, "user_password": user_password}
-    finally:
-        stop_all([server], timeout=8.0)
 
 
 @pytest.fixture

@@ -17,15 +17,20 @@ from functions.routing import REPLAY_SOURCE, route
 from ops.backfill import (
     BackfillError,
     Progress,
+    _dead_letter_line,
     event_for,
     listing_prefixes,
     plan,
+    read_dead_lettered,
+    registered_identities,
     select,
     send_all,
 )
-from ops.target import HeadedObject, ListedObject
+from ops.redrive import RouteQueues
+from ops.target import HeadedObject, ListedObject, Target
 from replay.send import Sending
 from tests.builders import AliasWorld
+from tests.fakes import FakeRegistry
 
 BUCKET = "artifacts"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -268,3 +273,111 @@ def test_a_backfilled_version_with_promote_moves_aliases_as_a_live_one(tmp_path)
         world.registry.versions[-1], tags={**world.registry.versions[-1].tags, BACKFILL_TAG: BACKFILL_PROMOTE}
     )
     assert {d.action for d in world.keeper.on_verdict(verdict)} == {"moved"}
+
+
+# --- the dead-letter count ---------------------------------------------------------------------------
+
+
+class FakeSqs:
+    """The SQS calls the count makes: a dead-letter queue to receive from (and make visible again), a queue depth."""
+
+    def __init__(self, letters: list[dict], *, depths: list[int] | None = None) -> None:
+        self.letters = letters
+        self.depths = list(depths or [0])
+        self.visible_again: list[str] = []
+
+    def receive_message(self, **request):  # type: ignore[no-untyped-def]
+        batch = [m for m in self.letters if not m.get("_received")][: request["MaxNumberOfMessages"]]
+        for message in batch:
+            message["_received"] = True
+        return {"Messages": batch}
+
+    def change_message_visibility_batch(self, QueueUrl, Entries):  # type: ignore[no-untyped-def]
+        self.visible_again += [entry["ReceiptHandle"] for entry in Entries]
+
+    def get_queue_attributes(self, QueueUrl, AttributeNames):  # type: ignore[no-untyped-def]
+        depth = self.depths.pop(0) if len(self.depths) > 1 else self.depths[0]
+        return {"Attributes": {"ApproximateNumberOfMessages": str(depth)}}
+
+
+def letter(event_id: str, reason: str | None) -> dict:
+    attributes = {"reason": {"StringValue": reason, "DataType": "String"}} if reason else {}
+    body = json.dumps({"id": event_id, "detail-type": "Object Created", "detail": {"object": {"key": "k"}}})
+    return {
+        "MessageId": f"m-{event_id}",
+        "ReceiptHandle": f"rh-{event_id}",
+        "Body": body,
+        "MessageAttributes": attributes,
+    }
+
+
+QUEUES = RouteQueues("register", "https://sqs/register", "https://sqs/register-dlq")
+
+
+def test_the_count_is_this_runs_dead_letters_by_reason_and_leaves_them_in_the_queue():
+    # GIVEN a register dead-letter queue with two letters of this run (one refused, one out of retries) and one of
+    # an earlier run, and an empty register queue
+    sqs = FakeSqs([letter("e1", "malformed_mlmodel"), letter("e2", None), letter("old", "malformed_mlmodel")])
+    # WHEN the run counts what it sent (e1, e2, e3)
+    counted = read_dead_lettered(sqs, QUEUES, {"e1", "e2", "e3"})
+    # THEN two are counted, by reason, the earlier run's letter is not, and every letter is left where it was
+    assert counted.reasons == {"malformed_mlmodel": 1, "none": 1}
+    assert counted.line() == "dead-lettered 2 (malformed_mlmodel 1, none 1) (the register queue was empty when read)"
+    assert sorted(sqs.visible_again) == ["rh-e1", "rh-e2", "rh-old"]
+
+
+def test_records_still_in_the_register_queue_make_the_count_a_so_far():
+    # GIVEN records still in the register queue, and no wait asked for
+    sqs = FakeSqs([letter("e1", "malformed_mlmodel")], depths=[3])
+    # WHEN counted
+    counted = read_dead_lettered(sqs, QUEUES, {"e1"})
+    # THEN the count says it is so far, how many are still waiting, and where to look later
+    assert counted.line().startswith("dead-lettered 1 (malformed_mlmodel 1) so far, 3 record(s) still in the register")
+    assert "python -m ops redrive register --dry-run" in counted.line()
+
+
+def test_settle_waits_for_the_register_queue_to_empty_before_counting():
+    # GIVEN a register queue that empties after two polls
+    sqs = FakeSqs([], depths=[2, 1, 0])
+    clock = Clock()
+    # WHEN counted with --settle 60
+    counted = read_dead_lettered(sqs, QUEUES, {"e1"}, settle_seconds=60, clock=clock, sleep=clock.sleep)
+    # THEN it waited for the queue, and the count is for an empty queue
+    assert (counted.waiting, clock.now > 0) == (0, True)
+    assert counted.line() == "dead-lettered 0 (the register queue was empty when read)"
+
+
+def test_a_target_without_the_register_dead_letter_queue_says_the_count_is_unknown():
+    # GIVEN a target that names no register queues
+    target = Target(event_bus="bus", tracking_uri=None, queues={})
+    # WHEN the summary's dead-letter part is made; THEN it says it cannot know
+    assert _dead_letter_line(target, {"e1"}, 0) == (
+        "dead-lettered unknown (the target names no register dead-letter queue)"
+    )
+
+
+# --- MLflow workspaces ---------------------------------------------------------------------------------
+
+
+class WorkspaceScopedRegistry(FakeRegistry):
+    """The fake, answering `registered_identities` per workspace as a server with workspaces on does."""
+
+    def __init__(self, identities: dict[str | None, set[str]]) -> None:
+        super().__init__()
+        self.identities = identities
+
+    def registered_identities(self, bucket: str) -> set[str] | None:
+        self._check()
+        return set(self.identities.get(self.workspace, set()))
+
+
+def test_identities_are_read_in_every_workspace_the_candidates_are_under():
+    # GIVEN candidates outside any workspace and under workspace team-a, each registered in its own workspace
+    keys = ["models/churn/1/MLmodel", f"mlflow/workspaces/team-a/7/{RUN}/artifacts/model/MLmodel"]
+    selection = select([listed(key) for key in keys], artifact_root_prefix="mlflow")
+    registry = WorkspaceScopedRegistry({None: {"s3://artifacts/a#v1"}, "team-a": {"s3://artifacts/b#v1"}})
+    # WHEN the registered identities are read
+    found = registered_identities(registry, BUCKET, selection.candidates)
+    # THEN both workspaces were read, and both identities are known
+    assert found == {"s3://artifacts/a#v1", "s3://artifacts/b#v1"}
+    assert registry.calls_by_workspace == [None, "team-a"]

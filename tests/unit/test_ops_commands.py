@@ -122,3 +122,24 @@ def test_a_registry_that_cannot_answer_is_a_clear_error(registry, capsys):
     # WHEN ops reads from it; THEN it fails with the adapter's message
     assert main(["--sandbox", SANDBOX, "verdict", "churn", "1"]) == 2
     assert "ops: error: MLflow is down" in capsys.readouterr().err
+
+
+def test_workspace_reads_are_made_in_it_and_requests_name_it(registry, monkeypatch, capsys):
+    # GIVEN a version that passed, and a bus that keeps what ops puts on it
+    registry.create_version("churn", "s3://b/churn/1", run_id=None, model_id=None, tags={TAG_STATUS: "passed"})
+    registry.calls_by_workspace.clear()
+    published = []
+    monkeypatch.setattr("ops.__main__.publish", lambda target, request: published.append(request))
+    # WHEN an approver promotes it in workspace team-a
+    assert main(["--sandbox", SANDBOX, "--workspace", "team-a", "promote", "churn", "1"]) == 0
+    # THEN the version was read in team-a, and the request names team-a for the aliases route
+    assert set(registry.calls_by_workspace) == {"team-a"}
+    [request] = published
+    assert request.workspace == "team-a"
+
+
+def test_a_workspace_name_mlflow_refuses_is_a_clear_error(registry, capsys):
+    # WHEN ops is given a workspace MLflow would refuse; THEN it stops before anything, saying why
+    assert main(["--sandbox", SANDBOX, "--workspace", "Team_A", "verdict", "churn", "1"]) == 2
+    assert "ops: error: --workspace: workspace name 'Team_A'" in capsys.readouterr().err
+    assert registry.calls_by_workspace == []

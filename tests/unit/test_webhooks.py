@@ -264,3 +264,29 @@ def test_a_genuine_delivery_with_a_body_that_is_not_mlflows_is_a_bad_request(bod
         receive.receive(delivery(body), secret=SECRET, now=NOW)
     assert refused.value.status == 400
     assert events.published == []
+
+
+def test_a_delivery_from_a_workspace_announces_the_version_in_that_workspace():
+    # GIVEN deliveries from a server with workspaces on, for version 3 of fraud in team-a and in team-b
+    receive, events = receiver()
+    # WHEN both are received
+    for workspace in ("team-a", "team-b"):
+        receive.receive(delivery({**payload(), "workspace": workspace}), secret=SECRET, now=NOW)
+    # THEN each event names its workspace (validate and aliases act there), and the two versions' ids differ
+    first, second = events.published
+    assert isinstance(first, ModelVersionRegistered)
+    assert isinstance(second, ModelVersionRegistered)
+    assert (first.workspace, second.workspace) == ("team-a", "team-b")
+    assert first.correlation_id != second.correlation_id
+    # AND the default workspace keeps the id a server without workspaces gives
+    assert registry_correlation_id("fraud", "3", "default") == registry_correlation_id("fraud", "3")
+
+
+def test_a_delivery_naming_a_workspace_mlflow_refuses_is_a_bad_request():
+    # GIVEN a genuine delivery whose workspace is no MLflow workspace name
+    receive, events = receiver()
+    # WHEN it is received; THEN it is refused as a bad request, and nothing is published
+    with pytest.raises(WebhookRefused) as refused:
+        receive.receive(delivery({**payload(), "workspace": "Team_A"}), secret=SECRET, now=NOW)
+    assert (refused.value.status, refused.value.reason) == (400, "malformed_payload")
+    assert events.published == []
