@@ -162,6 +162,9 @@ def function_environment(
         env["POLICIES_DIR"] = policies_dir
     if proof != "off" and route.name == "validate":  # the one route that proves (functions.domain.validation)
         env |= {"PROOF": proof, "PROOF_TIMEOUT_SECONDS": str(proof_timeout_seconds)}
+        # MLflow's per-request timeout from the time the proof leaves, shared by the record's few MLflow requests.
+        outside = max(1, route.timeout_seconds - proof_timeout_seconds)
+        env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(min(int(env["MLFLOW_HTTP_REQUEST_TIMEOUT"]), max(1, outside // 10)))
         env |= {"PROOF_OFFLINE": "true"} if proof_offline else {}
         env |= {"PROOF_INDEX_URL": proof_index_url} if proof_index_url else {}
         env |= {"PROOF_FIND_LINKS": proof_find_links} if proof_find_links else {}
