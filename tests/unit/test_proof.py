@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from functions.adapters.bucket_proof import _stays_inside, proof_settings
 from functions.domain.policy import Check
 from functions.domain.ports import VersionInfo
 from functions.domain.proof import (
@@ -24,6 +25,8 @@ from functions.domain.proof import (
 )
 from functions.domain.tags import TAG_STATUS
 from functions.domain.validation import ValidationRequest
+from functions.routing import ROUTES, VALIDATE, proving
+from functions.settings import Settings, function_environment
 from tests.builders import BUCKET, ValidationWorld
 from tests.fakes import FakeModelProofs
 
@@ -223,3 +226,32 @@ def test_a_version_whose_files_are_not_in_the_bucket_fails_the_proof(tmp_path) -
     # THEN there is nothing to load: a failed proof, never a pass
     assert proofs.proved == []
     assert (verdict.status, world.check("proof:load").observed) == ("failed", LOAD_FAILED)
+
+
+# --- the validate function's proof settings (functions.settings, functions.adapters.bucket_proof) -----------------
+
+
+def test_only_the_validate_function_gets_proof_settings_and_only_when_proofs_are_on() -> None:
+    # GIVEN the functions' environment with proofs on, and without
+    names = {"bucket": "b", "artifact_root_prefix": "m", "event_bus_name": "e", "idempotency_table": "t"}
+    names |= {"queue_url": "q", "dead_letter_queue_url": "d", "tracking_uri": "https://mlflow.example.com"}
+    on = {"proof": "uv", "proof_timeout_seconds": 600, "proof_index_url": "https://mirror.example.com/simple"}
+    # WHEN each route's environment is built
+    proving_validate = function_environment(proving(VALIDATE), **names, **on)
+    others = [function_environment(route, **names, **on) for route in ROUTES if route is not VALIDATE]
+    off = function_environment(VALIDATE, **names)
+    # THEN validate reads them back as the prover's settings; no other function, and no function by default, has them
+    settings = proof_settings(Settings.model_validate(proving_validate))
+    assert (settings.env_manager, settings.timeout_seconds) == ("uv", 600.0)
+    assert settings.index_url == "https://mirror.example.com/simple"
+    assert all("PROOF" not in env for env in [*others, off])
+    # AND MLflow's per-request timeout fits in what the proof leaves of the function's timeout
+    assert int(proving_validate["MLFLOW_HTTP_REQUEST_TIMEOUT"]) * 10 <= proving(VALIDATE).timeout_seconds - 600
+
+
+@pytest.mark.parametrize(
+    ("name", "inside"),
+    [("model.pkl", True), ("code/util.py", True), ("../other/model.pkl", False), ("a//b", False), ("/etc/x", False)],
+)
+def test_a_model_file_whose_key_would_leave_the_directory_is_refused(name: str, inside: bool) -> None:
+    assert _stays_inside(name) is inside
