@@ -8,20 +8,36 @@ built, nothing downloaded), as `python -m sandbox` runs it. The policy is tests/
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
+import cloudpickle
 import mlflow.sklearn
 import numpy as np
 import pytest
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 from sklearn.linear_model import LogisticRegression
 
-from functions.domain.proof import LOAD_FAILED
+from functions.domain.proof import LOAD_FAILED, PREDICT_FAILED
 from functions.domain.tags import TAG_STATUS
 
 pytestmark = pytest.mark.slow
 MODEL = "proof-smoke"
 VALIDATED = "Model Version Validated"
+# The custom model below is pickled with its code, as a user's would be: the proof's process cannot import tests.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _FailsWhenProved(PythonModel):
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        import os
+
+        # Only in the proof's process (its HOME is the proof's scratch directory), not while MLflow saves the model.
+        if os.path.basename(os.environ.get("HOME", "")).startswith("proof-"):
+            raise ZeroDivisionError("the model cannot predict")
+        return model_input
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +57,8 @@ def proved_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _verdict(sandbox, version: str) -> dict:  # type: ignore[no-untyped-def]
-    [event] = [e for e in sandbox.observed_events(VALIDATED, model_name=MODEL) if e["detail"]["version"] == version]
+def _verdict(sandbox, version: str, model: str = MODEL) -> dict:  # type: ignore[no-untyped-def]
+    [event] = [e for e in sandbox.observed_events(VALIDATED, model_name=model) if e["detail"]["version"] == version]
     return event["detail"]
 
 
@@ -78,3 +94,20 @@ def test_a_model_that_loads_gets_its_aliases_and_a_corrupt_one_is_refused_with_l
     assert "UnpicklingError" in failed["message"] or "pickle" in failed["message"]
     assert mlflow_client.get_model_version(MODEL, "2").tags[TAG_STATUS] == "failed"
     assert mlflow_client.get_registered_model(MODEL).aliases == {"challenger": "1", "champion": "1"}
+
+
+def test_a_model_whose_predict_raises_is_refused_with_predict_failed(sandbox, mlflow_client, wait_quiet, tmp_path):
+    # GIVEN a policy with `proof: smoke` and a custom pyfunc that loads but whose predict raises
+    model_dir = tmp_path / "failing"
+    mlflow.pyfunc.save_model(model_dir, python_model=_FailsWhenProved(), input_example=np.zeros((2, 3)))
+    sandbox.upload_dir(model_dir, "models/proof-predict/1/")
+    # WHEN the pipeline settles
+    wait_quiet(timeout=120)
+    # THEN the verdict failed at predict with the exception's text, after load passed, and it has no alias
+    detail = _verdict(sandbox, "1", model="proof-predict")
+    assert detail["status"] == "failed"
+    checks = {c["name"]: c for c in detail["checks"] if c["name"].startswith("proof:")}
+    assert checks["proof:load"]["passed"]
+    assert (checks["proof:predict"]["passed"], checks["proof:predict"]["observed"]) == (False, PREDICT_FAILED)
+    assert "ZeroDivisionError: the model cannot predict" in checks["proof:predict"]["message"]
+    assert mlflow_client.get_registered_model("proof-predict").aliases == {}
