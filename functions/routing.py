@@ -163,6 +163,21 @@ ALIASES = Route(
 
 ROUTES: tuple[Route, ...] = (REGISTER, VALIDATE, ALIASES)
 
+PROOF_TIMEOUT_SECONDS = 600
+"""A proof's whole budget on AWS (building the model's environment included): `proof_timeout` past it."""
+PROOF_EPHEMERAL_STORAGE_MB = 4096
+"""/tmp for the downloaded model (<= 512 MiB), its scratch copy, and the cached environments with uv's cache (a
+scikit-learn stack is ~0.4 GB). Over 512 MB, so the proving validate function runs without SnapStart."""
+
+
+def proving(route: Route) -> Route:
+    """The validate route as a deployment that proves models needs it (stack context `proof`, docs/architecture.md).
+
+    Lambda's longest timeout, so a proof that ends at its own timeout still leaves 300 s for the rest of the record;
+    one record per batch, so a slow proof never holds nine other verdicts back or drags them past the timeout;
+    3008 MB, because two interpreters import MLflow and the model's stack (and Lambda's CPU grows with memory)."""
+    return replace(route, timeout_seconds=900, memory_mb=3008, batch_size=1)
+
 
 def route(name: str) -> Route:
     for candidate in ROUTES:

@@ -21,6 +21,7 @@ from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX, EVENT_SOURCE, Route
 DEFAULT_MLMODEL_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_PENDING_SECONDS = 6 * 3600
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 48 * 3600
+DEFAULT_PROOF_TIMEOUT_SECONDS = 300
 METRICS_NAMESPACE = "RegistryAutopilot"
 # Shipped beside the `functions` package: the repository's `policies/`, copied into the Lambda code asset.
 DEFAULT_POLICIES_DIR = ROOT / "policies"
@@ -51,6 +52,17 @@ class Settings(BaseModel):
     POLICIES_DIR: NonEmpty = str(DEFAULT_POLICIES_DIR)
     REPLAY_ALIAS_MOVES: Literal["dry-run", "live"] = "dry-run"
     """Events replayed from an archive (`replay-name`) compute alias decisions but move nothing, unless live."""
+    PROOF: Literal["off", "uv", "virtualenv", "local"] = "off"
+    """How the validate route proves models whose policy says `proof: smoke` (the `env_manager`); off: it proves none,
+    and such a version fails with `proof_disabled`. `local` proves with the function's own packages (sandbox, tests)."""
+    PROOF_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=900)] = DEFAULT_PROOF_TIMEOUT_SECONDS
+    PROOF_INDEX_URL: str = ""
+    """A package index for the model's environment (a mirror, CodeArtifact); empty: uv's default (PyPI)."""
+    PROOF_FIND_LINKS: str = ""
+    """Wheel directories, separated by ':' (with no index URL: no index at all)."""
+    PROOF_OFFLINE: bool = False
+    PROOF_ENV_CACHE_DIR: str = ""
+    """Where built environments are kept while the container lives; empty: `<tmp>/proof-envs`."""
 
     @field_validator("EXPERIMENT_MODEL_NAMES", mode="before")
     @classmethod
@@ -110,6 +122,11 @@ def function_environment(
     mlflow_server_cert_path: str = "",
     policies_dir: str = "",
     replay_alias_moves: str = "dry-run",
+    proof: str = "off",
+    proof_timeout_seconds: int = DEFAULT_PROOF_TIMEOUT_SECONDS,
+    proof_index_url: str = "",
+    proof_find_links: str = "",
+    proof_offline: bool = False,
 ) -> dict[str, str]:
     """The environment of one route's function, on AWS and in the sandbox alike.
 
@@ -143,6 +160,14 @@ def function_environment(
     env.update(mlflow_client_timeouts(route))
     if policies_dir:
         env["POLICIES_DIR"] = policies_dir
+    if proof != "off" and route.name == "validate":  # the one route that proves (functions.domain.validation)
+        env |= {"PROOF": proof, "PROOF_TIMEOUT_SECONDS": str(proof_timeout_seconds)}
+        # MLflow's per-request timeout from the time the proof leaves, shared by the record's few MLflow requests.
+        outside = max(1, route.timeout_seconds - proof_timeout_seconds)
+        env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(min(int(env["MLFLOW_HTTP_REQUEST_TIMEOUT"]), max(1, outside // 10)))
+        env |= {"PROOF_OFFLINE": "true"} if proof_offline else {}
+        env |= {"PROOF_INDEX_URL": proof_index_url} if proof_index_url else {}
+        env |= {"PROOF_FIND_LINKS": proof_find_links} if proof_find_links else {}
     return env
 
 

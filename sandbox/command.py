@@ -8,12 +8,17 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from functions.domain.policy import PolicyError, load_policies
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG
 from functions.routing import DEFAULT_ARTIFACT_ROOT_PREFIX
 from sandbox.core import Sandbox
 from sandbox.processes import SandboxError
+
+SANDBOX_PROOF_TIMEOUT_SECONDS = 30
+"""Half the validate route's 60 s timeout (which the sandbox's worker applies as Lambda would): the other half keeps
+MLflow's per-request timeout at the route's usual 3 s (functions.settings.function_environment)."""
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -34,15 +39,19 @@ def add_policies_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def function_settings(policies: Path | None) -> dict[str, str]:
-    """Settings for the sandbox's functions; a policy folder is checked first, as `cdk synth` would."""
+def function_settings(policies: Path | None) -> dict[str, Any]:
+    """Settings for the sandbox's functions; a policy folder is checked first, as `cdk synth` would.
+
+    Policies with `proof: smoke` are proved with the sandbox's own packages (`local`: no environment is built, nothing
+    is downloaded), within the validate route's timeout."""
+    proof = {"proof": "local", "proof_timeout_seconds": SANDBOX_PROOF_TIMEOUT_SECONDS}
     if not policies:
-        return {}
+        return proof
     try:
         load_policies(policies)
     except PolicyError as error:
         raise SandboxError(f"the policies in {policies} are not valid: {error}") from None
-    return {"policies_dir": str(policies.resolve())}
+    return {"policies_dir": str(policies.resolve()), **proof}
 
 
 def run(args: argparse.Namespace, *, progress: Callable[[str], None]) -> int:

@@ -51,10 +51,25 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.domain.policy import PolicySet
 from functions.project import PROJECT
-from functions.routing import ROUTES, Route, receiving_forwarded_events
+from functions.routing import (
+    PROOF_EPHEMERAL_STORAGE_MB,
+    ROUTES,
+    VALIDATE,
+    Route,
+    proving,
+    receiving_forwarded_events,
+)
 from stacks import outputs
-from stacks.config import PLACEHOLDER_TRACKING_URI, ConfigError, RegistryConfig, SnapStart, check_bucket_account
+from stacks.config import (
+    CONTEXT_KEYS,
+    PLACEHOLDER_TRACKING_URI,
+    ConfigError,
+    RegistryConfig,
+    SnapStart,
+    check_bucket_account,
+)
 from stacks.constants import DEFAULT_ROUTE_MAX_CONCURRENCY, POLICIES_DIR, pascal_case
 from stacks.constructs.artifact_bucket import ArtifactBucket, ImportedArtifactBucket
 from stacks.constructs.bucket_event_bridge import BucketEventBridge
@@ -102,6 +117,19 @@ def region_condition(scope: Construct, construct_id: str, regions: Iterable[str]
         groups = [expressions[i : i + _MAX_OR_CONDITIONS] for i in range(0, len(expressions), _MAX_OR_CONDITIONS)]
         expressions = [group[0] if len(group) == 1 else Fn.condition_or(*group) for group in groups]
     return CfnCondition(scope, construct_id, expression=expressions[0])
+
+
+def _check_proof_policies(config: RegistryConfig, policies: PolicySet) -> None:
+    """A policy that asks for a proof stops the synth of a stack that runs none: its versions could never pass."""
+    if config.proof:
+        return
+    asking = sorted(loaded.file for loaded in policies.policies.values() if loaded.policy.proof.enabled)
+    if asking:
+        raise ConfigError(
+            f"policies/{asking[0]} asks for `proof: smoke`, but the stack proves no model: set context key "
+            f"{CONTEXT_KEYS['proof']!r} (with {CONTEXT_KEYS['proof_layer_arn']!r}) or remove the key from "
+            f'{", ".join(asking)} (docs/policies-and-aliases.md, "Proving a model")'
+        )
 
 
 def check_policies_dir(policies_dir: Path | str) -> Path:
@@ -214,6 +242,7 @@ class RegistryAutopilot(Construct):
         )
         self.idempotency = IdempotencyTable(self, "Idempotency")
         self.code = FunctionCode(self, "FunctionCode", layout=layout, policies_dir=self.policies_dir)
+        _check_proof_policies(config, self.code.policies)
         self.bucket_event_bridge = (
             BucketEventBridge(
                 self,
@@ -310,7 +339,14 @@ class RegistryAutopilot(Construct):
             snap_start=config.snap_start_mode is not SnapStart.OFF,
             snap_start_condition=self.snap_start_condition,
             mlflow=self.mlflow,
+            proof_layers=self._proof_layers(),
+            proof_index_url=config.proof_index_url,
         )
+
+    def _proof_layers(self) -> list[lambda_.ILayerVersion]:
+        if not self.config.proof:
+            return []
+        return [lambda_.LayerVersion.from_layer_version_arn(self, "ProofLayer", self.config.proof_layer_arn)]
 
     def _build_pipeline(self, route: Route, context: PipelineContext) -> RoutePipeline:
         # `register` calls MLflow for every upload: its concurrency is the knob that protects the MLflow server.
@@ -327,6 +363,10 @@ class RegistryAutopilot(Construct):
             route = replace(route, timeout_seconds=timeout)
         if memory:
             route = replace(route, memory_mb=memory)
+        if (
+            route.name == VALIDATE.name and self.config.proof
+        ):  # proofs run in the validate function (docs/architecture.md)
+            route, storage = proving(route), PROOF_EPHEMERAL_STORAGE_MB
         return RoutePipeline(
             self,
             f"{pascal_case(route.name)}Pipeline",

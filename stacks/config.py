@@ -62,6 +62,8 @@ _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_LAYER_VERSION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]{1,140}:\d+$")
+_HTTPS_URL = re.compile(r"^https://[^\s\"']+$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -134,6 +136,15 @@ class RegistryConfig:
     """The account `artifact_bucket_name` is in, when it is not the stack's (docs/deploying.md, "Bucket in another
     account"): the register rule then listens on the project bus, where that account's forwarder stack
     (`stacks.forwarder_stack`) delivers the bucket's events. Empty: the bucket is in the stack's own account."""
+    proof: bool = False
+    """Whether the validate function proves models whose policy says `proof: smoke` (docs/policies-and-aliases.md,
+    "Proving a model"): it is then sized for proofs (`functions.routing.proving`) and runs them with uv. Off by
+    default: the proof's build stage needs numpy, pandas and uv beside the bundle, which this project does not
+    build or measure yet, so `proofLayerArn` must name a layer that has them."""
+    proof_layer_arn: str = ""
+    """A Lambda layer (arm64, Python 3.14) with numpy, pandas and uv under python/, added to the validate function."""
+    proof_index_url: str = ""
+    """The package index the proofs build environments from (a PyPI mirror, CodeArtifact); empty: PyPI."""
     account: str = ""
     """The stack's account (its env). Empty: the account comes from the credentials at deploy time; with
     `artifact_bucket_account` the app needs it (or CDK_DEFAULT_ACCOUNT) to name the project bus for the forwarder."""
@@ -215,6 +226,7 @@ class RegistryConfig:
         _check_mlflow(self)
         _check_region(self)
         _check_artifact_bucket(self)
+        _check_proof(self)
 
     @classmethod
     def from_node(cls, node: Node) -> RegistryConfig:
@@ -394,6 +406,19 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
         return str(value)
 
     return parse
+
+
+def _check_proof(config: RegistryConfig) -> None:
+    if config.proof and not config.proof_layer_arn:
+        raise ConfigError(
+            f"context key {CONTEXT_KEYS['proof']!r} needs {CONTEXT_KEYS['proof_layer_arn']!r}: a layer with numpy, "
+            "pandas and uv for the proof's build stage (the stack does not bundle them; docs/deploying.md)"
+        )
+    if not config.proof and (config.proof_layer_arn or config.proof_index_url):
+        raise ConfigError(
+            f"context keys {CONTEXT_KEYS['proof_layer_arn']!r} and {CONTEXT_KEYS['proof_index_url']!r} apply only "
+            f"with {CONTEXT_KEYS['proof']!r} true"
+        )
 
 
 def _check_artifact_bucket(config: RegistryConfig) -> None:
@@ -606,4 +631,11 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "artifact_bucket_event_bridge": _choice("require", "enable"),
     "artifact_bucket_account": _string(_ACCOUNT, allow_empty=True, hint="must be a 12-digit AWS account id"),
     "account": _string(_ACCOUNT, allow_empty=True, hint="must be a 12-digit AWS account id"),
+    "proof": _boolean,
+    "proof_layer_arn": _string(
+        _LAYER_VERSION_ARN,
+        allow_empty=True,
+        hint="must be a layer version ARN (arn:aws:lambda:<region>:<account>:layer:<name>:<version>)",
+    ),
+    "proof_index_url": _string(_HTTPS_URL, allow_empty=True, hint="must be an https:// URL of a package index"),
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from functions.domain.aliases import AliasKeeper
 from functions.domain.policy import load_policies
-from functions.domain.ports import RunInfo, VersionInfo
+from functions.domain.ports import ModelProofs, RunInfo, VersionInfo
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, TAG_STATUS, TAG_VERDICT
 from functions.domain.validation import EvidenceReader, ValidationRequest, Validator
@@ -81,7 +81,7 @@ lineage: {run_tags: [data.version]}
 
 
 class ValidationWorld:
-    def __init__(self, tmp_path: Path, policy: str = CHURN_POLICY) -> None:
+    def __init__(self, tmp_path: Path, policy: str = CHURN_POLICY, proofs: ModelProofs | None = None) -> None:
         folder = policies_folder(tmp_path, default="artifacts: {environment: true}\n", churn=policy)
         self.registry = FakeRegistry()
         self.store = FakeArtifactStore()
@@ -93,6 +93,7 @@ class ValidationWorld:
             artifacts=self.store,
             events=self.events,
             now=lambda: NOW,
+            proofs=proofs,
         )
 
     def version(  # type: ignore[no-untyped-def]

@@ -10,11 +10,13 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from functions.domain.errors import Unavailable
+from functions.domain.policy import Check
 from functions.domain.ports import (
     ArtifactStore,
     EventPublisher,
     LoggedModelInfo,
     ModelInfo,
+    ModelProofs,
     ModelRegistry,
     ObjectMissing,
     ObjectTooLarge,
@@ -242,3 +244,15 @@ class OncePerIdentity:
         if payload["identity"] not in self.results:
             self.results[payload["identity"]] = self._work(payload)
         return self.results[payload["identity"]]
+
+
+class FakeModelProofs(ModelProofs):
+    """Returns `checks` for every proof and records what was proved (bucket, prefix, has_signature, missing_example)."""
+
+    def __init__(self, checks: list[Check] | None = None) -> None:
+        self.checks = list(checks or [])
+        self.proved: list[tuple[str, str, bool, str]] = []
+
+    def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
+        self.proved.append((bucket, prefix, has_signature, missing_example))
+        return list(self.checks)

@@ -111,6 +111,7 @@ class ModelProver:
         else:
             command = [sys.executable, str(runner), "build", "--model", str(model), "--result", str(result)]
             command += ["--env-root", str(env_root), "--env-manager", self._settings.env_manager]
+            command += ["--import-path", os.pathsep.join(_import_path())]
         output = scratch / "output.log"
         timed_out = False
         with output.open("wb") as sink:
@@ -189,6 +190,13 @@ def _tool_dirs() -> list[str]:
         dirs.append(str(Path(found).parent))
     dirs.append(str(Path(sys.base_prefix) / "bin"))
     return dirs
+
+
+def _import_path() -> list[str]:
+    """This process's package directories beyond the interpreter's own (Lambda's layer, /var/task): the build half
+    of the runner imports MLflow from them. The environment allowlist passes no PYTHONPATH."""
+    own = {str(Path(path)) for path in (sys.prefix, sys.base_prefix)}
+    return [entry for entry in sys.path if entry and Path(entry).is_dir() and not any(entry.startswith(p) for p in own)]
 
 
 def _files(model_dir: Path) -> Mapping[str, int]:

@@ -34,6 +34,9 @@ def _report(result: Path, stage: str, *, passed: bool = False, error: str = "") 
 def _build(args: argparse.Namespace) -> int:
     result = Path(args.result)
     _report(result, "environment")
+    # Where the caller found MLflow (on Lambda a layer's /opt/python, which the runtime puts on sys.path itself, not
+    # through PYTHONPATH): for this half only, never inherited by the probe in the model's own environment.
+    sys.path[:0] = [entry for entry in (args.import_path or "").split(os.pathsep) if entry]
     try:
         from mlflow.utils.virtualenv import _get_or_create_virtualenv
 
@@ -96,6 +99,7 @@ def main(argv: list[str]) -> int:
     build.add_argument("--result", required=True)
     build.add_argument("--env-root", required=True)
     build.add_argument("--env-manager", choices=("uv", "virtualenv"), required=True)
+    build.add_argument("--import-path", default="")
     probe = commands.add_parser("probe")
     probe.add_argument("--model", required=True)
     probe.add_argument("--result", required=True)

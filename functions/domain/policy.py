@@ -25,6 +25,8 @@ what is wrong: the stack calls it at synth and `make test` runs it, so a broken 
     promotion:
       aliases: {challenger: always, champion: auto}   # always | auto | approval | manual
       stages: {champion: Production}                  # legacy stage mirror, off unless named
+    proof: smoke                       # off (the default) | smoke: load and predict in the declared environment;
+                                       # or {level: smoke, missing_example: skip}
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 DEFAULT_POLICY = "default"
@@ -121,6 +123,24 @@ class PromotionRule(_Strict):
     """Legacy workspace registries: mirror an alias to a stage (deprecated by MLflow; off by default)."""
 
 
+ProofLevel = Literal["off", "smoke"]
+
+
+class ProofRule(_Strict):
+    """Whether the gate proves the model itself (functions.domain.proof): `smoke` loads it with its flavor in the
+    environment it declares and predicts on its saved input example, in a process of its own.
+
+    Off by default (docs/policies-and-aliases.md, "Proving a model", says why); `proof: smoke` is the short form."""
+
+    level: ProofLevel = "off"
+    missing_example: Literal["fail", "skip"] = "fail"
+    """A model without a saved input example: a failed check (`no_input_example`), or a skipped proof."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.level != "off"
+
+
 class Policy(_Strict):
     finite_metrics: bool = True
     """Every metric the version's logged model, run or `metrics.json` holds must be a finite number, listed or not:
@@ -130,6 +150,19 @@ class Policy(_Strict):
     artifacts: ArtifactRule = Field(default_factory=ArtifactRule)
     lineage: LineageRule = Field(default_factory=LineageRule)
     promotion: PromotionRule = Field(default_factory=PromotionRule)
+    proof: ProofRule = Field(default_factory=ProofRule)
+
+    @field_validator("proof", mode="before")
+    @classmethod
+    def _proof_short_form(cls, value: object) -> object:
+        # `proof: smoke` / `proof: off`; YAML 1.1 reads a bare `off` as False (and `on` as True, refused below).
+        if value is False:
+            return {"level": "off"}
+        if isinstance(value, str):
+            return {"level": value}
+        if value is True:
+            raise ValueError("write `smoke` or `off` (a bare `on`/`true` does not say which proof)")
+        return value
 
 
 @dataclass(frozen=True)

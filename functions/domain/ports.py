@@ -14,6 +14,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from functions.domain.policy import Check
+
 
 @dataclass(frozen=True)
 class LoggedModelInfo:
@@ -162,6 +164,17 @@ class ArtifactStore(ABC):
     @abstractmethod
     def list_keys(self, bucket: str, prefix: str) -> set[str]:
         """Every key under `prefix` (which ends with '/')."""
+
+
+class ModelProofs(ABC):
+    """Proves a model directory of the artifact bucket (`functions.domain.proof`) in a process of its own.
+
+    Every outcome of the model is a list of checks named `proof:<stage>`, never an exception; an unreachable
+    bucket → `Unavailable`."""
+
+    @abstractmethod
+    def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
+        """The proof's checks for the model whose files are under `prefix` (which ends with '/')."""
 
 
 class EventPublisher(ABC):

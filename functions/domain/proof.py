@@ -24,6 +24,7 @@ SIGNATURE_MISMATCH = "signature_mismatch"
 NO_INPUT_EXAMPLE = "no_input_example"
 PROOF_TIMEOUT = "proof_timeout"
 TOO_LARGE_FOR_PROOF = "too_large_for_proof"
+PROOF_DISABLED = "proof_disabled"
 REASONS = (
     ENVIRONMENT_UNRESOLVABLE,
     PYTHON_UNAVAILABLE,
@@ -33,6 +34,7 @@ REASONS = (
     NO_INPUT_EXAMPLE,
     PROOF_TIMEOUT,
     TOO_LARGE_FOR_PROOF,
+    PROOF_DISABLED,
 )
 
 STAGES = ("environment", "load", "input", "predict", "output")
@@ -135,6 +137,22 @@ def outcome_checks(plan: ProofPlan, outcome: ProofOutcome, *, declared_environme
         what = "timed out" if outcome.timed_out else "failed"
         checks.append(_failed(f"proof:{stage}", reason, f"{stage} {what}", error=outcome.error))
     return checks
+
+
+def unprovable(*, proofs_enabled: bool, in_bucket: bool, other_failures: int) -> Check | None:
+    """Why the gate will not run the proof a policy asks for (a check that says so), or None: run it.
+
+    A deployment that runs no proofs fails the version (a policy that asks for a proof never passes without one);
+    a version whose files are not in the artifact bucket (registered by hand from elsewhere) has nothing to load; a
+    version that already fails a cheaper check is not proved (10 s or more saved; the verdict is failed anyway)."""
+    if not proofs_enabled:
+        message = "the policy asks for a proof but this deployment runs none (stack context `proof`, sandbox `proof`)"
+        return Check("proof", False, f"{PROOF_DISABLED}: {message}", observed=PROOF_DISABLED)
+    if not in_bucket:
+        return _failed("proof:load", LOAD_FAILED, "the model's files are not in the artifact bucket: nothing to load")
+    if other_failures:
+        return Check("proof", True, f"not run: the version fails {other_failures} other check(s)", skipped=True)
+    return None
 
 
 def error_tail(text: str, *, lines: int = ERROR_LINES, chars: int = ERROR_CHARS) -> str:

@@ -22,16 +22,18 @@ from datetime import UTC, datetime
 from functions.domain.errors import Rejected
 from functions.domain.events import version_event
 from functions.domain.mlmodel import MLmodel, parse_mlmodel
-from functions.domain.policy import Check, Evidence, LoadedPolicy, Observed, PolicySet, evaluate
+from functions.domain.policy import Check, Evidence, LoadedPolicy, Observed, Policy, PolicySet, evaluate
 from functions.domain.ports import (
     ArtifactStore,
     EventPublisher,
+    ModelProofs,
     ModelRegistry,
     ObjectMissing,
     ObjectTooLarge,
     RunInfo,
     VersionInfo,
 )
+from functions.domain.proof import unprovable
 from functions.domain.tags import TAG_STATUS, TAG_VERDICT
 from functions.models.events import ArtifactOrigin, CheckResult, ModelVersionValidated
 
@@ -180,8 +182,12 @@ class Validator:
         artifacts: ArtifactStore,
         events: EventPublisher,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        proofs: ModelProofs | None = None,
     ) -> None:
+        """`proofs`: how this deployment proves models (policy `proof: smoke`); None: it proves none, and a version
+        whose policy asks for a proof fails with `proof_disabled`."""
         self._policies = policies
+        self._proofs = proofs
         self._registry = registry
         self._reader = EvidenceReader(bucket=bucket, registry=registry, artifacts=artifacts)
         self._events = events
@@ -197,8 +203,9 @@ class Validator:
         if version is None:
             return Verdict("skipped")
         loaded = self._policies.for_model(request.model_name)
-        evidence = self._gather(version, request, loaded)
-        checks = tuple(evaluate(loaded.policy, evidence))
+        evidence, model_dir = self._gather(version, request, loaded)
+        evaluated = evaluate(loaded.policy, evidence)
+        checks = tuple(evaluated + self._proof(loaded.policy, evidence, model_dir, evaluated))
         status = "passed" if all(check.passed for check in checks) else "failed"
         verdict = Verdict(status, checks, loaded.identity)
         changed = self._record(version, verdict, loaded, request.correlation_id)
@@ -219,7 +226,30 @@ class Validator:
         )
         return Verdict(status, checks, loaded.identity, changed)
 
-    def _gather(self, version: VersionInfo, request: ValidationRequest, loaded: LoadedPolicy) -> Evidence:
+    def _proof(
+        self, policy: Policy, evidence: Evidence, model_dir: _ModelDir | None, checks: list[Check]
+    ) -> list[Check]:
+        """The proof's checks (`proof:<stage>`) when the policy asks for one: a model that does not load fails here."""
+        if not policy.proof.enabled:
+            return []
+        proofs = self._proofs
+        reason = unprovable(
+            proofs_enabled=proofs is not None,
+            in_bucket=model_dir is not None,
+            other_failures=sum(not check.passed for check in checks),
+        )
+        if reason is not None or proofs is None or model_dir is None:  # unprovable() said why when either is None
+            return [reason] if reason is not None else []
+        return proofs.prove(
+            model_dir.bucket,
+            model_dir.prefix,
+            has_signature=bool(evidence.has_signature),
+            missing_example=policy.proof.missing_example,
+        )
+
+    def _gather(
+        self, version: VersionInfo, request: ValidationRequest, loaded: LoadedPolicy
+    ) -> tuple[Evidence, _ModelDir | None]:
         reader = self._reader
         model_dir = reader.model_dir(version, request.artifact)
         mlmodel, files = reader.read_model_dir(model_dir)
@@ -243,13 +273,14 @@ class Validator:
         )
         compare = loaded.policy.compare
         if compare is None:
-            return evidence
+            return evidence, model_dir
         holder = self._registry.get_alias_version(version.model_name, compare.alias)
         if holder is None:
-            return evidence
+            return evidence, model_dir
         if holder.version == version.version:
-            return replace(evidence, baseline_version=holder.version, is_baseline=True)
-        return replace(evidence, baseline_version=holder.version, baseline_metric=reader.metric(holder, compare.metric))
+            return replace(evidence, baseline_version=holder.version, is_baseline=True), model_dir
+        baseline = reader.metric(holder, compare.metric)
+        return replace(evidence, baseline_version=holder.version, baseline_metric=baseline), model_dir
 
     # --- verdict ----------------------------------------------------------------------------------
 

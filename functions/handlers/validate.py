@@ -79,12 +79,18 @@ def _dependencies() -> Dependencies:
     from functions.adapters.sqs import QueueControl
 
     settings = load_settings()
+    proofs = None
+    if settings.PROOF != "off":
+        from functions.adapters.bucket_proof import BucketModelProofs, proof_settings
+
+        proofs = BucketModelProofs(proof_settings(settings))
     validator = Validator(
         load_policies(Path(settings.POLICIES_DIR)),
         bucket=settings.ARTIFACT_BUCKET,
         registry=registry_from_settings(settings),
         artifacts=S3ArtifactStore(),
         events=EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE),
+        proofs=proofs,
     )
     queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
     return Dependencies(validator=validator, queue=queue)

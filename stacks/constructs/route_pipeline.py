@@ -15,8 +15,9 @@ supported by Dead Letter Queues"), so events EventBridge cannot deliver go to a 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import Annotations, Aws, CfnCondition, Duration, Fn, Size, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
@@ -32,7 +33,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.project import FIFO_SUFFIX
-from functions.routing import Route
+from functions.routing import PROOF_TIMEOUT_SECONDS, VALIDATE, Route
 from functions.settings import function_environment
 from stacks.config import ConfigError
 from stacks.constants import (
@@ -117,6 +118,9 @@ class PipelineContext:
     """With SnapStart: on only where this condition holds (a stack without a region; see `stacks.regions`)."""
     mlflow: MlflowAccess | None = None
     """SageMaker/SigV4 permissions, VPC placement, CA layer and MLflow client settings (None: none of them)."""
+    proof_layers: Sequence[lambda_.ILayerVersion] = ()
+    """With proofs on (context `proof`): the layer with numpy, pandas and uv, for the validate function only."""
+    proof_index_url: str = ""
 
 
 def credentials_key_statement(key_arn: str, secret_arn: str) -> iam.PolicyStatement:
@@ -345,6 +349,7 @@ class RoutePipeline(Construct):
             max_pending_seconds=ctx.max_pending_seconds,
             tracing=ctx.tracing,
             **(ctx.mlflow.environment if ctx.mlflow else {}),
+            **self._proof_environment(),
         )
         check_environment_size(environment)
         function = lambda_.Function(
@@ -355,7 +360,7 @@ class RoutePipeline(Construct):
             architecture=LAMBDA_ARCHITECTURE,
             handler=self.route.handler,
             code=ctx.code.code,
-            layers=[*ctx.code.layers, *(ctx.mlflow.layers if ctx.mlflow else [])],
+            layers=[*ctx.code.layers, *(ctx.mlflow.layers if ctx.mlflow else []), *self._proof_layers()],
             timeout=Duration.seconds(self.route.timeout_seconds),
             memory_size=self.route.memory_mb,
             ephemeral_storage_size=(
@@ -377,6 +382,21 @@ class RoutePipeline(Construct):
         if ctx.mlflow is not None:
             ctx.mlflow.place(function, self.role)
         return function
+
+    def _proves(self) -> bool:
+        return bool(self._context.proof_layers) and self.route.name == VALIDATE.name
+
+    def _proof_layers(self) -> list[lambda_.ILayerVersion]:
+        return list(self._context.proof_layers) if self._proves() else []
+
+    def _proof_environment(self) -> dict[str, Any]:
+        if not self._proves():
+            return {}
+        return {
+            "proof": "uv",
+            "proof_timeout_seconds": PROOF_TIMEOUT_SECONDS,
+            "proof_index_url": self._context.proof_index_url,
+        }
 
     def _build_alias(self) -> lambda_.Alias:
         # CDK warns on every SnapStart function that only published versions are snapshotted: this one is.

@@ -60,6 +60,19 @@ CUSTOM_CONTEXT = {
 }
 
 
+PROOF_LAYER_ARN = "arn:aws:lambda:eu-west-1:123456789012:layer:proof-deps:4"
+PROOF_CONTEXT = {
+    "stackName": "RegistryAutopilotProof",
+    "proof": "true",
+    "proofLayerArn": PROOF_LAYER_ARN,
+    "proofIndexUrl": "https://pypi.example.com/simple",
+    "vpcSubnetIds": ",".join(SUBNET_IDS),
+    "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
+}
+"""Proofs on: the validate function sized for them (functions.routing.proving), with the operator's layer; in a VPC,
+where the proofs' package index is a mirror (`proofIndexUrl`) the subnets can reach."""
+
+
 def cdk_json_context() -> dict[str, Any]:
     """The context `cdk` passes to the app: feature flags and project defaults from cdk.json."""
     return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
@@ -111,6 +124,11 @@ def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize(CUSTOM_CONTEXT, outdir=tmp_path_factory.mktemp("custom-cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def proof_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(PROOF_CONTEXT, outdir=tmp_path_factory.mktemp("proof-cdk.out"))
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ REFERENCE_BOUND = 256
 LONGEST_STACK_NAME = "R" + "x" * 99
 """100 characters: the most `stacks.config` accepts for `stackName`."""
 
-SYNTHS = ["default_synth", "custom_synth", "long_name_synth"]
+SYNTHS = ["default_synth", "custom_synth", "long_name_synth", "proof_synth"]
 
 CFN_LINT_SCHEMAS = Path(__import__("cfnlint").__file__).parent / "data" / "schemas"
 

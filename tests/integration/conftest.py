@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Sandbox
+from sandbox.command import function_settings
 from tests.integration.sandboxes import started
 
 TEST_POLICIES = Path(__file__).parent / "policies"
@@ -41,7 +42,8 @@ TEST_POLICIES = Path(__file__).parent / "policies"
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     running = Sandbox(
         workdir=tmp_path_factory.mktemp("sandbox"),
-        function_settings={"policies_dir": str(TEST_POLICIES)},
+        # The policies, and `proof: smoke` proved with the sandbox's own packages (env_manager local), as `make sandbox`.
+        function_settings=function_settings(TEST_POLICIES),
         progress=lambda message: print(f"sandbox: {message}", file=sys.stderr),
     )
     started(running)

@@ -216,11 +216,32 @@ def test_an_unreadable_metric_source_fails_the_verdict_with_its_reason():
         ("thresholds: {}\n", r"<p>:1: thresholds: unknown key"),
         ("- a\n- b\n", r"<p>:1: a policy is a mapping"),
         ("metrics: [unclosed\n", r"<p>:2: not valid YAML"),
+        ("proof: full\n", r"<p>:1: proof\.level: Input should be 'off' or 'smoke'"),
+        ("proof: on\n", r"<p>:1: proof: write `smoke` or `off`"),
+        ("proof:\n  level: smoke\n  missing_example: maybe\n", r"<p>:3: proof\.missing_example: Input should be"),
+        ("proof:\n  level: smoke\n  timeout: 5\n", r"<p>:3: proof\.timeout: unknown key"),
     ],
 )
 def test_schema_errors_name_the_file_line_and_problem(text, message):
     with pytest.raises(PolicyError, match=message):
         parse_policy(text, source="<p>")
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "missing_example"),
+    [
+        ("{}\n", "off", "fail"),  # the default: a policy that does not ask for a proof gets none
+        ("proof: smoke\n", "smoke", "fail"),
+        ("proof: off\n", "off", "fail"),  # YAML 1.1 reads a bare off as false
+        ("proof: {level: smoke, missing_example: skip}\n", "smoke", "skip"),
+    ],
+)
+def test_a_policy_asks_for_a_proof_in_the_short_or_the_long_form(text, level, missing_example):
+    # GIVEN a policy's proof key
+    # WHEN it is parsed
+    proof = parse_policy(text).proof
+    # THEN the level and what a missing input example means are as written, off unless asked for
+    assert (proof.level, proof.missing_example, proof.enabled) == (level, missing_example, level == "smoke")
 
 
 def test_the_repository_policies_load(tmp_path):

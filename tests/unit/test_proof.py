@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from functions.adapters.bucket_proof import _stays_inside, proof_settings
 from functions.domain.policy import Check
+from functions.domain.ports import VersionInfo
 from functions.domain.proof import (
     ENVIRONMENT_UNRESOLVABLE,
     LOAD_FAILED,
     NO_INPUT_EXAMPLE,
     PREDICT_FAILED,
+    PROOF_DISABLED,
     PROOF_TIMEOUT,
     PYTHON_UNAVAILABLE,
     SIGNATURE_MISMATCH,
@@ -20,6 +23,12 @@ from functions.domain.proof import (
     outcome_checks,
     plan_proof,
 )
+from functions.domain.tags import TAG_STATUS
+from functions.domain.validation import ValidationRequest
+from functions.routing import ROUTES, VALIDATE, proving
+from functions.settings import Settings, function_environment
+from tests.builders import BUCKET, ValidationWorld
+from tests.fakes import FakeModelProofs
 
 MODEL_FILES = {"MLmodel": 600, "model.pkl": 1200, "python_env.yaml": 100, "requirements.txt": 90}
 
@@ -132,3 +141,117 @@ def test_the_error_is_cut_to_its_last_lines() -> None:
     # THEN its last three non-blank lines remain
     assert tail == "line 97\nline 98\nline 99"
     assert len(error_tail("x" * 5000, chars=100)) == 100
+
+
+# --- the proof as a step of the gate (functions.domain.validation) ----------------------------------------------
+
+PROVED_POLICY = "metrics: {accuracy: {min: 0.8}}\nproof: {level: smoke, missing_example: skip}\n"
+LOAD_FAILURE = Check("proof:load", False, "load_failed: load failed\n_pickle.UnpicklingError", observed=LOAD_FAILED)
+
+
+def _passed_proof() -> list[Check]:
+    return [Check(f"proof:{stage}", True, f"{stage} passed") for stage in ("environment", "load", "predict")]
+
+
+def test_a_policy_that_asks_for_a_proof_gets_its_checks_in_the_verdict(tmp_path) -> None:
+    # GIVEN a policy with `proof: smoke` and a deployment whose proofs pass
+    proofs = FakeModelProofs(_passed_proof())
+    world = ValidationWorld(tmp_path, PROVED_POLICY, proofs=proofs)
+    # WHEN a good version is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN the model directory in the bucket was proved with the policy's options, and the checks are in the event
+    assert proofs.proved == [(BUCKET, "models/churn/1/", True, "skip")]
+    assert verdict.status == "passed"
+    assert [c.name for c in world.events.published[-1].checks if c.name.startswith("proof:")] == [
+        "proof:environment",
+        "proof:load",
+        "proof:predict",
+    ]
+
+
+def test_a_model_that_does_not_load_fails_the_verdict_with_the_reason(tmp_path) -> None:
+    # GIVEN a proof that ends with load_failed
+    world = ValidationWorld(tmp_path, PROVED_POLICY, proofs=FakeModelProofs([LOAD_FAILURE]))
+    # WHEN a version whose metrics pass is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN it fails, the reason starts with load_failed, and the tag says failed
+    assert verdict.status == "failed"
+    assert [reason.split(":")[0] for reason in verdict.reasons] == [LOAD_FAILED]
+    assert world.check("proof:load").observed == LOAD_FAILED
+    assert world.registry.get_version("churn", "1").tags[TAG_STATUS] == "failed"
+
+
+def test_no_proof_runs_for_a_policy_without_one(tmp_path) -> None:
+    # GIVEN the default policy (no proof key) and a deployment that could prove
+    proofs = FakeModelProofs([LOAD_FAILURE])
+    world = ValidationWorld(tmp_path, "metrics: {accuracy: {min: 0.8}}\n", proofs=proofs)
+    # WHEN validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN nothing was proved and no proof check is in the verdict
+    assert (proofs.proved, verdict.status) == ([], "passed")
+    assert not [c for c in verdict.checks if c.name.startswith("proof")]
+
+
+def test_a_deployment_that_runs_no_proofs_fails_a_policy_that_asks_for_one(tmp_path) -> None:
+    # GIVEN a policy with `proof: smoke` but no prover (the stack's `proof` context off)
+    world = ValidationWorld(tmp_path, PROVED_POLICY, proofs=None)
+    # WHEN a good version is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN it fails with proof_disabled: never a pass without the proof the policy asks for
+    assert verdict.status == "failed"
+    assert world.check("proof").observed == PROOF_DISABLED
+
+
+def test_a_version_that_fails_a_cheaper_check_is_not_proved(tmp_path) -> None:
+    # GIVEN a version below the metric threshold
+    proofs = FakeModelProofs(_passed_proof())
+    world = ValidationWorld(tmp_path, PROVED_POLICY, proofs=proofs)
+    # WHEN validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.5))
+    # THEN the proof did not run, and the verdict says so in a skipped check
+    assert proofs.proved == []
+    assert verdict.status == "failed"
+    proof = world.check("proof")
+    assert (proof.passed, proof.skipped) == (True, True)
+    assert "not run" in proof.message
+
+
+def test_a_version_whose_files_are_not_in_the_bucket_fails_the_proof(tmp_path) -> None:
+    # GIVEN a version registered by hand from a source outside the artifact bucket
+    proofs = FakeModelProofs(_passed_proof())
+    world = ValidationWorld(tmp_path, "proof: smoke\nartifacts: {environment: false}\n", proofs=proofs)
+    world.registry.versions.append(VersionInfo("churn", "1", "s3://elsewhere/m", None))
+    # WHEN validated
+    verdict = world.validator.validate(ValidationRequest("churn", "1", "corr-1"))
+    # THEN there is nothing to load: a failed proof, never a pass
+    assert proofs.proved == []
+    assert (verdict.status, world.check("proof:load").observed) == ("failed", LOAD_FAILED)
+
+
+# --- the validate function's proof settings (functions.settings, functions.adapters.bucket_proof) -----------------
+
+
+def test_only_the_validate_function_gets_proof_settings_and_only_when_proofs_are_on() -> None:
+    # GIVEN the functions' environment with proofs on, and without
+    names = {"bucket": "b", "artifact_root_prefix": "m", "event_bus_name": "e", "idempotency_table": "t"}
+    names |= {"queue_url": "q", "dead_letter_queue_url": "d", "tracking_uri": "https://mlflow.example.com"}
+    on = {"proof": "uv", "proof_timeout_seconds": 600, "proof_index_url": "https://mirror.example.com/simple"}
+    # WHEN each route's environment is built
+    proving_validate = function_environment(proving(VALIDATE), **names, **on)
+    others = [function_environment(route, **names, **on) for route in ROUTES if route is not VALIDATE]
+    off = function_environment(VALIDATE, **names)
+    # THEN validate reads them back as the prover's settings; no other function, and no function by default, has them
+    settings = proof_settings(Settings.model_validate(proving_validate))
+    assert (settings.env_manager, settings.timeout_seconds) == ("uv", 600.0)
+    assert settings.index_url == "https://mirror.example.com/simple"
+    assert all("PROOF" not in env for env in [*others, off])
+    # AND MLflow's per-request timeout fits in what the proof leaves of the function's timeout
+    assert int(proving_validate["MLFLOW_HTTP_REQUEST_TIMEOUT"]) * 10 <= proving(VALIDATE).timeout_seconds - 600
+
+
+@pytest.mark.parametrize(
+    ("name", "inside"),
+    [("model.pkl", True), ("code/util.py", True), ("../other/model.pkl", False), ("a//b", False), ("/etc/x", False)],
+)
+def test_a_model_file_whose_key_would_leave_the_directory_is_refused(name: str, inside: bool) -> None:
+    assert _stays_inside(name) is inside
