@@ -40,6 +40,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from functions.domain.ladder_policy import LadderRule, ladder_problems
+
 DEFAULT_POLICY = "default"
 POLICY_SUFFIX = ".yaml"
 MAX_POLICY_BYTES = 256 * 1024
@@ -130,6 +132,8 @@ class Policy(_Strict):
     artifacts: ArtifactRule = Field(default_factory=ArtifactRule)
     lineage: LineageRule = Field(default_factory=LineageRule)
     promotion: PromotionRule = Field(default_factory=PromotionRule)
+    ladder: LadderRule | None = None
+    """The environments this model's versions climb (`functions.domain.ladder_policy`); none: one model only."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,9 @@ def load_policies(folder: Path) -> PolicySet:
         policies[loaded.name] = loaded
     if DEFAULT_POLICY not in policies:
         raise PolicyError(f"{folder / (DEFAULT_POLICY + POLICY_SUFFIX)}: missing; every deployment needs a default")
+    ladders = {n: (p.policy.ladder, p.policy.promotion.aliases) for n, p in policies.items() if p.policy.ladder}
+    for name, problem in ladder_problems(ladders).items():
+        raise PolicyError(f"{folder / policies[name].file}:1: ladder: {problem}")
     return PolicySet(policies)
 
 
