@@ -135,6 +135,84 @@ class Climb:
     """The aliases moved in the target model by this request."""
 
 
+def check_promotion(
+    policies: PolicySet,
+    registry: ModelRegistry,
+    model: str,
+    number: str,
+    environment: str,
+    *,
+    approver: str | None,
+    now: datetime,
+) -> Step:
+    """The promotion of `model` v`number` to `environment`, or `Rejected` with why not. Reads only: the function
+    and `python -m ops promote --to` (which refuses up front) both call it."""
+    position = locate(policies, model)
+    if position is None:
+        raise Rejected("not_on_a_ladder", f"{model} is on no promotion ladder (a policy's `ladder:` names its models)")
+    ladder = position.ladder
+    target = ladder.rung(environment)
+    if target is None:
+        names = ", ".join(rung.name for rung in ladder.environments)
+        raise Rejected(
+            "unknown_environment", f"{environment!r} is no environment of {position.home}'s ladder ({names})"
+        )
+    if target.registry_uri:
+        raise Rejected(
+            "other_registry_unsupported",
+            f"environment {target.name} is in another registry ({target.registry_uri}): not supported yet",
+        )
+    chain = path_below(ladder, position.rung, target)
+    if chain is None:
+        raise Rejected(
+            "not_above",
+            f"{model} is the {position.rung.name} environment; {target.name} is not a rung above it on its ladder",
+        )
+    version = registry.get_version(model, number)
+    if version is None:
+        raise Rejected("unknown_version", f"cannot promote {model} v{number}: no such version")
+    for rung in chain[1:]:
+        copy = copy_in(registry, rung, version)
+        if copy is None or not is_complete(copy, rung, version):
+            raise Rejected(
+                "not_at_rung_below",
+                f"{model} v{number} has not reached {rung.name}: promote it there first "
+                f"(ops promote {model} {number} --to {rung.name})",
+            )
+        version = copy
+    below = chain[-1]
+    refusal = not_passed(version, f"promote to {target.name}")
+    if refusal:
+        raise Rejected("not_passed", f"{refusal} at {below.name}")
+    if target.requires.approval and not approver:
+        raise Rejected("approval_required", f"entering {target.name} needs an approver (--approver NAME)")
+    check_time(version, below, target, now)
+    return Step(version, below, target, copy_in(registry, target, version))
+
+
+def copy_in(registry: ModelRegistry, rung: Rung, source: VersionInfo) -> VersionInfo | None:
+    """The copy of `source` in the rung's model: by the source MLflow gives a copy, else by the upload's identity."""
+    identity = source.tags.get(IDENTITY_TAG, "")
+    return registry.find_version(rung.model or "", [copy_source(source.model_name, source.version)], identity)
+
+
+def check_time(version: VersionInfo, below: Rung, target: Rung, now: datetime) -> None:
+    hours = target.requires.min_hours
+    if not hours:
+        return
+    since = entered_at(version)
+    if since is None:
+        raise Rejected("too_early", f"entering {target.name} needs {hours:g}h at {below.name}: entry time unknown")
+    ready = since + timedelta(hours=hours)
+    if now < ready:
+        stood = (now - since).total_seconds() / 3600
+        raise Rejected(
+            "too_early",
+            f"entering {target.name} needs {hours:g}h at {below.name}; {version.model_name} v{version.version} has "
+            f"stood there {stood:.1f}h (eligible from {ready.isoformat(timespec='seconds')})",
+        )
+
+
 class Climber:
     def __init__(
         self,
@@ -155,49 +233,9 @@ class Climber:
 
     def check(self, model: str, number: str, environment: str, approver: str | None) -> Step:
         """The promotion of `model` v`number` to `environment`, or `Rejected` with why not. Reads only."""
-        position = locate(self._policies, model)
-        if position is None:
-            raise Rejected(
-                "not_on_a_ladder", f"{model} is on no promotion ladder (a policy's `ladder:` names its models)"
-            )
-        ladder = position.ladder
-        target = ladder.rung(environment)
-        if target is None:
-            names = ", ".join(rung.name for rung in ladder.environments)
-            raise Rejected(
-                "unknown_environment", f"{environment!r} is no environment of {position.home}'s ladder ({names})"
-            )
-        if target.registry_uri:
-            raise Rejected(
-                "other_registry_unsupported",
-                f"environment {target.name} is in another registry ({target.registry_uri}): not supported yet",
-            )
-        chain = path_below(ladder, position.rung, target)
-        if chain is None:
-            raise Rejected(
-                "not_above",
-                f"{model} is the {position.rung.name} environment; {target.name} is not a rung above it on its ladder",
-            )
-        version = self._registry.get_version(model, number)
-        if version is None:
-            raise Rejected("unknown_version", f"cannot promote {model} v{number}: no such version")
-        for rung in chain[1:]:
-            copy = self._copy_in(rung, version)
-            if copy is None or not is_complete(copy, rung, version):
-                raise Rejected(
-                    "not_at_rung_below",
-                    f"{model} v{number} has not reached {rung.name}: promote it there first "
-                    f"(ops promote {model} {number} --to {rung.name})",
-                )
-            version = copy
-        below = chain[-1]
-        refusal = not_passed(version, f"promote to {target.name}")
-        if refusal:
-            raise Rejected("not_passed", f"{refusal} at {below.name}")
-        if target.requires.approval and not approver:
-            raise Rejected("approval_required", f"entering {target.name} needs an approver (--approver NAME)")
-        self._check_time(version, below, target)
-        return Step(version, below, target, self._copy_in(target, version))
+        return check_promotion(
+            self._policies, self._registry, model, number, environment, approver=approver, now=self._now()
+        )
 
     def promote(self, request: EnvironmentPromotionRequested) -> Climb:
         step = self.check(request.model_name, request.version, request.environment, request.approver)
@@ -239,27 +277,6 @@ class Climber:
         return Climb(action, target.name, model, copy.version, reason, moved)
 
     # --- shared -----------------------------------------------------------------------------------
-
-    def _copy_in(self, rung: Rung, source: VersionInfo) -> VersionInfo | None:
-        """The copy of `source` in the rung's model: by the source MLflow gives a copy, else by the upload's identity."""
-        identity = source.tags.get(IDENTITY_TAG, "")
-        return self._registry.find_version(rung.model or "", [copy_source(source.model_name, source.version)], identity)
-
-    def _check_time(self, version: VersionInfo, below: Rung, target: Rung) -> None:
-        hours = target.requires.min_hours
-        if not hours:
-            return
-        since = entered_at(version)
-        if since is None:
-            raise Rejected("too_early", f"entering {target.name} needs {hours:g}h at {below.name}: entry time unknown")
-        ready = since + timedelta(hours=hours)
-        if self._now() < ready:
-            stood = (self._now() - since).total_seconds() / 3600
-            raise Rejected(
-                "too_early",
-                f"entering {target.name} needs {hours:g}h at {below.name}; {version.model_name} v{version.version} has "
-                f"stood there {stood:.1f}h (eligible from {ready.isoformat(timespec='seconds')})",
-            )
 
     def _complete(
         self, copy: VersionInfo, step: Step, request: EnvironmentPromotionRequested, actor: str
