@@ -37,6 +37,7 @@ from functions.domain.events import version_event
 from functions.domain.ladder_policy import LadderRule, Rung
 from functions.domain.policy import PolicySet
 from functions.domain.ports import EventPublisher, ModelRegistry, VersionInfo, copy_source
+from functions.domain.promotion import AUTOPILOT
 from functions.domain.tags import (
     IDENTITY_TAG,
     LADDER_APPROVER_TAG,
@@ -55,6 +56,7 @@ from functions.domain.validation import verdict_record, verdict_time
 from functions.models.events import (
     EnvironmentPromotionRequested,
     ModelVersionPromoted,
+    ModelVersionValidated,
     PromotionRequested,
     ValidationRequested,
 )
@@ -187,7 +189,16 @@ def check_promotion(
     if target.requires.approval and not approver:
         raise Rejected("approval_required", f"entering {target.name} needs an approver (--approver NAME)")
     check_time(version, below, target, now)
-    return Step(version, below, target, copy_in(registry, target, version))
+    existing = copy_in(registry, target, version)
+    if existing is not None and target.revalidate and is_complete(existing, target, version):
+        status = existing.tags.get(TAG_STATUS)
+        if status and status != "passed":
+            reasons = verdict_record(existing.tags).get("reasons", "")
+            raise Rejected(
+                "failed_at_target",
+                f"{existing.model_name} v{existing.version} failed its re-check in {target.name}: {reasons}",
+            )
+    return Step(version, below, target, existing)
 
 
 def copy_in(registry: ModelRegistry, rung: Rung, source: VersionInfo) -> VersionInfo | None:
@@ -249,32 +260,41 @@ class Climber:
         completed = not is_complete(copy, target, source)
         if completed:
             copy = self._complete(copy, step, request, actor)
-        if target.revalidate:
-            status = copy.tags.get(TAG_STATUS)
-            if completed or status is None:
-                if completed:
-                    self._announce(copy, step, request, actor)
-                    self._events.publish(
-                        ValidationRequested(
-                            model_name=model,
-                            version=copy.version,
-                            requested_by=actor,
-                            correlation_id=request.correlation_id,
-                        )
+        if target.revalidate and (completed or copy.tags.get(TAG_STATUS) is None):
+            if completed:
+                self._announce(copy, step, request, actor)
+                self._events.publish(
+                    ValidationRequested(
+                        model_name=model,
+                        version=copy.version,
+                        requested_by=actor,
+                        correlation_id=request.correlation_id,
                     )
-                why = f"v{copy.version} is being validated in {target.name}; promote again once it passed"
-                return Climb("validating", target.name, model, copy.version, why)
-            if status != "passed":
-                reasons = verdict_record(copy.tags).get("reasons", "")
-                raise Rejected(
-                    "failed_at_target", f"{model} v{copy.version} failed its re-check in {target.name}: {reasons}"
                 )
+            why = f"v{copy.version} is being validated in {target.name}: its aliases move when it passes there"
+            return Climb("validating", target.name, model, copy.version, why)
         moved = tuple(alias for alias in target.aliases if self._move(copy, alias, actor, request.correlation_id))
         if completed:
             self._announce(copy, step, request, actor)
         action = "promoted" if completed or moved else "kept"
         reason = f"{source.model_name} v{source.version} ({step.below.name}) -> {model} v{copy.version}"
         return Climb(action, target.name, model, copy.version, reason, moved)
+
+    def on_verdict(self, verdict: ModelVersionValidated) -> Climb | None:
+        """A passed re-check of a copy at a rung that revalidates: move that rung's aliases (None: not such a copy)."""
+        position = locate(self._policies, verdict.model_name)
+        if verdict.status != "passed" or position is None or not position.rung.revalidate:
+            return None
+        copy = self._registry.get_version(verdict.model_name, verdict.version)
+        rung = position.rung
+        if copy is None or copy.tags.get(LADDER_ENVIRONMENT_TAG) != rung.name or copy.tags.get(TAG_STATUS) != "passed":
+            return None
+        if self._dry_run_replays and verdict.replay_name:
+            return Climb("dry_run", rung.name, copy.model_name, copy.version, f"replay {verdict.replay_name}")
+        actor = copy.tags.get(LADDER_APPROVER_TAG) or AUTOPILOT
+        moved = tuple(alias for alias in rung.aliases if self._move(copy, alias, actor, verdict.correlation_id))
+        why = f"passed its re-check in {rung.name}"
+        return Climb("promoted" if moved else "kept", rung.name, copy.model_name, copy.version, why, moved)
 
     # --- shared -----------------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ def _handle(record: SQSRecord, keeper: AliasKeeper, climber: Climber | None = No
         detail = detail.model_copy(update={"replay_name": replay})
     if isinstance(detail, ModelVersionValidated):
         decisions = keeper.on_verdict(detail)
+        climb = climber.on_verdict(detail) if climber else None
+        if climb:
+            _report_climb(climb)
         if detail.status != "passed":
             logger.info("failed verdict: no alias moves")
         if not replay and any(decision.action == "moved" for decision in decisions):

@@ -115,3 +115,37 @@ def test_a_version_uploaded_once_climbs_dev_staging_prod_and_a_rollback_at_prod_
         ("prod", {"champion": released.version}),
     ]
     assert "there as ladder-prod" in shown["environments"][1]["next"]
+
+
+def test_a_rung_that_re_runs_the_gate_stops_a_version_failing_there_and_admits_one_passing(
+    sandbox, mlflow_client, wait_quiet, sklearn_model_dir, tmp_path: Path, capsys
+):
+    # GIVEN two versions that pass in dev, only one of which meets the `checked` rung's stricter gate
+    keys = [
+        upload_with_accuracy(sandbox, sklearn_model_dir, tmp_path, "ladder-gate", label, accuracy)
+        for label, accuracy in (("1", 0.9), ("2", 0.95))
+    ]
+    wait_quiet(timeout=120)
+    weak, strong = (version_for_key(mlflow_client, "ladder-gate", key) for key in keys)
+
+    def to_checked(version: str) -> int:
+        args = ("promote", "ladder-gate", version, "--to", "checked", "--policies", str(TEST_POLICIES))
+        return ops(sandbox, *args)
+
+    # WHEN the weaker one is promoted THEN it is copied, re-checked there, fails, and holds no alias
+    assert to_checked(weak) == 0
+    wait_quiet(timeout=120)
+    [copy] = versions(mlflow_client, "ladder-gate-checked")
+    assert (copy.tags[TAG_STATUS], copy.tags[LADDER_ENVIRONMENT_TAG]) == ("failed", "checked")
+    assert alias_holder(mlflow_client, "ladder-gate-checked", "champion") is None
+    # AND promoting it again is refused with the reason of its re-check
+    assert to_checked(weak) == 2
+    refusal = capsys.readouterr().err
+    assert "failed its re-check in checked" in refusal
+    assert "accuracy 0.9 is below the minimum 0.92" in refusal
+    # WHEN the stronger one is promoted THEN it passes its re-check and the rung's alias moves to it
+    assert to_checked(strong) == 0
+    wait_quiet(timeout=120)
+    passed = [v for v in versions(mlflow_client, "ladder-gate-checked") if v.tags.get(TAG_STATUS) == "passed"]
+    assert [v.tags[LADDER_SOURCE_VERSION_TAG] for v in passed] == [strong]
+    assert alias_holder(mlflow_client, "ladder-gate-checked", "champion") == passed[0].version

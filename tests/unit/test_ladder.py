@@ -33,6 +33,7 @@ from functions.models.events import (
     EnvironmentPromotionRequested,
     ModelAliasMoved,
     ModelVersionPromoted,
+    ModelVersionValidated,
     ValidationRequested,
 )
 from tests.builders import NOW, policies_folder
@@ -403,3 +404,49 @@ def test_every_rung_model_is_located_on_its_ladder(tmp_path):
         "prod",
     ]
     assert locate(world.policies, "fraud") is None
+
+
+def test_a_passed_re_check_moves_the_rungs_aliases_and_a_failed_one_moves_nothing(tmp_path):
+    # GIVEN staging re-runs the gate, and a version copied there awaiting its verdict
+    policy = LADDER.replace(
+        "aliases: [challenger]}\n    - name: prod", "aliases: [challenger], revalidate: true}\n    - name: prod"
+    )
+    world = LadderWorld(tmp_path, policy)
+    world.upload()
+    world.promote("staging")
+
+    def verdict(status: str) -> ModelVersionValidated:
+        world.registry.set_version_tags("churn-staging", "1", {TAG_STATUS: status})
+        return ModelVersionValidated(
+            model_name="churn-staging", version="1", source_uri="s", correlation_id="v", status=status
+        )
+
+    # WHEN its re-check fails THEN no alias moves
+    assert world.climber.on_verdict(verdict("failed")) is None
+    assert ("churn-staging", "challenger") not in world.registry.aliases
+    # WHEN it passes THEN the rung's aliases move, by the one who asked for the promotion
+    climb = world.climber.on_verdict(verdict("passed"))
+    assert climb is not None
+    assert (climb.action, climb.aliases) == ("promoted", ("challenger",))
+    assert json.loads(world.registry.model_tags["churn-staging"][history_tag("challenger")])[-1]["actor"] == "ci"
+    # AND a verdict of the dev model itself is no ladder business
+    dev = ModelVersionValidated(model_name="churn", version="1", source_uri="s", correlation_id="v", status="passed")
+    assert world.climber.on_verdict(dev) is None
+
+
+def test_the_gate_reads_a_copys_files_where_its_source_version_has_them(tmp_path):
+    # GIVEN a dev version with its files in the bucket, and its copy two rungs up (sourced models:/<name>/<version>)
+    registry = FakeRegistry()
+    artifacts = FakeArtifactStore()
+    artifacts.put("b", "models/churn/1/MLmodel")
+    registry.versions.append(VersionInfo("churn", "1", "s3://b/models/churn/1", None, {}))
+    registry.copy_version("churn", "1", "churn-staging")
+    prod = registry.copy_version("churn-staging", "1", "churn-prod")
+    reader = EvidenceReader(bucket="b", registry=registry, artifacts=artifacts)
+    # WHEN the gate looks for the copy's model directory THEN it is the original upload's
+    found = reader.model_dir(prod, None)
+    assert found is not None
+    assert (found.bucket, found.prefix) == ("b", "models/churn/1/")
+    # AND a copy whose source version is gone has none (the gate then fails on missing files, with its reasons)
+    registry.versions = [v for v in registry.versions if v.model_name != "churn"]
+    assert reader.model_dir(prod, None) is None
