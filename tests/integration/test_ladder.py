@@ -7,6 +7,7 @@ into ladder-dev; `python -m ops promote --to` puts the requests on the bus and t
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from functions.domain.tags import (
@@ -52,8 +53,9 @@ def test_a_version_uploaded_once_climbs_dev_staging_prod_and_a_rollback_at_prod_
     assert promote(sandbox, first, "qa") == 2
     assert "'qa' is no environment of ladder-dev's ladder (dev, staging, prod)" in capsys.readouterr().err
 
-    # WHEN it is promoted to staging, twice (a second operator, a retry)
-    assert promote(sandbox, first, "staging") == 0
+    # WHEN two operators promote it to staging at the same time, and one of them once more (a retry)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(lambda _: promote(sandbox, first, "staging"), range(2))) == [0, 0]
     wait_quiet(timeout=60)
     assert promote(sandbox, first, "staging") == 0
     wait_quiet(timeout=60)
@@ -83,7 +85,21 @@ def test_a_version_uploaded_once_climbs_dev_staging_prod_and_a_rollback_at_prod_
     failed = version_for_key(mlflow_client, "ladder-dev", failed_key)
     assert promote(sandbox, failed, "staging") == 2
     assert "its validation status is failed, not passed at dev" in capsys.readouterr().err
+    # AND a request that bypasses the command is refused by the function: dead-lettered with its reason, nothing copied
+    bypass = {
+        "model_name": "ladder-dev",
+        "version": failed,
+        "environment": "staging",
+        "requested_by": "mallory",
+        "correlation_id": "ladder-bypass-1",
+    }
+    entry = {"Source": "registry-autopilot", "DetailType": "Environment Promotion Requested"}
+    sandbox.client("events").put_events(
+        Entries=[{**entry, "Detail": json.dumps(bypass), "EventBusName": sandbox.event_bus}]
+    )
     wait_quiet(timeout=60)
+    [dead] = [m for m in sandbox.dlq_messages("aliases") if "ladder-bypass-1" in m.body]
+    assert dead.reason == "not_passed"
     assert len(versions(mlflow_client, "ladder-staging")) == 1
 
     # WHEN a better version climbs to prod too, and prod's champion is rolled back
@@ -115,6 +131,14 @@ def test_a_version_uploaded_once_climbs_dev_staging_prod_and_a_rollback_at_prod_
         ("prod", {"champion": released.version}),
     ]
     assert "there as ladder-prod" in shown["environments"][1]["next"]
+    assert ops(sandbox, "ladder", "ladder-dev", "--policies", str(TEST_POLICIES)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "ladder-dev's ladder:"
+    assert [line.split()[:3] for line in lines[1:] if not line.strip().startswith("next:")] == [
+        ["dev", "ladder-dev", f"challenger=v{better}"],
+        ["staging", "ladder-staging", f"challenger=v{staged_better}"],
+        ["prod", "ladder-prod", f"champion=v{released.version}"],
+    ]
 
 
 def test_a_rung_that_re_runs_the_gate_stops_a_version_failing_there_and_admits_one_passing(
