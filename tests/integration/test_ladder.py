@@ -19,15 +19,9 @@ from functions.domain.tags import (
     TAG_STATUS,
 )
 from tests.integration.conftest import TEST_POLICIES
-from tests.integration.test_aliases import alias_holder, upload_with_accuracy, version_for_key
+from tests.integration.sandboxes import alias_holder, ops, upload_with_accuracy, version_for_key
 
 PROMOTED = "Model Version Promoted"
-
-
-def ops(sandbox, *args: str) -> int:  # type: ignore[no-untyped-def]
-    from ops.__main__ import main as ops_main
-
-    return ops_main(["--sandbox", json.dumps(sandbox.info()), *args])
 
 
 def promote(sandbox, version: str, to: str, *extra: str) -> int:  # type: ignore[no-untyped-def]
