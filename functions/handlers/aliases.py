@@ -107,6 +107,7 @@ def _report(decision: Decision) -> None:
 
 
 def _report_climb(climb: Climb) -> None:
+    """Log a ladder decision."""
     logger.info(
         f"ladder {climb.environment}: {climb.action}",
         target_model=climb.model,
@@ -114,7 +115,8 @@ def _report_climb(climb: Climb) -> None:
         aliases=list(climb.aliases),
         reason=climb.reason,
     )
-    count("LadderPromotion", environment=climb.environment, action=climb.action)
+    # No metric of its own yet (functions/metrics.py would list it and the dashboard draw it): a refusal is counted as
+    # `Rejected` by its reason; a ladder's alias moves are logged and announced (`Model Alias Moved`), not counted.
 
 
 @lru_cache(maxsize=1)

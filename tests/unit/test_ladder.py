@@ -29,6 +29,7 @@ from functions.domain.tags import (
     pending_tag,
 )
 from functions.domain.validation import EvidenceReader
+from functions.handlers import aliases
 from functions.models.events import (
     EnvironmentPromotionRequested,
     ModelAliasMoved,
@@ -36,8 +37,9 @@ from functions.models.events import (
     ModelVersionValidated,
     ValidationRequested,
 )
-from tests.builders import NOW, policies_folder
-from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
+from tests.builders import NOW, FakeContext, policies_folder, sqs_event
+from tests.conftest import load_event
+from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeQueue, FakeRegistry
 
 LADDER = """\
 promotion:
@@ -162,7 +164,9 @@ class LadderWorld:
         self.events = FakeEventPublisher()
         self.now = NOW
         reader = EvidenceReader(bucket="b", registry=self.registry, artifacts=FakeArtifactStore())
-        keeper = AliasKeeper(self.policies, registry=self.registry, reader=reader, events=self.events, now=self.clock)
+        self.keeper = keeper = AliasKeeper(
+            self.policies, registry=self.registry, reader=reader, events=self.events, now=self.clock
+        )
         self.climber = Climber(self.policies, registry=self.registry, keeper=keeper, events=self.events, now=self.clock)
         self.requests = 0
 
@@ -450,3 +454,29 @@ def test_the_gate_reads_a_copys_files_where_its_source_version_has_them(tmp_path
     # AND a copy whose source version is gone has none (the gate then fails on missing files, with its reasons)
     registry.versions = [v for v in registry.versions if v.model_name != "churn"]
     assert reader.model_dir(prod, None) is None
+
+
+def _request_body(**detail: str) -> str:
+    event = {**load_event("model_version_registered.json"), "detail-type": "Environment Promotion Requested"}
+    event["detail"] = {"requested_by": "ci", "correlation_id": "c-h", **detail}
+    return json.dumps(event)
+
+
+def test_the_aliases_function_climbs_on_a_request_and_dead_letters_a_refused_one(tmp_path):
+    # GIVEN the aliases function wired to the ladder, and a dev version that passed and one that failed
+    world = LadderWorld(tmp_path)
+    world.upload("1")
+    world.upload("2", status="failed")
+    queue = FakeQueue()
+    deps = aliases.Dependencies(keeper=world.keeper, queue=queue, climber=world.climber)
+    # WHEN a request for each arrives in one batch
+    bodies = [
+        _request_body(model_name="churn", version="1", environment="staging"),
+        _request_body(model_name="churn", version="2", environment="staging"),
+    ]
+    aliases.lambda_handler(sqs_event(*bodies), FakeContext(), dependencies=deps)
+    # THEN the passed one is copied and the failed one dead-lettered with its reason
+    assert [v.tags[LADDER_SOURCE_VERSION_TAG] for v in world.versions("churn-staging")] == ["1"]
+    [dead] = queue.dead_letters
+    assert '"version": "2"' in dead["body"] or '"version":"2"' in dead["body"]
+    assert dead["attributes"]["reason"] == "not_passed"
