@@ -109,6 +109,7 @@ def _aliases_pattern(bucket_name: str) -> dict[str, Any]:
             DetailType.MODEL_VERSION_VALIDATED.value,
             DetailType.PROMOTION_REQUESTED.value,
             DetailType.ROLLBACK_REQUESTED.value,
+            DetailType.ENVIRONMENT_PROMOTION_REQUESTED.value,
         ],
     }
 

@@ -6,6 +6,8 @@ file>` or a deployed stack with `--stack NAME` (MLFLOW_TRACKING_URI names its re
 
     python -m ops --stack RegistryAutopilot validate churn 7 --by alice
     python -m ops --stack RegistryAutopilot promote churn 7 --alias champion --approver alice
+    python -m ops --stack RegistryAutopilot promote churn 7 --to prod --approver alice   (a ladder: ops/ladder.py)
+    python -m ops --sandbox sandbox.json ladder churn
     python -m ops --stack RegistryAutopilot rollback churn --alias champion --by bob [--to 5]
     python -m ops --sandbox sandbox.json history churn --alias champion
     python -m ops --sandbox sandbox.json verdict churn 7
@@ -64,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ops.backfill import add_parser as add_backfill_parser  # self-contained: ops/backfill.py
 
     add_backfill_parser(commands)
+    from ops.ladder import add_parser as add_ladder_parser  # self-contained: ops/ladder.py
+
+    add_ladder_parser(commands)
 
     validate = commands.add_parser("validate", help="re-run the validation gate for a version (Validation Requested)")
     validate.add_argument("model")
@@ -82,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     promote.add_argument("version")
     promote.add_argument("--alias", default="champion")
     promote.add_argument("--approver", default=None, help="who approves (default: your user name)")
+    promote.add_argument("--to", default=None, help="an environment of the model's promotion ladder (not --alias)")
+    from ops.ladder import add_policies_argument
+
+    add_policies_argument(promote)
     promote.set_defaults(run=run_promote)
 
     rollback = commands.add_parser("rollback", help="move an alias back to its previous holder (Rollback Requested)")
@@ -137,6 +146,10 @@ def run_validate(args: argparse.Namespace, target: Target) -> int:
 def run_promote(args: argparse.Namespace, target: Target) -> int:
     from functions.models.events import PromotionRequested
 
+    if args.to:
+        from ops.ladder import run_promote_to
+
+        return run_promote_to(args, target)
     refusal = _not_passed(target, args.model, args.version, "promote", args.workspace)
     if refusal:
         print(f"ops: refused: {refusal}", file=sys.stderr)

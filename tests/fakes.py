@@ -23,6 +23,7 @@ from functions.domain.ports import (
     RegistryRequirements,
     RunInfo,
     VersionInfo,
+    copy_source,
 )
 from functions.domain.tags import IDENTITY_TAG
 
@@ -45,6 +46,7 @@ class FakeRegistry(ModelRegistry):
         self.models: set[str] = set()
         self.versions: list[VersionInfo] = []
         self.create_calls: list[dict] = []
+        self.copy_calls: list[tuple[str, str, str]] = []
         self.aliases: dict[tuple[str, str], str] = {}
         self.tag_writes: list[tuple[str, str, dict]] = []
         self.alias_writes: list[tuple[str, str, str]] = []
@@ -184,6 +186,21 @@ class FakeRegistry(ModelRegistry):
         )
         self.versions.append(version)
         return version
+
+    def copy_version(self, source_model: str, source_version: str, target_model: str) -> VersionInfo:
+        """As MLflow's `copy_model_version`: the next version of the target, with the source's tags, run and model."""
+        self._check()
+        source = self.get_version(source_model, source_version)
+        if source is None:
+            raise Unavailable("registry_unavailable", f"Failed to fetch model version {source_model} v{source_version}")
+        self.copy_calls.append((source_model, source_version, target_model))
+        return self.create_version(
+            target_model,
+            copy_source(source_model, source_version),
+            run_id=source.run_id,
+            model_id=source.model_id,
+            tags=source.tags,
+        )
 
 
 class FakeArtifactStore(ArtifactStore):

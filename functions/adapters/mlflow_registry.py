@@ -31,7 +31,7 @@ from mlflow.utils.workspace_context import WorkspaceContext
 
 from functions.adapters.mlflow_connection import RegistryConnection
 from functions.domain.errors import PipelineError, Rejected, Unavailable
-from functions.domain.ports import LoggedModelInfo, ModelInfo, ModelRegistry, RunInfo, VersionInfo
+from functions.domain.ports import LoggedModelInfo, ModelInfo, ModelRegistry, RunInfo, VersionInfo, copy_source
 from functions.domain.tags import IDENTITY_TAG, PROMPT_TAG, REGISTERED_BY, REGISTERED_BY_TAG
 
 if TYPE_CHECKING:
@@ -295,6 +295,21 @@ class MlflowRegistry(ModelRegistry):
             return self._create_version(model_name, source, run_id=run_id, model_id=model_id, tags=tags)
         except MlflowException as error:
             raise self._create_error(error) from error
+
+    def copy_version(self, source_model: str, source_version: str, target_model: str) -> VersionInfo:
+        """MLflow's own `MlflowClient.copy_model_version(models:/<source>/<version>, target)`.
+
+        It reads the source version, creates the target model unless it exists, and creates the version with the
+        source `models:/<source>/<version>` and the source's tags, run id, run link, description and logged model
+        (mlflow/store/model_registry/abstract_store.py, `AbstractStore.copy_model_version`; the Databricks
+        workspace registry's store overrides it only for a `catalog.schema.model` target, which it migrates to Unity
+        Catalog by downloading the artifacts).
+        """
+        try:
+            copied = self._client.copy_model_version(copy_source(source_model, source_version), target_model)
+        except MlflowException as error:
+            raise self._create_error(error) from error
+        return self._to_version(copied)
 
     def _model_exists(self, model_name: str) -> bool:
         try:

@@ -42,6 +42,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from functions.domain.ladder_policy import LadderRule, ladder_problems
+
 DEFAULT_POLICY = "default"
 POLICY_SUFFIX = ".yaml"
 MAX_POLICY_BYTES = 256 * 1024
@@ -164,6 +166,9 @@ class Policy(_Strict):
             raise ValueError("write `smoke` or `off` (a bare `on`/`true` does not say which proof)")
         return value
 
+    ladder: LadderRule | None = None
+    """The environments this model's versions climb (`functions.domain.ladder_policy`); none: one model only."""
+
 
 @dataclass(frozen=True)
 class LoadedPolicy:
@@ -196,6 +201,9 @@ def load_policies(folder: Path) -> PolicySet:
         policies[loaded.name] = loaded
     if DEFAULT_POLICY not in policies:
         raise PolicyError(f"{folder / (DEFAULT_POLICY + POLICY_SUFFIX)}: missing; every deployment needs a default")
+    ladders = {n: (p.policy.ladder, p.policy.promotion.aliases) for n, p in policies.items() if p.policy.ladder}
+    for name, problem in ladder_problems(ladders).items():
+        raise PolicyError(f"{folder / policies[name].file}:1: ladder: {problem}")
     return PolicySet(policies)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from functions.domain.errors import Rejected
 from functions.domain.policy import Check
 
 
@@ -144,6 +145,17 @@ class ModelRegistry(ABC):
         tags: dict[str, str],
     ) -> VersionInfo:
         """Create a version, and the registered model if this is its first (losing that race is fine)."""
+
+    def copy_version(self, source_model: str, source_version: str, target_model: str) -> VersionInfo:
+        """Copy a version into `target_model` (created if it does not exist) as that model's next version, with the
+        source's tags, run and logged model; its source is `copy_source(source_model, source_version)`. Finding an
+        earlier copy (so that none is made twice) is the caller's job: `find_version` by that source."""
+        raise Rejected("copy_unsupported", f"this registry cannot copy {source_model} v{source_version}")
+
+
+def copy_source(model_name: str, version: str) -> str:
+    """The source MLflow gives a copied version: `models:/<name>/<version>` (`copy_model_version`)."""
+    return f"models:/{model_name}/{version}"
 
 
 class ObjectTooLarge(Exception):

@@ -65,3 +65,18 @@ def pending_tag(alias: str) -> str:
 
 def history_tag(alias: str) -> str:
     return f"{HISTORY_TAG_PREFIX}{alias}"
+
+
+LADDER_TAG_PREFIX = "ladder."
+"""A version copied up a promotion ladder (`functions.domain.ladder`) carries its lineage in these tags."""
+LADDER_SOURCE_ENVIRONMENT_TAG = f"{LADDER_TAG_PREFIX}source_environment"
+LADDER_SOURCE_MODEL_TAG = f"{LADDER_TAG_PREFIX}source_model"
+LADDER_SOURCE_VERSION_TAG = f"{LADDER_TAG_PREFIX}source_version"
+LADDER_SOURCE_VERDICT_TAG = f"{LADDER_TAG_PREFIX}source_verdict"
+"""`<status>@<validated_at>` of the source version's verdict the copy was promoted on."""
+LADDER_CORRELATION_TAG = f"{LADDER_TAG_PREFIX}correlation_id"
+LADDER_APPROVER_TAG = f"{LADDER_TAG_PREFIX}approver"
+LADDER_PROMOTED_AT_TAG = f"{LADDER_TAG_PREFIX}promoted_at"
+"""When the copy entered its environment: the start of its time there (`requires.min_hours` of the next rung)."""
+LADDER_ENVIRONMENT_TAG = f"{LADDER_TAG_PREFIX}environment"
+"""The environment the copy stands in; written last, so a copy without it (or with its source's) is unfinished."""

@@ -111,6 +111,12 @@ class EvidenceReader:
         if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
             return _ModelDir(artifact.bucket, artifact.key[: -len("MLmodel")])
         source = version.source
+        for _ in range(MAX_COPY_HOPS):  # a copy's source names the version it was copied from (a promotion ladder)
+            copied_from = _copied_from(source)
+            if copied_from is None:
+                break
+            found = self._registry.get_version(*copied_from)
+            source = found.source if found else ""
         if source.startswith("models:/m-"):
             logged = self._registry.get_logged_model(source[len("models:/") :])
             source = logged.artifact_location if logged and logged.artifact_location else ""
@@ -300,6 +306,19 @@ class Validator:
         tags = {TAG_VERDICT: json.dumps(record, separators=(",", ":")), TAG_STATUS: verdict.status}
         self._registry.set_version_tags(version.model_name, version.version, tags)
         return True
+
+
+MAX_COPY_HOPS = 8
+"""How many copies deep a version's files are looked for (one per rung of a promotion ladder)."""
+
+
+def _copied_from(source: str) -> tuple[str, str] | None:
+    """(model, version) of a copy's source `models:/<name>/<version>` (MLflow's `copy_model_version` sets it); None
+    for any other source, a logged model's `models:/m-<id>` (no `/`) included."""
+    if not source.startswith("models:/"):
+        return None
+    name, _, number = source[len("models:/") :].rpartition("/")
+    return (name, number) if name and number.isdigit() else None
 
 
 def verdict_record(tags: dict[str, str]) -> dict[str, str]:

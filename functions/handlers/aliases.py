@@ -1,5 +1,8 @@
 """Aliases function: passed verdicts, promotion and rollback requests → alias moves, one at a time (FIFO).
 
+Environment promotion requests climb a promotion ladder here too (`functions.domain.ladder`), in the same lane, so
+two requests for one version never copy it twice.
+
 Thin on purpose: parse each record, hand it to the `AliasKeeper`, log and count each decision.
 """
 
@@ -14,11 +17,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.domain.aliases import AliasKeeper, Decision
+from functions.domain.errors import Rejected
+from functions.domain.ladder import Climb, Climber
 from functions.domain.policy import load_policies
 from functions.handlers.project_events import parse_project_event
 from functions.handlers.sqs_batch import BatchQueue, process_batch
 from functions.metrics import UPLOAD_TO_ALIAS_MOVED
-from functions.models.events import ModelVersionValidated, PromotionRequested, RollbackRequested
+from functions.models.events import (
+    EnvironmentPromotionRequested,
+    ModelVersionValidated,
+    PromotionRequested,
+    RollbackRequested,
+)
 from functions.observability import count, logger, metrics, record_latency, tracer
 from functions.settings import build_into_snapshot, load_settings
 
@@ -29,6 +39,7 @@ _METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasK
 class Dependencies:
     keeper: AliasKeeper
     queue: BatchQueue
+    climber: Climber | None = None
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -38,12 +49,18 @@ def lambda_handler(
     event: dict, context: LambdaContext, dependencies: Dependencies | None = None
 ) -> PartialItemFailureResponse:
     deps = dependencies or _dependencies()
-    return process_batch(event, context, queue=deps.queue, handle=lambda record: _handle(record, deps.keeper))
+    return process_batch(
+        event, context, queue=deps.queue, handle=lambda record: _handle(record, deps.keeper, deps.climber)
+    )
 
 
-def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
-    event, detail = parse_project_event(record.body, ModelVersionValidated, PromotionRequested, RollbackRequested)
-    assert isinstance(detail, ModelVersionValidated | PromotionRequested | RollbackRequested)  # nosec B101: narrows to what parse_project_event was asked for
+def _handle(record: SQSRecord, keeper: AliasKeeper, climber: Climber | None = None) -> None:
+    event, detail = parse_project_event(
+        record.body, ModelVersionValidated, PromotionRequested, RollbackRequested, EnvironmentPromotionRequested
+    )
+    assert isinstance(  # nosec B101: narrows to what parse_project_event was asked for
+        detail, ModelVersionValidated | PromotionRequested | RollbackRequested | EnvironmentPromotionRequested
+    )
     logger.set_correlation_id(detail.correlation_id)
     logger.append_keys(model_name=detail.model_name)
     if detail.workspace:
@@ -56,10 +73,19 @@ def _handle(record: SQSRecord, keeper: AliasKeeper) -> None:
         detail = detail.model_copy(update={"replay_name": replay})
     if isinstance(detail, ModelVersionValidated):
         decisions = keeper.on_verdict(detail)
+        climb = climber.on_verdict(detail) if climber else None
+        if climb:
+            _report_climb(climb)
         if detail.status != "passed":
             logger.info("failed verdict: no alias moves")
         if not replay and any(decision.action == "moved" for decision in decisions):
             record_latency(UPLOAD_TO_ALIAS_MOVED, detail.uploaded_at)
+    elif isinstance(detail, EnvironmentPromotionRequested):
+        if climber is None:
+            raise Rejected("no_ladder", "this function climbs no promotion ladder")
+        logger.append_keys(environment=detail.environment)
+        _report_climb(climber.promote(detail))
+        decisions = []
     elif isinstance(detail, PromotionRequested):
         decisions = [keeper.promote(detail)]
     else:
@@ -82,6 +108,19 @@ def _report(decision: Decision) -> None:
     count(_METRIC[decision.action], alias=decision.alias)
 
 
+def _report_climb(climb: Climb) -> None:
+    """Log a ladder decision."""
+    logger.info(
+        f"ladder {climb.environment}: {climb.action}",
+        target_model=climb.model,
+        target_version=climb.version,
+        aliases=list(climb.aliases),
+        reason=climb.reason,
+    )
+    # No metric of its own yet (functions/metrics.py would list it and the dashboard draw it): a refusal is counted as
+    # `Rejected` by its reason; a ladder's alias moves are logged and announced (`Model Alias Moved`), not counted.
+
+
 @lru_cache(maxsize=1)
 def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
@@ -93,15 +132,19 @@ def _dependencies() -> Dependencies:
 
     settings = load_settings()
     registry = registry_from_settings(settings)
+    policies = load_policies(Path(settings.POLICIES_DIR))
+    events = EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE)
+    dry_run_replays = settings.REPLAY_ALIAS_MOVES == "dry-run"
     keeper = AliasKeeper(
-        load_policies(Path(settings.POLICIES_DIR)),
+        policies,
         registry=registry,
         reader=EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=registry, artifacts=S3ArtifactStore()),
-        events=EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE),
-        dry_run_replays=settings.REPLAY_ALIAS_MOVES == "dry-run",
+        events=events,
+        dry_run_replays=dry_run_replays,
     )
+    climber = Climber(policies, registry=registry, keeper=keeper, events=events, dry_run_replays=dry_run_replays)
     queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
-    return Dependencies(keeper=keeper, queue=queue)
+    return Dependencies(keeper=keeper, queue=queue, climber=climber)
 
 
 build_into_snapshot(_dependencies)

@@ -53,6 +53,8 @@ class DetailType(StrEnum):
     ROLLBACK_REQUESTED = "Rollback Requested"
     VALIDATION_REQUESTED = "Validation Requested"
     PROMOTION_PENDING = "Promotion Pending"
+    ENVIRONMENT_PROMOTION_REQUESTED = "Environment Promotion Requested"
+    MODEL_VERSION_PROMOTED = "Model Version Promoted"
 
 
 class _Detail(BaseModel):
@@ -170,6 +172,35 @@ class RollbackRequested(RequestDetail):
     requested_by: str = Field(min_length=1)
 
 
+class EnvironmentPromotionRequested(RequestDetail):
+    """Copy a version one rung up its promotion ladder and move that environment's aliases (`ops promote --to`).
+
+    `model_name` and `version` name the version in any environment below `environment`; the version copied is
+    its copy at the rung just below `environment`."""
+
+    detail_type: Literal[DetailType.ENVIRONMENT_PROMOTION_REQUESTED] = Field(
+        default=DetailType.ENVIRONMENT_PROMOTION_REQUESTED, exclude=True
+    )
+    version: str = Field(min_length=1)
+    environment: str = Field(min_length=1)
+    requested_by: str = Field(min_length=1)
+    approver: str | None = None
+    """Who approves, for an environment whose `requires.approval` is true."""
+
+
+class ModelVersionPromoted(ModelVersionDetail):
+    """A version now stands in another environment: copied there (this detail's model and version) from below."""
+
+    detail_type: Literal[DetailType.MODEL_VERSION_PROMOTED] = Field(
+        default=DetailType.MODEL_VERSION_PROMOTED, exclude=True
+    )
+    from_environment: str
+    to_environment: str
+    source_model: str
+    source_version: str
+    actor: str
+
+
 class ValidationRequested(RequestDetail):
     """Re-run the validation gate for a version (after a policy change, say)."""
 
@@ -186,4 +217,6 @@ DETAIL_MODELS: dict[str, type[BaseModel]] = {
     DetailType.ROLLBACK_REQUESTED.value: RollbackRequested,
     DetailType.VALIDATION_REQUESTED.value: ValidationRequested,
     DetailType.PROMOTION_PENDING.value: PromotionPending,
+    DetailType.ENVIRONMENT_PROMOTION_REQUESTED.value: EnvironmentPromotionRequested,
+    DetailType.MODEL_VERSION_PROMOTED.value: ModelVersionPromoted,
 }

@@ -7,42 +7,16 @@ alias-approval: champion needs an approver; alias-failed: accuracy must reach 0.
 from __future__ import annotations
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 from sklearn.datasets import load_iris
 
-from functions.domain.tags import TAG_STATUS, origin_tag, pending_tag
-from ops.__main__ import main as ops_main
+from functions.domain.tags import TAG_STATUS, pending_tag
+from tests.integration.sandboxes import alias_holder, ops, upload_with_accuracy, version_for_key
 
 MOVED = "Model Alias Moved"
-
-
-def upload_with_accuracy(sandbox, model_dir: Path, work: Path, name: str, label: str, accuracy: float) -> str:  # type: ignore[no-untyped-def]
-    """A copy of a real saved model with a metrics.json, uploaded under models/<name>/<label>/ (MLmodel last)."""
-    copy = work / f"{name}-{label}"
-    shutil.copytree(model_dir, copy)
-    (copy / "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
-    prefix = f"models/{name}/{label}/"
-    sandbox.upload_dir(copy, prefix)
-    return f"{prefix}MLmodel"
-
-
-def alias_holder(client, name: str, alias: str) -> str | None:  # type: ignore[no-untyped-def]
-    aliases = client.get_registered_model(name).aliases
-    return str(aliases[alias]) if alias in aliases else None
-
-
-def version_for_key(client, name: str, key: str) -> str:  # type: ignore[no-untyped-def]
-    [version] = [v for v in client.search_model_versions(f"name='{name}'") if v.tags.get(origin_tag("key")) == key]
-    return str(version.version)
-
-
-def ops(sandbox, *args: str) -> int:  # type: ignore[no-untyped-def]
-    return ops_main(["--sandbox", json.dumps(sandbox.info()), *args])
 
 
 def test_ten_concurrent_versions_end_with_the_best_as_champion_and_rollback_restores_the_previous(

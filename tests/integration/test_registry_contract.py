@@ -17,7 +17,7 @@ import pytest
 
 from functions.adapters.registry_factory import open_registry
 from functions.domain.errors import Unavailable
-from functions.domain.ports import ModelInfo, ModelRegistry, VersionInfo
+from functions.domain.ports import ModelInfo, ModelRegistry, VersionInfo, copy_source
 from functions.domain.tags import IDENTITY_TAG, history_tag, origin_tag
 from sandbox import Sandbox
 from tests.fakes import FakeRegistry
@@ -161,3 +161,23 @@ def test_a_stage_moves_only_an_existing_version(registry, name, create):
     # GIVEN a version; WHEN it moves to a stage; THEN that is no error (the port offers no read of stages)
     create()
     registry.transition_stage(name, "1", "Staging")
+
+
+def test_a_copy_is_the_targets_next_version_with_the_sources_tags_and_is_found_by_its_source(registry, name, create):
+    # GIVEN a version with tags
+    create("s3://bucket/models/m/1", {IDENTITY_TAG: "i-1", "validation.status": "passed"})
+    target = f"{name}-staging"
+    # WHEN it is copied into a model that does not exist yet
+    copied = registry.copy_version(name, "1", target)
+    # THEN the target exists and the copy is its version 1, sourced `models:/<name>/1`, with the source's tags
+    assert (copied.model_name, copied.version, copied.source) == (target, "1", copy_source(name, "1"))
+    assert copied.tags == {IDENTITY_TAG: "i-1", "validation.status": "passed"}
+    assert registry.get_version(target, "1") == copied
+    # AND a search by that source finds it (how the ladder finds an earlier copy)
+    assert registry.find_version(target, [copy_source(name, "1")], "").version == "1"
+    # AND the port itself copies again when asked (never copying twice is the caller's job): the next version
+    assert registry.copy_version(name, "1", target).version == "2"
+    # AND copying a version that does not exist fails as the registry being unavailable, creating nothing
+    with pytest.raises(Unavailable):
+        registry.copy_version(name, "9", f"{name}-prod")
+    assert registry.get_model(f"{name}-prod") is None

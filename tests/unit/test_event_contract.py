@@ -21,7 +21,7 @@ from functions.routing import EVENT_SOURCE
 from tests.conftest import load_event
 
 
-def test_the_project_has_one_source_and_seven_detail_types():
+def test_the_project_has_one_source_and_nine_detail_types():
     assert EVENT_SOURCE == "registry-autopilot"
     assert {t.value for t in DetailType} == {
         "Model Version Registered",
@@ -31,6 +31,8 @@ def test_the_project_has_one_source_and_seven_detail_types():
         "Rollback Requested",
         "Validation Requested",
         "Promotion Pending",
+        "Environment Promotion Requested",
+        "Model Version Promoted",
     }
     assert set(DETAIL_MODELS) == {t.value for t in DetailType}
 
