@@ -9,6 +9,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export GIT_PYTHON_REFRESH := quiet
+# Test processes (pytest-xdist): one per core of the 2-core machine `make test` is budgeted on. Whole files go to one
+# process (`--dist loadfile`), so a module's fixtures (a sandbox, a synthesized template) are built once.
+TEST_WORKERS ?= 2
+PYTEST := pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help wheelhouse deps test lint security unit integration infra reliability demo sandbox synth deploy lock bench docs clean
 
@@ -53,19 +57,19 @@ security: $(VENV)/.installed
 	pip-audit --no-deps --disable-pip --progress-spinner off -r functions/requirements.lock
 
 test: deps lint security
-	pytest
+	$(PYTEST)
 
 reliability: $(VENV)/.installed
 	python -m reliability
 
 unit: $(VENV)/.installed
-	pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(VENV)/.installed
-	pytest tests/integration
+	$(PYTEST) tests/integration
 
 infra: deps
-	pytest tests/infrastructure
+	$(PYTEST) tests/infrastructure
 
 demo: $(VENV)/.installed
 	python -m demo
