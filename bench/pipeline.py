@@ -288,8 +288,13 @@ def measure_naive_requests(sandbox: Sandbox, *, uploads: int, models: int) -> di
     experiment = client.create_experiment(f"bench-naive-{uuid.uuid4().hex[:8]}")
     runs = [client.create_run(experiment).info.run_id for _ in names]
     before = mlflow_api_requests(sandbox)
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     with (
-        temporary_environment(sandbox.client_environment()),  # not mlflow.set_tracking_uri: it would outlive the run
+        temporary_environment(sandbox.client_environment()),
+        # The fluent API prefers a URI set with mlflow.set_tracking_uri (by anything earlier in this process, such as
+        # a test) over the environment: point it at this sandbox for these calls only, and restore what was there.
+        _use_tracking_uri(sandbox.mlflow_tracking_uri),
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
     ):
