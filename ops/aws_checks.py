@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.preflight import BucketFacts
 from replay.aws_stack import AwsProblem, explain, open_stack
-from stacks.outputs import ARTIFACT_BUCKET_KEY_ARN, BUCKET_NAME, IMPORTED_BUCKET_NAME
+from stacks.outputs import ARTIFACT_BUCKET_KEY_ARN, ARTIFACT_BUCKET_POLICY, BUCKET_NAME, IMPORTED_BUCKET_NAME
 
 _NO_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
 
@@ -23,7 +23,7 @@ class PreflightError(RuntimeError):
     """The bucket (or the stack) cannot be read at all; the message says what to do."""
 
 
-def stack_facts(stack_name: str, *, region: str | None = None) -> tuple[str, str, BucketFacts]:
+def stack_facts(stack_name: str, *, region: str | None = None, account: str = "") -> tuple[str, str, BucketFacts]:
     """(bucket, key ARN, facts) of a deployed stack's bucket, named by its outputs."""
     try:
         stack = open_stack(stack_name, region=region)
@@ -37,19 +37,63 @@ def stack_facts(stack_name: str, *, region: str | None = None) -> tuple[str, str
     return (
         bucket,
         key_arn,
-        gather(stack.client("s3"), stack.client("kms"), bucket, key_arn=key_arn, region=stack.region),
+        gather(
+            stack.client("s3"),
+            stack.client("kms"),
+            bucket,
+            key_arn=key_arn,
+            region=stack.region,
+            # A stack with a bucket in another account says which only in its context: then --account decides.
+            expected_owner=account
+            or ("" if ARTIFACT_BUCKET_POLICY in outputs else _caller_account(stack.client("sts"))),
+        ),
     )
 
 
-def bucket_facts(bucket: str, *, key_arn: str = "", region: str | None = None) -> BucketFacts:
+def bucket_facts(bucket: str, *, key_arn: str = "", region: str | None = None, account: str = "") -> BucketFacts:
     try:
         session = boto3.Session(region_name=region)
     except BotoCoreError as error:
         raise PreflightError(str(explain(error, doing="open an AWS session"))) from None
-    return gather(session.client("s3"), session.client("kms"), bucket, key_arn=key_arn, region=session.region_name)
+    return gather(
+        session.client("s3"),
+        session.client("kms"),
+        bucket,
+        key_arn=key_arn,
+        region=session.region_name,
+        expected_owner=account or _caller_account(session.client("sts")),
+    )
 
 
-def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "", region: str | None = None) -> BucketFacts:
+def _caller_account(sts: Any) -> str:
+    """The caller's account (the stack's, for `--stack`), or "" when STS does not say (the owner is then not checked)."""
+    try:
+        return str(sts.get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError, KeyError):
+        return ""
+
+
+def owner_matches(s3: Any, bucket: str, expected_owner: str) -> bool | None:
+    """Whether `expected_owner` owns `bucket`: HeadBucket with ExpectedBucketOwner, which S3 answers with 403 when
+    another account owns it ("Verifying bucket ownership with bucket owner condition", S3 User Guide:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html). Call it after a plain
+    HeadBucket succeeded, so a 403 here is the owner and not the caller's permissions. None: S3 said something else.
+    """
+    try:
+        s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=expected_owner)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("403", "AccessDenied"):
+            return False
+        return None
+    except BotoCoreError:
+        return None
+    return True
+
+
+def gather(
+    s3: Any, kms: Any, bucket: str, *, key_arn: str = "", region: str | None = None, expected_owner: str = ""
+) -> BucketFacts:
     try:
         s3.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:
@@ -68,6 +112,7 @@ def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "", region: str | N
             unreadable[name] = str(explain(error, doing=f"read the {name}"))
             return None
 
+    owner = owner_matches(s3, bucket, expected_owner) if expected_owner else None
     location = read("bucket's region", lambda: s3.get_bucket_location(Bucket=bucket))
     notifications = read("notification configuration", lambda: s3.get_bucket_notification_configuration(Bucket=bucket))
     versioning = read("versioning", lambda: s3.get_bucket_versioning(Bucket=bucket))
@@ -84,6 +129,8 @@ def gather(s3: Any, kms: Any, bucket: str, *, key_arn: str = "", region: str | N
         region=_region(location),
         stack_region=region,
         unreadable=unreadable,
+        expected_owner=expected_owner,
+        owner_matches=owner,
     )
 
 

@@ -5,6 +5,8 @@
 
 Checks, each from what S3 and KMS say (read-only; nothing is written):
 
+- The bucket in the declared account (HeadBucket with ExpectedBucketOwner = `--account`, `artifactBucketAccount`,
+  else the caller's or the stack's account): S3 answers 403 when another account owns the bucket.
 - The bucket in the stack's region (GetBucketLocation): S3 events reach the default bus of the bucket's region only.
 - EventBridge notifications on (GetBucketNotificationConfiguration): without them no upload reaches the register
   rule. The fix is the bucket's WHOLE configuration with EventBridge added (`functions.domain.bucket_notifications`),
@@ -56,6 +58,10 @@ class BucketFacts:
     """The region the stack is (or will be) deployed in: the caller's."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """check name -> why it could not be read (e.g. "AccessDenied: ...")."""
+    expected_owner: str = ""
+    """The account the bucket is declared in (`artifactBucketAccount`, else the stack's); "" when not known."""
+    owner_matches: bool | None = None
+    """Whether S3 accepted a read expecting that owner (`ExpectedBucketOwner`); None: not checked."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,27 @@ class Problem:
 def check(facts: BucketFacts, *, key_arn: str = "", role_arns: Sequence[str] = ()) -> list[Problem]:
     """Every problem that keeps the pipeline from working on `facts.bucket` (empty: ready)."""
     return [
+        *_owner(facts),
         *_region(facts),
         *_event_bridge(facts),
         *_versioning(facts),
         *_encryption(facts, key_arn),
         *_key_policy(facts, key_arn, role_arns),
+    ]
+
+
+def _owner(facts: BucketFacts) -> list[Problem]:
+    if facts.owner_matches is not False:
+        return []
+    return [
+        Problem(
+            f"the bucket in the declared account {facts.expected_owner}",
+            "S3 refuses a read that expects that owner (ExpectedBucketOwner: 403 AccessDenied), so the bucket belongs "
+            "to another account: its events reach that account's default bus, where no rule of this stack listens, "
+            "and the grants name the wrong account (or artifactBucketName is someone else's bucket)",
+            "nothing on the bucket; deploy with -c artifactBucketAccount=<the bucket's account> and its forwarder stack "
+            "(docs/deploying.md), or correct artifactBucketName",
+        )
     ]
 
 
@@ -249,16 +271,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--role-arn", action="append", default=[], help="a role that must use the key (repeatable; for the snippet)"
     )
+    parser.add_argument(
+        "--account",
+        default="",
+        help="the account the bucket must belong to (artifactBucketAccount; default: the stack's or your account)",
+    )
     parser.add_argument("--region", help="AWS region (default: your AWS configuration's)")
     args = parser.parse_args(argv)
     from ops import aws_checks  # boto3 only when the command runs
 
     try:
         if args.stack:
-            bucket, key_arn, facts = aws_checks.stack_facts(args.stack, region=args.region)
+            bucket, key_arn, facts = aws_checks.stack_facts(args.stack, region=args.region, account=args.account)
         else:
             bucket, key_arn = args.bucket, args.key_arn
-            facts = aws_checks.bucket_facts(bucket, key_arn=key_arn, region=args.region)
+            facts = aws_checks.bucket_facts(bucket, key_arn=key_arn, region=args.region, account=args.account)
     except aws_checks.PreflightError as error:
         print(f"ops preflight: error: {error}", file=sys.stderr)
         return EXIT_NOT_READY

@@ -11,12 +11,17 @@ import shlex
 import uuid
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from functions.domain.bucket_notifications import EVENT_BRIDGE
 from functions.handlers.bucket_event_bridge import lambda_handler
 from ops.__main__ import main as ops_main
+from ops.aws_checks import owner_matches
+from sandbox.environment import DUMMY_CREDENTIALS
 from stacks import outputs
+from tests.recorded_http import RecordedRegistry
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
 
@@ -260,3 +265,45 @@ def test_preflight_of_something_that_does_not_exist_is_one_line_and_status_2(san
     assert status == 2
     assert len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith("ops preflight: error: ")
+
+
+def test_preflight_of_a_bucket_in_the_declared_account_is_ready(sandbox, capsys):  # type: ignore[no-untyped-def]
+    # GIVEN a ready bucket of the sandbox's account (moto's 123456789012)
+    bucket = _bucket(sandbox, versioned=True)
+    sandbox.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={EVENT_BRIDGE: {}}
+    )
+    # WHEN the preflight checks it with that account declared, and with none (the caller's, from STS)
+    # THEN both pass: the owner check sends ExpectedBucketOwner and S3 accepts it
+    for args in (["--account", "123456789012"], []):
+        assert _preflight(capsys, "--bucket", bucket, *args) == (0, [f"bucket {bucket}: ready"])
+
+
+OWNER, OTHER = "123456789012", "111122223333"
+
+
+def test_owner_check_reads_s3s_403_for_another_owner_as_a_mismatch(tmp_path):  # type: ignore[no-untyped-def]
+    # GIVEN S3's answers to HeadBucket, recorded: 200 without ExpectedBucketOwner or with the owner's account, and
+    # 403 with no body for another account (moto ignores ExpectedBucketOwner, moto/s3/responses.py never reads the
+    # x-amz-expected-bucket-owner header, so its server cannot give this answer)
+    def head_bucket(request):  # type: ignore[no-untyped-def]
+        expected = request.header("x-amz-expected-bucket-owner")
+        return (403, None) if expected not in (None, OWNER) else (200, None)
+
+    server = RecordedRegistry(routes={("HEAD", "/ml-artifacts"): head_bucket}).start(tmp_path)
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+        # WHEN the preflight checks the owner, declared right and declared wrong
+        right, wrong = owner_matches(s3, "ml-artifacts", OWNER), owner_matches(s3, "ml-artifacts", OTHER)
+    finally:
+        server.stop()
+    # THEN the wrong one is a mismatch, the right one is not, and S3 was asked with the declared account
+    assert (right, wrong) == (True, False)
+    assert [r.header("x-amz-expected-bucket-owner") for r in server.calls("/ml-artifacts")] == [OWNER, OTHER]

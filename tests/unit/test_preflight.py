@@ -117,3 +117,18 @@ def test_a_bucket_in_another_region_than_the_stack_is_named_with_the_region_to_d
     # THEN the problem says where its events go and which region to deploy in
     assert "default bus of eu-central-1" in problem.cost
     assert "-c region=eu-central-1" in problem.fix
+
+
+def test_a_bucket_of_another_account_than_declared_is_one_line_and_not_ready():
+    # GIVEN S3 refused a read expecting the declared owner (ExpectedBucketOwner answered 403)
+    facts = _ready(expected_owner="111122223333", owner_matches=False)
+    # WHEN it is checked
+    problems = check(facts, key_arn=KEY_ARN)
+    # THEN one line names the declared account and what it costs, and the preflight fails (exit status 2)
+    (line,) = [line for line in report(facts, problems) if line.startswith("MISSING")]
+    assert line.startswith("MISSING the bucket in the declared account 111122223333: ")
+    assert "-c artifactBucketAccount=" in line
+    assert not ready(facts, problems)
+    # ... while an owner S3 accepted, or one not checked, is no problem
+    assert check(_ready(expected_owner="111122223333", owner_matches=True), key_arn=KEY_ARN) == []
+    assert check(_ready(owner_matches=None), key_arn=KEY_ARN) == []
