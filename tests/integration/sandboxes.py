@@ -1,12 +1,14 @@
 """Starting a sandbox in a fixture: a sandbox that cannot start fails the test with its reason, not a traceback.
 
-And the few steps the sandbox tests share: uploading a model with a metric, reading alias holders, running `ops`.
+And the few steps the sandbox tests share: uploading a model with a metric, reading alias holders, running `ops`,
+waiting for a register worker's log line about a key.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,15 @@ def ops(sandbox, *args: str) -> int:  # type: ignore[no-untyped-def]
     from ops.__main__ import main as ops_main
 
     return ops_main(["--sandbox", json.dumps(sandbox.info()), *args])
+
+
+def wait_for_log_line(sandbox, *, message: str, key: str, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
+    """The register worker's first log line with that message about that key (polls its log until it is there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in sandbox.worker_log_lines(["register"]):
+            if line.get("message") == message and line.get("key") == key:
+                return line
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {message!r} log line for {key} after {timeout:.0f} s")
+        time.sleep(0.2)

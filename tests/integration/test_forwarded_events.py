@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from functions.routing import PLAIN_UPLOAD_PREFIX, receiving_forwarded_events, route, s3_forward_pattern
 from replay.recordings import put_events_entry
+from tests.integration.sandboxes import wait_for_log_line
 
 BUCKET_ACCOUNT = "210987654321"
 REGISTERED = "Model Version Registered"
@@ -127,18 +127,6 @@ def _upload_quietly(sandbox, local_dir: Path, prefix: str) -> None:  # type: ign
     sandbox.upload_dir(local_dir, prefix, notify=False)
 
 
-def _wait_for_log_line(sandbox, *, message: str, key: str, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
-    """The register worker's first log line with that message about that key (polls its log until it is there)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in sandbox.worker_log_lines(["register"]):
-            if line.get("message") == message and line.get("key") == key:
-                return line
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {message!r} log line for {key} after {timeout:.0f} s")
-        time.sleep(0.2)
-
-
 def test_a_forwarded_upload_is_registered_once_even_delivered_twice(  # type: ignore[no-untyped-def]
     sandbox, mlflow_client, model_name, wait_quiet, sklearn_model_dir, forward
 ):
@@ -177,7 +165,7 @@ def test_a_forwarded_mlmodel_before_its_weights_is_put_off_until_complete(  # ty
     forward(f"{prefix}MLmodel")
 
     # WHEN the register worker has handled it
-    deferral = _wait_for_log_line(sandbox, message="not ready: re-enqueued", key=f"{prefix}MLmodel")
+    deferral = wait_for_log_line(sandbox, message="not ready: re-enqueued", key=f"{prefix}MLmodel")
 
     # THEN it is put off as for a local bucket: nothing registered, nothing dead-lettered
     assert deferral["reason"] == "incomplete_upload"

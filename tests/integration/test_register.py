@@ -15,6 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, REGISTERED_BY, REGISTERED_BY_TAG, origin_tag
+from tests.integration.sandboxes import wait_for_log_line
 
 REGISTERED = "Model Version Registered"
 
@@ -141,8 +142,8 @@ def test_mlmodel_before_its_weights_registers_only_once_complete(
     # GIVEN the MLmodel of a plain upload lands before its weights
     prefix = f"models/{model_name}/1/"
     sandbox.put_object(f"{prefix}MLmodel", (sklearn_model_dir / "MLmodel").read_bytes())
-    # WHEN the register worker has seen it
-    time.sleep(2.0)
+    # WHEN the register worker has seen it and put it off
+    wait_for_log_line(sandbox, message="not ready: re-enqueued", key=f"{prefix}MLmodel")
     # THEN nothing is registered yet, and nothing is dead-lettered
     assert versions_of(mlflow_client, model_name) == []
     # WHEN the rest of the model arrives
