@@ -22,6 +22,13 @@ carries the source's verdict (`validation.status` passed: the verdict it was pro
 `revalidate: true` the carried verdict is removed too and the gate runs on the copy (`Validation Requested`); the
 rung's aliases move on a later request once the copy's own verdict passed, and a failed re-check stops it there.
 
+A rung in another registry (`registry_uri`: another MLflow server) cannot be reached by `copy_model_version`, which
+resolves its `models:/` source in the target's own registry. There the version is created (`create_version`) with
+its files' real location as its source (`functions.domain.validation.files_source`: the upload's `s3://` prefix),
+the source's tags and no run or logged model; an earlier one is found by that source and its lineage. Its aliases
+move through that registry's `AliasKeeper` (`Side`). The source model's `autopilot.ladder_history` tag records each
+promotion out of it (`ops history`). Every call is made in the request's MLflow workspace, in each registry.
+
 The aliases route's FIFO queue hands requests over one at a time, so two requests for one version never copy twice.
 """
 
@@ -143,8 +150,8 @@ class Step:
     registry: ModelRegistry
     """Where the target model is."""
     files: str
-    """The source's files (its upload's location, followed back through copies): a copy into another registry
-    is registered with it as its source, which both registries' users can read."""
+    """Across registries: the source's files (its upload's location, followed back through copies), which a copy
+    there is registered with as its source and both registries' users can read ("" within one registry)."""
 
     @property
     def across(self) -> bool:
@@ -202,10 +209,8 @@ def check_promotion(
         raise Rejected("unknown_version", f"cannot promote {model} v{number}: no such version")
     here, below = registry, chain[0]
     for rung in chain[1:]:
-        there = at(rung)
-        copy = copy_in(
-            there, rung, version, files_source(here, version.source), across=rung.registry_uri != below.registry_uri
-        )
+        there, across = at(rung), rung.registry_uri != below.registry_uri
+        copy = copy_in(there, rung, version, files_source(here, version.source) if across else "", across=across)
         if copy is None or not is_complete(copy, rung, version):
             raise Rejected(
                 "not_at_rung_below",
@@ -220,8 +225,8 @@ def check_promotion(
         raise Rejected("approval_required", f"entering {target.name} needs an approver (--approver NAME)")
     check_time(version, below, target, now)
     check_challenger(here, version, below, target, now)
-    files = files_source(here, version.source)
     across = target.registry_uri != below.registry_uri
+    files = files_source(here, version.source) if across else ""
     if across and not files.startswith("s3://"):
         raise Rejected(
             "files_unknown",

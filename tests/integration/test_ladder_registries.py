@@ -58,6 +58,20 @@ def body(detail_type: str, **detail: str | None) -> str:
     return json.dumps(event)
 
 
+def ladder_policies(folder: Path, dev: str, prod_uri: str, requires: str = "") -> Path:
+    """A policies folder with dev's ladder: dev -> staging (dev's server) -> prod (the server at `prod_uri`)."""
+    prod = f"{{name: prod, model: {dev}-prod, registry_uri: '{prod_uri}', aliases: [champion], {requires}}}"
+    policy = f"""
+promotion: {{aliases: {{challenger: always}}}}
+ladder:
+  environments:
+    - {{name: dev, model: {dev}, aliases: [challenger]}}
+    - {{name: staging, model: {dev}-staging, aliases: [challenger]}}
+    - {prod}
+"""
+    return policies_folder(folder, default="{}\n", **{dev: policy})
+
+
 class AliasesFunction:
     """The aliases handler on one registry (its own), climbing to rungs in others through `other_registry`."""
 
@@ -80,6 +94,16 @@ class AliasesFunction:
         climber = Climber(loaded, registry=self.registry, keeper=own, events=self.events, sides=side)
         self.dependencies = aliases.Dependencies(keeper=own, queue=self.queue, climber=climber)
 
+    def promote(self, model: str, version: str, to: str, correlation_id: str, approver: str | None = None) -> list[str]:
+        return self.handle(
+            "Environment Promotion Requested",
+            model_name=model,
+            version=version,
+            environment=to,
+            approver=approver,
+            correlation_id=correlation_id,
+        )
+
     def handle(self, detail_type: str, **detail: str | None) -> list[str]:
         """Handle one request; the ids of the records left for the queue to retry (none: handled or dead-lettered)."""
         record = body(detail_type, requested_by="ci", **detail)
@@ -92,15 +116,7 @@ def test_a_version_climbs_from_one_server_into_another_once_and_prod_rolls_back_
 ):
     # GIVEN a ladder dev -> staging (the sandbox's server) -> prod (the second server, approval required)
     dev, staging, prod = model_name, f"{model_name}-staging", f"{model_name}-prod"
-    policy = f"""
-promotion: {{aliases: {{challenger: always}}}}
-ladder:
-  environments:
-    - {{name: dev, model: {dev}, aliases: [challenger]}}
-    - {{name: staging, model: {staging}, aliases: [challenger]}}
-    - {{name: prod, model: {prod}, registry_uri: "{prod_server}", aliases: [champion], requires: {{approval: true}}}}
-"""
-    policies = policies_folder(tmp_path, default="{}\n", **{dev: policy})
+    policies = ladder_policies(tmp_path, dev, prod_server, "requires: {approval: true}")
     function = AliasesFunction(sandbox.mlflow_tracking_uri, sandbox.bucket, policies)
     prod_client = MlflowClient(prod_server)
     # AND two dev versions as the register and validate routes leave them (passed), files in the bucket
@@ -121,22 +137,9 @@ ladder:
 
     # WHEN v1 is promoted to staging, then to prod by alice, and each request comes twice
     for _ in range(2):
-        function.handle(
-            "Environment Promotion Requested",
-            model_name=dev,
-            version="1",
-            environment="staging",
-            correlation_id="x-staging",
-        )
+        assert not function.promote(dev, "1", "staging", "x-staging")
     for _ in range(2):
-        function.handle(
-            "Environment Promotion Requested",
-            model_name=dev,
-            version="1",
-            environment="prod",
-            approver="alice",
-            correlation_id="x-prod",
-        )
+        assert not function.promote(dev, "1", "prod", "x-prod", approver="alice")
     assert function.queue.dead_letters == []
     # THEN staging (same server) has one copy made by MLflow's copy_model_version, with challenger
     [staged] = mlflow_client.search_model_versions(f"name='{staging}'")
@@ -156,21 +159,8 @@ ladder:
     assert [(e.to_environment, e.model_name) for e in promoted] == [("staging", staging), ("prod", prod)]
 
     # WHEN v2 climbs to prod too, and prod's aliases function rolls champion back from prod's own history
-    function.handle(
-        "Environment Promotion Requested",
-        model_name=dev,
-        version="2",
-        environment="staging",
-        correlation_id="y-staging",
-    )
-    function.handle(
-        "Environment Promotion Requested",
-        model_name=dev,
-        version="2",
-        environment="prod",
-        approver="alice",
-        correlation_id="y-prod",
-    )
+    assert not function.promote(dev, "2", "staging", "y-staging")
+    assert not function.promote(dev, "2", "prod", "y-prod", approver="alice")
     assert alias_holder(prod_client, prod, "champion") == "2"
     assert alias_holder(mlflow_client, staging, "challenger") == "2"
     at_prod = AliasesFunction(prod_server, sandbox.bucket, policies)
@@ -199,36 +189,22 @@ ladder:
 
 
 def test_a_rung_in_a_server_that_does_not_answer_is_retried(
-    sandbox, mlflow_client, model_name: str, tmp_path: Path, monkeypatch, caplog
+    sandbox, mlflow_client, model_name: str, tmp_path: Path, monkeypatch
 ):
     # GIVEN a ladder whose prod is on a port nothing listens on, and a dev version at staging
     from sandbox.processes import free_port
 
     dev, staging = model_name, f"{model_name}-staging"
     down = f"http://127.0.0.1:{free_port()}"
-    policy = f"""
-promotion: {{aliases: {{challenger: always}}}}
-ladder:
-  environments:
-    - {{name: dev, model: {dev}, aliases: [challenger]}}
-    - {{name: staging, model: {staging}, aliases: [challenger]}}
-    - {{name: prod, model: {model_name}-prod, registry_uri: "{down}", aliases: [champion]}}
-"""
-    function = AliasesFunction(
-        sandbox.mlflow_tracking_uri, sandbox.bucket, policies_folder(tmp_path, default="{}\n", **{dev: policy})
-    )
+    function = AliasesFunction(sandbox.mlflow_tracking_uri, sandbox.bucket, ladder_policies(tmp_path, dev, down))
     mlflow_client.create_registered_model(dev)
     mlflow_client.create_model_version(
         dev, f"s3://{sandbox.bucket}/models/{dev}/1", tags={REGISTERED_BY_TAG: REGISTERED_BY, TAG_STATUS: "passed"}
     )
-    assert not function.handle(
-        "Environment Promotion Requested", model_name=dev, version="1", environment="staging", correlation_id="d-s"
-    )
+    assert not function.promote(dev, "1", "staging", "d-s")
     # WHEN it is promoted to prod (MLflow's client failing fast, as the functions set it)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    retried = function.handle(
-        "Environment Promotion Requested", model_name=dev, version="1", environment="prod", correlation_id="d-prod"
-    )
+    retried = function.promote(dev, "1", "prod", "d-prod")
     # THEN the record is left for the queue to retry (not dead-lettered), and staging is as it was
     assert retried == ["msg-0"]
     assert function.queue.dead_letters == []
