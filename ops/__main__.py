@@ -195,12 +195,13 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
     from dataclasses import asdict
 
     from functions.domain.promotion import parse_history
-    from functions.domain.tags import history_tag
+    from functions.domain.tags import LADDER_HISTORY_TAG, history_tag
 
     model = _read(target, lambda registry: registry.get_model(args.model), args.workspace)
     if model is None:
         raise TargetError(f"the registry has no model named {args.model!r}")
     history = parse_history(model.tags.get(history_tag(args.alias)))
+    promoted = parse_history(model.tags.get(LADDER_HISTORY_TAG))
     if args.json:
         print(json.dumps([asdict(entry) for entry in history]))
         return 0
@@ -211,6 +212,10 @@ def run_history(args: argparse.Namespace, target: Target) -> int:
             f"{entry.at}  v{entry.previous or '-'} -> v{entry.version}  by {entry.actor}: {entry.reason}"
             f"  (correlation id {entry.correlation_id})"
         )
+    if promoted:
+        print(f"{args.model}: promoted up its ladder")
+    for entry in promoted:
+        print(f"{entry.at}  v{entry.version} {entry.reason}  by {entry.actor}  (correlation id {entry.correlation_id})")
     return 0
 
 

@@ -87,12 +87,13 @@ def run_promote_to(args: argparse.Namespace, target: Target) -> int:
                 args.to,
                 approver=args.approver,
                 now=datetime.now(UTC),
+                registry_at=_other_registry,
             )
         except Rejected as refusal:
             return refusal.message
         return None
 
-    refusal = read_registry(target, check)
+    refusal = read_registry(target, check, args.workspace)
     if refusal:
         print(f"ops: refused: {refusal}", file=sys.stderr)
         return EXIT_ERROR
@@ -103,6 +104,7 @@ def run_promote_to(args: argparse.Namespace, target: Target) -> int:
         requested_by=getpass.getuser(),
         approver=args.approver,
         correlation_id=str(uuid.uuid4()),
+        workspace=args.workspace,
     )
     publish(target, request)
     print(
@@ -129,7 +131,7 @@ def run_ladder(args: argparse.Namespace, target: Target) -> int:
 
     policies = _policies(args.policies)
     position = _position(policies, args.model)
-    views = read_registry(target, lambda registry: ladder_views(policies, registry, position))
+    views = read_registry(target, lambda registry: ladder_views(policies, registry, position), args.workspace)
     if args.json:
         print(json.dumps({"ladder": position.home, "environments": [view.__dict__ for view in views]}))
         return 0
@@ -143,6 +145,13 @@ def run_ladder(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
+def _other_registry(uri: str) -> ModelRegistry:
+    """A rung's other registry, with the credentials MLflow finds in the caller's environment."""
+    from functions.adapters.registry_factory import other_registry
+
+    return other_registry(uri)
+
+
 def ladder_views(policies: PolicySet, registry: ModelRegistry, position: Position) -> list[RungView]:
     from functions.domain.errors import Rejected
     from functions.domain.ladder import check_promotion
@@ -153,17 +162,27 @@ def ladder_views(policies: PolicySet, registry: ModelRegistry, position: Positio
     views = []
     for rung in ladder.environments:
         model = rung.model or ""
-        info = registry.get_model(model)
+        here = _other_registry(rung.registry_uri) if rung.registry_uri else registry
+        info = here.get_model(model)
         holders = {alias: (info.aliases.get(alias) if info else None) for alias in rung.aliases}
         standing = holders[rung.aliases[0]]
         came_from, waits = None, []
         if standing:
-            version = registry.get_version(model, standing)
+            version = here.get_version(model, standing)
             if version and version.tags.get(LADDER_SOURCE_MODEL_TAG):
                 came_from = f"{version.tags[LADDER_SOURCE_MODEL_TAG]} v{version.tags.get(LADDER_SOURCE_VERSION_TAG)}"
             for above in (r for r in ladder.environments if ladder.below(r) == rung):
                 try:
-                    step = check_promotion(policies, registry, model, standing, above.name, approver="-", now=now)
+                    step = check_promotion(
+                        policies,
+                        registry,
+                        model,
+                        standing,
+                        above.name,
+                        approver="-",
+                        now=now,
+                        registry_at=_other_registry,
+                    )
                 except Rejected as refusal:
                     waits.append(f"v{standing} -> {above.name}: waits: {refusal.message}")
                     continue

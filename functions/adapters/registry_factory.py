@@ -7,7 +7,8 @@ from collections.abc import Callable
 from functions.adapters.mlflow_connection import RegistryConnection, make_client
 from functions.adapters.mlflow_registry import MlflowRegistry
 from functions.adapters.unity_catalog import UnityCatalogRegistry
-from functions.models.mlflow_backend import is_unity_catalog
+from functions.domain.errors import Rejected
+from functions.models.mlflow_backend import SAGEMAKER_TRACKING_SERVER, is_unity_catalog
 from functions.settings import Settings
 
 
@@ -48,3 +49,34 @@ def registry_from_settings(settings: Settings) -> MlflowRegistry:
         registry_uri=settings.MLFLOW_REGISTRY_URI,
         credentials_secret_arn=settings.MLFLOW_CREDENTIALS_SECRET_ARN,
     )
+
+
+def reachable_registry_uri(uri: str) -> str:
+    """`uri` when it names a registry MLflow's client can reach (an MLflow server's http(s) URL, `databricks`,
+    `databricks-uc`, a SageMaker tracking server's ARN); `Rejected("unknown_registry")` otherwise."""
+    known = (
+        uri.startswith(("https://", "http://", "databricks://", "databricks-uc://"))
+        or uri in ("databricks", "databricks-uc")
+        or SAGEMAKER_TRACKING_SERVER.fullmatch(uri) is not None
+    )
+    if not known:
+        raise Rejected(
+            "unknown_registry",
+            f"registry_uri {uri!r} names no registry MLflow can reach (an http(s) URL, databricks, databricks-uc or a "
+            "SageMaker tracking server ARN)",
+        )
+    return uri
+
+
+def other_registry(uri: str) -> MlflowRegistry:
+    """The registry of a ladder rung in another tracking server or workspace (`registry_uri`), for a function.
+
+    It is MLflow's client on that URI with the credentials the function's own connection put in the environment
+    (`mlflow_connection.apply_client_environment`: the same secret, or the function's IAM role on SageMaker); it sets
+    and clears nothing itself, since those variables are process-wide and the function's own registry needs them.
+    An unreachable registry is `Unavailable("registry_unavailable")` on its first call, as for the functions' own.
+    """
+    reachable_registry_uri(uri)
+    if uri.startswith("databricks-uc"):
+        return UnityCatalogRegistry(make_client("databricks", uri))
+    return _registry_class(uri, "")(make_client(uri, None))

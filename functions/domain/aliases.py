@@ -28,6 +28,7 @@ from functions.domain.promotion import (
     applied,
     outranks,
     parse_history,
+    rollback_reason,
     rollback_target,
 )
 from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_TAG, TAG_STATUS, history_tag, pending_tag
@@ -213,7 +214,7 @@ class AliasKeeper:
         version = self._passed_version(name, target, "roll back to")
         if previous == version.version:
             return Decision(alias, "kept", version.version, previous, "already holds it")
-        reason = f"rolled back by {request.requested_by}"
+        reason = rollback_reason(request.requested_by)
         if self._dry_run_replays and request.replay_name:
             return Decision(alias, "dry_run", version.version, previous, f"replay {request.replay_name}")
         loaded = self._policies.for_model(name)

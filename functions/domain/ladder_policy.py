@@ -12,8 +12,9 @@ file and the line like any other policy problem:
         - name: prod
           model: churn-prod
           aliases: [champion]
-          requires: {approval: true, min_hours: 24}   # hours at the rung below (staging)
-          revalidate: false                           # true: the gate runs again on the copy before its aliases move
+          registry_uri: https://mlflow-prod.example.com   # optional: another MLflow server (none: the functions' own)
+          requires: {approval: true, min_hours: 24, min_challenger_hours: 12}   # at the rung below (staging)
+          revalidate: false   # true: the gate runs again on the copy before its aliases move (same registry only)
 
 Kept apart from `functions.domain.ladder` (which climbs it) so that `functions.domain.policy` can import the schema
 without a cycle.
@@ -53,6 +54,9 @@ class RungRequirements(_Strict):
     """A named approver (`python -m ops promote ... --approver NAME`)."""
     min_hours: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     """Hours the version must have stood at the rung below (since it passed there, or was copied there)."""
+    min_challenger_hours: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Hours the version must have held `challenger` at the rung below (its last tenure, from that alias's history),
+    and `challenger` never rolled back away from it there."""
 
 
 class Rung(_Strict):
@@ -96,6 +100,11 @@ class LadderRule(_Strict):
                         "takes no from, requires, registry_uri or revalidate"
                     )
                 continue
+            if rung.registry_uri and rung.revalidate:
+                raise ValueError(
+                    f"environment {rung.name} is in another registry ({rung.registry_uri}): the gate cannot run again "
+                    "there (the validate function reads its own registry); set revalidate: false"
+                )
             if rung.source is not None and rung.source not in names:
                 raise ValueError(
                     f"environment {rung.name}: from {rung.source} is no environment of this ladder ({listed})"

@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 MAX_HISTORY_CHARS = 4500
 AUTOPILOT = "autopilot"
+ROLLED_BACK_BY = "rolled back by "
+"""How the reason of a rollback's history entry starts (`rollback_reason`)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,46 @@ def rollback_target(history: list[HistoryEntry], holder: str | None) -> str | No
         if entry.version == holder:
             return entry.previous
     return None
+
+
+def rollback_reason(requested_by: str) -> str:
+    return f"{ROLLED_BACK_BY}{requested_by}"
+
+
+def is_rollback(entry: HistoryEntry) -> bool:
+    return entry.reason.startswith(ROLLED_BACK_BY)
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """How long a version held an alias, from the alias history."""
+
+    hours: float | None
+    """Hours from its last taking the alias to its losing it (or now); None: the history shows no such move."""
+    rollback: HistoryEntry | None = None
+    """The rollback that moved the alias away from it, if one ever did."""
+
+
+def tenure(history: list[HistoryEntry], version: str, now: datetime) -> Tenure:
+    """The version's last tenure of the alias whose `history` this is, and any rollback away from it."""
+    rollback = next((e for e in history if e.previous == version and is_rollback(e)), None)
+    taken = [index for index, entry in enumerate(history) if entry.version == version]
+    if not taken:
+        return Tenure(None, rollback)
+    start = _moment(history[taken[-1]].at)
+    after = history[taken[-1] + 1 :]
+    end = _moment(after[0].at) if after else now
+    if start is None or end is None:
+        return Tenure(None, rollback)
+    return Tenure(max(0.0, (end - start).total_seconds() / 3600), rollback)
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _number(version: str) -> int:

@@ -80,3 +80,6 @@ LADDER_PROMOTED_AT_TAG = f"{LADDER_TAG_PREFIX}promoted_at"
 """When the copy entered its environment: the start of its time there (`requires.min_hours` of the next rung)."""
 LADDER_ENVIRONMENT_TAG = f"{LADDER_TAG_PREFIX}environment"
 """The environment the copy stands in; written last, so a copy without it (or with its source's) is unfinished."""
+LADDER_HISTORY_TAG = "autopilot.ladder_history"
+"""On a registered model: its versions' promotions up the ladder (a JSON list like an alias history, newest last:
+the version, `promoted to <env>: <model> v<copy>`, who, when, the correlation id), shown by `python -m ops history`."""

@@ -110,16 +110,7 @@ class EvidenceReader:
     def model_dir(self, version: VersionInfo, artifact: ArtifactOrigin | None) -> _ModelDir | None:
         if artifact and artifact.bucket == self._bucket and artifact.key.endswith("/MLmodel"):
             return _ModelDir(artifact.bucket, artifact.key[: -len("MLmodel")])
-        source = version.source
-        for _ in range(MAX_COPY_HOPS):  # a copy's source names the version it was copied from (a promotion ladder)
-            copied_from = _copied_from(source)
-            if copied_from is None:
-                break
-            found = self._registry.get_version(*copied_from)
-            source = found.source if found else ""
-        if source.startswith("models:/m-"):
-            logged = self._registry.get_logged_model(source[len("models:/") :])
-            source = logged.artifact_location if logged and logged.artifact_location else ""
+        source = files_source(self._registry, version.source)
         prefix = f"s3://{self._bucket}/"
         if source.startswith(prefix):
             return _ModelDir(self._bucket, source[len(prefix) :].rstrip("/") + "/")
@@ -310,6 +301,21 @@ class Validator:
 
 MAX_COPY_HOPS = 8
 """How many copies deep a version's files are looked for (one per rung of a promotion ladder)."""
+
+
+def files_source(registry: ModelRegistry, source: str) -> str:
+    """Where a version's files are: its source, followed back through copies (a promotion ladder's
+    `models:/<name>/<version>`) and a logged model's `models:/m-<id>` to its artifact location ("" when lost)."""
+    for _ in range(MAX_COPY_HOPS):  # a copy's source names the version it was copied from
+        copied_from = _copied_from(source)
+        if copied_from is None:
+            break
+        found = registry.get_version(*copied_from)
+        source = found.source if found else ""
+    if source.startswith("models:/m-"):
+        logged = registry.get_logged_model(source[len("models:/") :])
+        source = logged.artifact_location if logged and logged.artifact_location else ""
+    return source
 
 
 def _copied_from(source: str) -> tuple[str, str] | None:

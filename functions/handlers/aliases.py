@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.domain.aliases import AliasKeeper, Decision
 from functions.domain.errors import Rejected
-from functions.domain.ladder import Climb, Climber
+from functions.domain.ladder import Climb, Climber, Side
 from functions.domain.policy import load_policies
 from functions.handlers.project_events import parse_project_event
 from functions.handlers.sqs_batch import BatchQueue, process_batch
@@ -125,7 +125,7 @@ def _report_climb(climb: Climb) -> None:
 def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
     from functions.adapters.eventbridge import EventBridgePublisher
-    from functions.adapters.registry_factory import registry_from_settings
+    from functions.adapters.registry_factory import other_registry, registry_from_settings
     from functions.adapters.s3_artifacts import S3ArtifactStore
     from functions.adapters.sqs import QueueControl
     from functions.domain.validation import EvidenceReader
@@ -135,14 +135,28 @@ def _dependencies() -> Dependencies:
     policies = load_policies(Path(settings.POLICIES_DIR))
     events = EventBridgePublisher(bus_name=settings.EVENT_BUS_NAME, source=settings.EVENT_SOURCE)
     dry_run_replays = settings.REPLAY_ALIAS_MOVES == "dry-run"
+    artifacts = S3ArtifactStore()
     keeper = AliasKeeper(
         policies,
         registry=registry,
-        reader=EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=registry, artifacts=S3ArtifactStore()),
+        reader=EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=registry, artifacts=artifacts),
         events=events,
         dry_run_replays=dry_run_replays,
     )
-    climber = Climber(policies, registry=registry, keeper=keeper, events=events, dry_run_replays=dry_run_replays)
+
+    @lru_cache(maxsize=8)
+    def side(uri: str) -> Side:
+        """A ladder rung's other registry and its alias keeper (one client per URI while the container is warm)."""
+        there = other_registry(uri)
+        reader = EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=there, artifacts=artifacts)
+        return Side(
+            there,
+            AliasKeeper(policies, registry=there, reader=reader, events=events, dry_run_replays=dry_run_replays),
+        )
+
+    climber = Climber(
+        policies, registry=registry, keeper=keeper, events=events, dry_run_replays=dry_run_replays, sides=side
+    )
     queue = QueueControl(queue_url=settings.QUEUE_URL, dead_letter_queue_url=settings.DEAD_LETTER_QUEUE_URL)
     return Dependencies(keeper=keeper, queue=queue, climber=climber)
 

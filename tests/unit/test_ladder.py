@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from functions.domain.aliases import AliasKeeper
-from functions.domain.errors import Rejected
-from functions.domain.ladder import Climber, locate
+from functions.domain.errors import Rejected, Unavailable
+from functions.domain.ladder import Climber, Side, locate
 from functions.domain.policy import PolicyError, load_policies, parse_policy
 from functions.domain.ports import VersionInfo, copy_source
 from functions.domain.tags import (
@@ -18,6 +18,7 @@ from functions.domain.tags import (
     LADDER_APPROVER_TAG,
     LADDER_CORRELATION_TAG,
     LADDER_ENVIRONMENT_TAG,
+    LADDER_HISTORY_TAG,
     LADDER_PROMOTED_AT_TAG,
     LADDER_SOURCE_ENVIRONMENT_TAG,
     LADDER_SOURCE_MODEL_TAG,
@@ -35,6 +36,7 @@ from functions.models.events import (
     ModelAliasMoved,
     ModelVersionPromoted,
     ModelVersionValidated,
+    RollbackRequested,
     ValidationRequested,
 )
 from tests.builders import NOW, FakeContext, policies_folder, sqs_event
@@ -480,3 +482,252 @@ def test_the_aliases_function_climbs_on_a_request_and_dead_letters_a_refused_one
     [dead] = queue.dead_letters
     assert '"version": "2"' in dead["body"] or '"version":"2"' in dead["body"]
     assert dead["attributes"]["reason"] == "not_passed"
+
+
+# --- a rung in another registry, time as challenger, the source's history, the workspace -----------------
+
+PROD_URI = "https://mlflow-prod.example.com"
+ACROSS = LADDER.replace("      model: churn-prod\n", f"      model: churn-prod\n      registry_uri: {PROD_URI}\n")
+
+
+class TwoRegistries(LadderWorld):
+    """The ladder's dev and staging in the functions' registry, prod in another (a second fake)."""
+
+    def __init__(self, tmp_path: Path, policy: str = ACROSS) -> None:
+        super().__init__(tmp_path, policy)
+        self.prod = FakeRegistry()
+        reader = EvidenceReader(bucket="b", registry=self.prod, artifacts=FakeArtifactStore())
+        self.prod_keeper = AliasKeeper(
+            self.policies, registry=self.prod, reader=reader, events=self.events, now=self.clock
+        )
+        self.climber = Climber(
+            self.policies,
+            registry=self.registry,
+            keeper=self.keeper,
+            events=self.events,
+            now=self.clock,
+            sides=self.side,
+        )
+
+    def side(self, uri: str) -> Side:
+        if uri != PROD_URI:
+            raise Unavailable("registry_unavailable", f"cannot reach {uri}")
+        return Side(self.prod, self.prod_keeper)
+
+    def to_prod(self, version: str = "1") -> object:
+        self.now += timedelta(hours=25)
+        return self.promote("prod", version=version, approver="alice")
+
+
+def test_a_version_climbs_into_another_registry_registered_from_its_files_exactly_once(tmp_path):
+    # GIVEN a dev version promoted to staging (same registry), a day later
+    world = TwoRegistries(tmp_path)
+    world.upload()
+    world.promote("staging")
+    # WHEN alice promotes it to prod, which is in another registry
+    climb = world.to_prod()
+    # THEN prod's registry has one version, registered from the upload's files (not a models:/ URI of the other
+    # registry), without the other registry's run, with the source's identity and staging's lineage
+    assert (climb.action, climb.model, climb.aliases) == ("promoted", "churn-prod", ("champion",))
+    assert PROD_URI in climb.reason
+    [prod] = [v for v in world.prod.versions if v.model_name == "churn-prod"]
+    assert (prod.source, prod.run_id, prod.model_id) == ("s3://b/models/churn/1", None, None)
+    assert prod.tags[IDENTITY_TAG] == "s3://b/models/churn/1/MLmodel"
+    assert (prod.tags[LADDER_ENVIRONMENT_TAG], prod.tags[LADDER_SOURCE_ENVIRONMENT_TAG]) == ("prod", "staging")
+    assert (prod.tags[LADDER_SOURCE_MODEL_TAG], prod.tags[LADDER_SOURCE_VERSION_TAG]) == ("churn-staging", "1")
+    assert prod.tags[TAG_STATUS] == "passed"
+    assert world.prod.aliases[("churn-prod", "champion")] == "1"
+    assert world.prod.copy_calls == []
+    assert world.registry.copy_calls == [("churn", "1", "churn-staging")]
+    assert not [v for v in world.registry.versions if v.model_name == "churn-prod"]
+    [promoted] = [
+        e for e in world.events.published if isinstance(e, ModelVersionPromoted) and e.to_environment == "prod"
+    ]
+    assert (promoted.source_model, promoted.from_environment) == ("churn-staging", "staging")
+    # WHEN the same request comes again THEN nothing is registered, tagged or announced again
+    published = len(world.events.published)
+    assert world.promote("prod", approver="alice").action == "kept"
+    assert len(world.prod.create_calls) == 1
+    assert len(world.events.published) == published
+
+
+def test_a_copy_into_another_registry_made_half_way_is_completed_not_registered_again(tmp_path):
+    # GIVEN a staging version, and a prod version in the other registry created from its files but never tagged
+    world = TwoRegistries(tmp_path)
+    world.upload()
+    world.promote("staging")
+    [staging] = world.versions("churn-staging")
+    world.prod.create_version("churn-prod", "s3://b/models/churn/1", run_id=None, model_id=None, tags=staging.tags)
+    # WHEN the promotion is retried
+    climb = world.to_prod()
+    # THEN that version gets its lineage and champion; no second one is made
+    assert (climb.action, climb.version) == ("promoted", "1")
+    assert len(world.prod.create_calls) == 1
+    assert world.prod.versions[0].tags[LADDER_ENVIRONMENT_TAG] == "prod"
+    assert world.prod.aliases[("churn-prod", "champion")] == "1"
+
+
+def test_a_rollback_in_the_other_registry_leaves_staging_alone(tmp_path):
+    # GIVEN two versions that climbed to prod in the other registry
+    world = TwoRegistries(tmp_path)
+    for number in ("1", "2"):
+        world.upload(number)
+        world.promote("staging", version=number)
+        world.to_prod(number)
+    assert world.prod.aliases[("churn-prod", "champion")] == "2"
+    # WHEN prod's champion is rolled back there
+    decision = world.prod_keeper.rollback(
+        RollbackRequested(model_name="churn-prod", alias="champion", requested_by="oncall", correlation_id="rb")
+    )
+    # THEN prod's champion is v1 again and staging's challenger still v2
+    assert (decision.action, world.prod.aliases[("churn-prod", "champion")]) == ("moved", "1")
+    assert world.registry.aliases[("churn-staging", "challenger")] == "2"
+
+
+def test_a_rung_in_a_registry_the_function_cannot_reach_is_refused_with_its_reason(tmp_path):
+    # GIVEN a staging version, and a ladder whose prod is in a registry this function has no way to
+    world = TwoRegistries(tmp_path, ACROSS.replace(PROD_URI, "https://elsewhere.example.com"))
+    world.upload()
+    world.promote("staging")
+    # WHEN it is promoted to prod THEN the registry's failure is the reason (retried: Unavailable)
+    with pytest.raises(Unavailable) as unreachable:
+        world.to_prod()
+    assert "cannot reach https://elsewhere.example.com" in unreachable.value.message
+    # AND a climber given no other registries refuses the rung outright
+    (tmp_path / "alone").mkdir()
+    alone = LadderWorld(tmp_path / "alone", ACROSS)
+    alone.upload()
+    alone.promote("staging")
+    alone.now += timedelta(hours=25)
+    with pytest.raises(Rejected) as refused:
+        alone.promote("prod", approver="alice")
+    assert refused.value.reason == "other_registry_unsupported"
+    assert not world.prod.versions
+
+
+def test_a_rung_in_another_registry_cannot_re_run_the_gate():
+    # GIVEN a rung in another registry that asks for the gate again WHEN parsed THEN it is refused with why
+    message = ladder_error(
+        f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, registry_uri: {PROD_URI}, revalidate: true}}\n"
+    )
+    assert "is in another registry" in message
+    assert "set revalidate: false" in message
+
+
+def test_the_source_records_where_its_version_was_promoted_once(tmp_path):
+    # GIVEN a version promoted to staging, then (in the other registry) to prod, each twice
+    world = TwoRegistries(tmp_path)
+    world.upload()
+    world.promote("staging")
+    world.promote("staging")
+    world.to_prod()
+    world.promote("prod", approver="alice")
+    # THEN the source models' ladder history says so, once per rung, with who, when and the correlation id
+    [dev] = json.loads(world.registry.model_tags["churn"][LADDER_HISTORY_TAG])
+    assert (dev["version"], dev["reason"], dev["actor"], dev["correlation_id"]) == (
+        "1",
+        "promoted to staging: churn-staging v1",
+        "ci",
+        "c1",
+    )
+    assert dev["at"] == NOW.isoformat(timespec="seconds")
+    [staging] = json.loads(world.registry.model_tags["churn-staging"][LADDER_HISTORY_TAG])
+    assert (staging["reason"], staging["actor"], staging["correlation_id"]) == (
+        f"promoted to prod: churn-prod v1 in {PROD_URI}",
+        "alice",
+        "c3",
+    )
+
+
+CHALLENGER_HOURS = LADDER.replace("requires: {approval: true, min_hours: 24}", "requires: {min_challenger_hours: 12}")
+
+
+def test_prod_needs_hours_as_challenger_at_staging(tmp_path):
+    # GIVEN a version that took challenger at staging at NOW
+    world = LadderWorld(tmp_path, CHALLENGER_HOURS)
+    world.upload()
+    world.promote("staging")
+    # WHEN it asks for prod 6 hours later THEN it is refused with the hours it has
+    world.now = NOW + timedelta(hours=6)
+    with pytest.raises(Rejected) as raised:
+        world.promote("prod")
+    assert raised.value.reason == "too_early"
+    assert "needs 12h as challenger at staging; churn-staging v1 has held it 6.0h" in raised.value.message
+    # WHEN it asks 13 hours later THEN it enters prod
+    world.now = NOW + timedelta(hours=13)
+    assert world.promote("prod").action == "promoted"
+
+
+def test_a_challenger_rolled_back_at_staging_may_not_enter_prod(tmp_path):
+    # GIVEN v1 then v2 challenger at staging, and challenger rolled back from v2 to v1 there
+    world = LadderWorld(tmp_path, CHALLENGER_HOURS)
+    for number in ("1", "2"):
+        world.upload(number)
+        world.promote("staging", version=number)
+    world.now = NOW + timedelta(hours=1)
+    world.keeper.rollback(
+        RollbackRequested(model_name="churn-staging", alias="challenger", requested_by="oncall", correlation_id="rb")
+    )
+    world.now = NOW + timedelta(hours=48)
+    # WHEN v2 asks for prod THEN it is refused for the rollback, however long ago it took challenger
+    with pytest.raises(Rejected) as raised:
+        world.promote("prod", version="2")
+    assert raised.value.reason == "rolled_back"
+    assert "challenger was rolled back from churn-staging v2 to v1" in raised.value.message
+    # AND v1, challenger again since the rollback 47 hours ago, enters prod
+    assert world.promote("prod", version="1").action == "promoted"
+
+
+def test_a_version_that_never_held_challenger_below_waits(tmp_path):
+    # GIVEN a staging rung whose alias is not challenger WHEN its version asks for prod THEN it is refused
+    world = LadderWorld(
+        tmp_path,
+        CHALLENGER_HOURS.replace(
+            "model: churn-staging, aliases: [challenger]", "model: churn-staging, aliases: [candidate]"
+        ),
+    )
+    world.upload()
+    world.promote("staging")
+    world.now = NOW + timedelta(hours=48)
+    with pytest.raises(Rejected) as raised:
+        world.promote("prod")
+    assert "never held it there" in raised.value.message
+
+
+def test_the_ladder_acts_in_the_requests_workspace_in_every_registry(tmp_path):
+    # GIVEN a dev version at staging, and prod in the other registry
+    world = TwoRegistries(tmp_path)
+    world.upload()
+    world.promote("staging")
+    world.registry.calls_by_workspace.clear()
+    world.now += timedelta(hours=25)
+    # WHEN prod is requested in workspace team-a
+    world.climber.promote(
+        EnvironmentPromotionRequested(
+            model_name="churn",
+            version="1",
+            environment="prod",
+            requested_by="ci",
+            approver="alice",
+            correlation_id="w1",
+            workspace="team-a",
+        )
+    )
+    # THEN every call in both registries is made in team-a, and the events say so
+    assert set(world.registry.calls_by_workspace) == {"team-a"}
+    assert world.prod.calls_by_workspace
+    assert set(world.prod.calls_by_workspace) == {"team-a"}
+    announced = [e for e in world.events.published if getattr(e, "correlation_id", None) == "w1"]
+    assert {type(e) for e in announced} == {ModelVersionPromoted, ModelAliasMoved}
+    assert {e.workspace for e in announced} == {"team-a"}
+
+
+@pytest.mark.parametrize("uri", ["ftp://mlflow.example.com", "mlflow-prod", "arn:aws:s3:::bucket"])
+def test_a_registry_uri_mlflow_cannot_reach_is_refused_as_unknown(uri):
+    from functions.adapters.registry_factory import other_registry
+
+    # GIVEN a rung's registry_uri that names no registry WHEN the function asks for it THEN it is refused
+    with pytest.raises(Rejected) as raised:
+        other_registry(uri)
+    assert raised.value.reason == "unknown_registry"
+    assert repr(uri) in raised.value.message
