@@ -8,7 +8,15 @@ reads that folder instead of `policies/`):
 2. a better one takes both;
 3. a worse one passes, and the aliases stay where they are;
 4. one below the policy's minimum accuracy fails the gate: refused, with its reason, and no alias moves;
-5. `python -m ops rollback` moves `champion` back to the version before.
+5. `wine-proved`, a second model whose policy also asks for `proof: smoke` (each version that clears the metric
+   gate is loaded and predicted on its saved input example, with the sandbox's own packages): its first version
+   is proved and becomes `champion`;
+6. its second, as accurate but with an input example that lacks a measurement, clears the metric gate and fails
+   the proof (`proof:input`, `signature_mismatch`): refused with that reason, no alias moves;
+7. `python -m ops rollback` moves `wine-classifier`'s `champion` back to the version before.
+
+Only `wine-proved` is proved: a proof costs seconds (a process that imports MLflow and the model's flavor), so
+`wine-classifier`'s story keeps its pace (docs/policies-and-aliases.md, "The demo", has the times measured).
 
 Then it loads `models:/wine-classifier@champion` with `mlflow.pyfunc.load_model` and predicts, prints the
 registry with its aliases, and the champion's history from `python -m ops history`. Two more models arrive
@@ -30,6 +38,7 @@ from pathlib import Path
 from demo.train import (
     LOGGED_MODEL,
     PLAIN_MODEL,
+    PROVED_MODEL,
     RUN_ARTIFACT_MODEL,
     Trained,
     WineRecipe,
@@ -43,6 +52,7 @@ from functions.domain.tags import TAG_STATUS
 from functions.models.events import DetailType
 from functions.project import ROOT
 from sandbox import Sandbox, SandboxError, format_table, temporary_environment
+from sandbox.command import function_settings
 
 REPO = ROOT
 POLICIES = Path(__file__).resolve().parent / "policies"
@@ -53,6 +63,14 @@ VERSIONS = (
     WineRecipe("logistic regression on all 13 measurements", "logistic regression"),
     WineRecipe("decision tree of depth 2", "decision tree", depth=2),
     WineRecipe("decision tree of depth 1", "decision tree", depth=1),
+)
+PROVED_VERSIONS = (
+    WineRecipe("logistic regression on all 13 measurements", "logistic regression"),
+    WineRecipe(
+        "logistic regression on all 13 measurements, its input example saved without proline",
+        "logistic regression",
+        example_drops="proline",
+    ),
 )
 PREDICTED_ROWS = 8
 PROGRESS_EVERY = 5.0
@@ -82,7 +100,7 @@ class Story:
         self.description = scratch / "sandbox.json"
         self.description.write_text(json.dumps(sandbox.info()))
         self.accuracy: dict[tuple[str, str], float] = {}
-        self.trained: dict[str, Trained] = {}
+        self.trained: dict[tuple[str, str], Trained] = {}
         self.log_lines_seen: dict[str, int] = {}
 
     # --- waiting -----------------------------------------------------------------------------------
@@ -127,11 +145,11 @@ class Story:
     def aliases(self, model_name: str = MODEL) -> dict[str, str]:
         return dict(self.sandbox.mlflow_client().get_registered_model(model_name).aliases or {})
 
-    def moves(self) -> list[dict]:
-        return [event["detail"] for event in self.sandbox.observed_events(MOVED, model_name=MODEL)]
+    def moves(self, model_name: str = MODEL) -> list[dict]:
+        return [event["detail"] for event in self.sandbox.observed_events(MOVED, model_name=model_name)]
 
-    def show_aliases(self) -> None:
-        held = self.aliases()
+    def show_aliases(self, model_name: str = MODEL) -> None:
+        held = self.aliases(model_name)
         say(f"    aliases now: {' '.join(f'{alias}=v{held[alias]}' for alias in sorted(held)) or '(none)'}")
 
     def show_moves(self, moves: list[dict]) -> None:
@@ -148,43 +166,52 @@ class Story:
             self.accuracy[(name, "1")] = trained.accuracy
             progress(f"{name} ({trained.description}, accuracy {trained.accuracy:.3f}) {where}")
 
-    def arrive(self, step: int, recipe: WineRecipe) -> None:
+    def arrive(self, step: int, recipe: WineRecipe, model_name: str = MODEL) -> None:
+        """One version of `model_name` arrives; its verdict (one line: passed, or refused with the reasons) and moves."""
         trained = train_wine(recipe)
-        moved_before = len(self.moves())
-        seen = {event["detail"]["version"] for event in self.sandbox.observed_events(VALIDATED, model_name=MODEL)}
-        where = hand_over_logged_model(self.sandbox, trained, run_name=f"wine-{step}")
-        progress(f"{MODEL}: {recipe.description} {where}")
+        moved_before = len(self.moves(model_name))
+        validated = self.sandbox.observed_events(VALIDATED, model_name=model_name)
+        seen = {event["detail"]["version"] for event in validated}
+        where = hand_over_logged_model(
+            self.sandbox, trained, run_name=f"wine-{step}", model_name=model_name, example_drops=recipe.example_drops
+        )
+        progress(f"{model_name}: {recipe.description} {where}")
         if step == 1:
             self.others()
             for name in (PLAIN_MODEL, RUN_ARTIFACT_MODEL):
                 self.wait_for(f"{name} to be registered and validated", VALIDATED, model_name=name, count=1)
         verdicts = self.wait_for(
-            f"the new version of {MODEL} to be registered and validated", VALIDATED, model_name=MODEL, count=step
+            f"the new version of {model_name} to be registered and validated",
+            VALIDATED,
+            model_name=model_name,
+            count=len(validated) + 1,
         )
         verdict = next(event["detail"] for event in verdicts if event["detail"]["version"] not in seen)
         version = verdict["version"]
-        self.accuracy[(MODEL, version)] = trained.accuracy
-        self.trained[version] = trained
-        say(f"[{step}] v{version} arrives: {recipe.description}, accuracy {trained.accuracy:.3f}")
+        self.accuracy[(model_name, version)] = trained.accuracy
+        self.trained[(model_name, version)] = trained
+        named = "" if model_name == MODEL else f"{model_name} "
+        say(f"[{step}] {named}v{version} arrives: {recipe.description}, accuracy {trained.accuracy:.3f}")
         if verdict["status"] == "passed":
-            say("    verdict: passed")
+            proved = [c for c in verdict["checks"] if c["name"].startswith("proof:") and not c["skipped"]]
+            say("    verdict: passed" + (" (proved: it loads and predicts on its input example)" if proved else ""))
         else:
             say(f"    verdict: {verdict['status']}, refused: {'; '.join(verdict['reasons'])}")
-        moves = self.moves()[moved_before:]
+        moves = self.moves(model_name)[moved_before:]
         self.show_moves(moves)
         if not moves:
-            holder = self.aliases().get(ALIAS)
+            holder = self.aliases(model_name).get(ALIAS)
             why = (
-                f"v{holder} keeps {ALIAS} with the higher accuracy ({self.accuracy[(MODEL, holder)]:.3f})"
+                f"v{holder} keeps {ALIAS} with the higher accuracy ({self.accuracy[(model_name, holder)]:.3f})"
                 if holder and verdict["status"] == "passed"
                 else "a version that failed its gate never holds an alias"
             )
             say(f"    no alias moved: {why}")
-        self.show_aliases()
+        self.show_aliases(model_name)
 
     def rollback(self, step: int) -> None:
         moved_before = len(self.moves())
-        say(f"[{step}] rollback: {ALIAS} back to the version that held it before")
+        say(f"[{step}] rollback: {MODEL}@{ALIAS} back to the version that held it before")
         self.ops("rollback", MODEL, "--alias", ALIAS)
         self.wait_for(f"{MODEL}@{ALIAS} to move back", MOVED, model_name=MODEL, count=moved_before + 1)
         self.show_moves(self.moves()[moved_before:])
@@ -196,7 +223,7 @@ class Story:
         version = self.aliases()[ALIAS]
         uri = f"models:/{MODEL}@{ALIAS}"
         progress(f"loading {uri} with mlflow.pyfunc.load_model")
-        trained = self.trained[version]
+        trained = self.trained[(MODEL, version)]
         rows = trained.x_test.head(PREDICTED_ROWS)
         predicted = [int(value) for value in mlflow.pyfunc.load_model(uri).predict(rows)]
         truth = [int(value) for value in trained.y_test.head(PREDICTED_ROWS)]
@@ -243,12 +270,13 @@ def registry_rows(sandbox: Sandbox, accuracy: dict[tuple[str, str], float]) -> l
     return rows
 
 
-def policy_summary() -> str:
-    policy = load_policy_file(POLICIES / f"{MODEL}.yaml").policy
+def policy_summary(model_name: str = MODEL) -> str:
+    policy = load_policy_file(POLICIES / f"{model_name}.yaml").policy
     gate = ", ".join(f"{name} at least {rule.min:g}" for name, rule in policy.metrics.items() if rule.min is not None)
+    proved = f"; proof {policy.proof.level} (load and predict)" if policy.proof.enabled else ""
     aliases = ", ".join(f"{alias}: {mode}" for alias, mode in policy.promotion.aliases.items())
     ranked = f", ranked by {policy.compare.metric}" if policy.compare else ""
-    return f"gate {gate}; aliases {aliases}{ranked}"
+    return f"gate {gate}{proved}; aliases {aliases}{ranked}"
 
 
 def tell(sandbox: Sandbox, scratch: Path, timeout: float) -> tuple[Story, bool]:
@@ -258,7 +286,11 @@ def tell(sandbox: Sandbox, scratch: Path, timeout: float) -> tuple[Story, bool]:
     say(f"The life of {MODEL} (policy {policy}: {policy_summary()})")
     for step, recipe in enumerate(VERSIONS, start=1):
         story.arrive(step, recipe)
-    story.rollback(len(VERSIONS) + 1)
+    proved_policy = POLICIES.relative_to(REPO) / f"{PROVED_MODEL}.yaml"
+    say(f"Proved before it serves: {PROVED_MODEL} (policy {proved_policy}: {policy_summary(PROVED_MODEL)})")
+    for step, recipe in enumerate(PROVED_VERSIONS, start=len(VERSIONS) + 1):
+        story.arrive(step, recipe, PROVED_MODEL)
+    story.rollback(len(VERSIONS) + len(PROVED_VERSIONS) + 1)
     story.predict()
     say()
     rows = registry_rows(sandbox, story.accuracy)
@@ -267,14 +299,14 @@ def tell(sandbox: Sandbox, scratch: Path, timeout: float) -> tuple[Story, bool]:
     say()
     say(f"Alias history of {MODEL}@{ALIAS} (newest last)")
     story.ops("history", MODEL, "--alias", ALIAS)
-    return story, {PLAIN_MODEL, RUN_ARTIFACT_MODEL, MODEL} <= {row[0] for row in rows}
+    return story, {PLAIN_MODEL, RUN_ARTIFACT_MODEL, MODEL, PROVED_MODEL} <= {row[0] for row in rows}
 
 
 def main(*, timeout: float = 90.0) -> int:
     started = time.monotonic()
     try:
         with (
-            Sandbox(progress=progress, function_settings={"policies_dir": str(POLICIES)}) as sandbox,
+            Sandbox(progress=progress, function_settings=function_settings(POLICIES)) as sandbox,
             tempfile.TemporaryDirectory() as scratch,
         ):
             quiet_mlflow = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # stdout is for the results

@@ -25,10 +25,13 @@ from sandbox import Sandbox
 
 PLAIN_MODEL = "iris-classifier"
 LOGGED_MODEL = "wine-classifier"
+PROVED_MODEL = "wine-proved"
+"""Logged like `LOGGED_MODEL`; its policy proves each version (`proof: smoke`)."""
 RUN_ARTIFACT_MODEL = "breast-cancer-classifier"
 EXPERIMENT = "demo-wine"
 RUN_EXPERIMENT = "demo-breast-cancer"
 SPLIT_SEED = 7
+EXAMPLE_ROWS = 2
 TREE_TYPES = ["sklearn.tree._tree.Tree"]
 """What skops is told to trust in the demo's tree models: the trees' node storage (we made the files ourselves)."""
 
@@ -56,6 +59,9 @@ class WineRecipe:
     estimator: str  # logistic regression or decision tree
     features: tuple[str, ...] | None = None
     depth: int | None = None
+    example_drops: str | None = None
+    """A measurement the saved input example leaves out (a training job's bug): the model passes the metric gate,
+    and its proof fails `signature_mismatch` (the example does not match the signature's inputs)."""
 
 
 def _requirements() -> list[str]:
@@ -150,8 +156,19 @@ def train_wine(recipe: WineRecipe) -> Trained:
     return _fit(load_wine, make_pipeline(*steps), recipe.description)
 
 
-def hand_over_logged_model(sandbox: Sandbox, trained: Trained, run_name: str) -> str:
-    """`log_model` in a run of the wine experiment; the logged model's tag names the registered model."""
+def hand_over_logged_model(
+    sandbox: Sandbox,
+    trained: Trained,
+    run_name: str,
+    *,
+    model_name: str = LOGGED_MODEL,
+    example_drops: str | None = None,
+) -> str:
+    """`log_model` in a run of the wine experiment; the logged model's tag names the registered model.
+
+    Its input example (two held-out wines) is what a proof predicts on; `example_drops` leaves one measurement out
+    of it. MLflow still logs such a model (`log_model` only logs a warning that its serving input does not
+    validate: mlflow/models/model.py, `Model.log`); the proof is what refuses it."""
     import mlflow
     import mlflow.sklearn
 
@@ -161,14 +178,18 @@ def hand_over_logged_model(sandbox: Sandbox, trained: Trained, run_name: str) ->
         if experiment
         else mlflow.create_experiment(EXPERIMENT, artifact_location=f"{sandbox.artifact_root}/{EXPERIMENT}")
     )
+    example = trained.x_test.head(EXAMPLE_ROWS)
+    if example_drops:
+        example = example.drop(columns=[example_drops])
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
         mlflow.log_params({"estimator": trained.description})
         logged = mlflow.sklearn.log_model(
             trained.model,
             name="model",
             signature=_signature(trained),
+            input_example=example,
             pip_requirements=_requirements(),
-            tags={DEFAULT_MODEL_NAME_TAG: LOGGED_MODEL},
+            tags={DEFAULT_MODEL_NAME_TAG: model_name},
             skops_trusted_types=TREE_TYPES,
         )
         mlflow.log_metrics(trained.metrics, model_id=logged.model_id)

@@ -50,6 +50,8 @@ INPUT_EXAMPLE_FILES = ("serving_input_example.json", "input_example.json")
 MLMODEL = "MLmodel"
 ERROR_LINES = 8
 ERROR_CHARS = 1200
+CAUSE_CHARS = 200
+"""Of the error's last line, in the first line of a failed proof check."""
 DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 """What a proof copies and loads; a larger model is `too_large_for_proof` (its next step: a job of its own)."""
 
@@ -178,5 +180,10 @@ def _passed(stage: str, plan: ProofPlan) -> Check:
 
 
 def _failed(name: str, reason: str, message: str, *, error: str = "") -> Check:
+    """The failed check: its first line is the reason, the stage and the error's last line (in a Python traceback, the
+    exception: what failed to load or predict), the line the verdict's reasons and notifications carry; then the
+    error's last lines."""
     tail = error_tail(error)
-    return Check(name, False, f"{reason}: {message}" + (f"\n{tail}" if tail else ""), observed=reason)
+    cause = tail.splitlines()[-1].strip()[:CAUSE_CHARS] if tail else ""
+    first = f"{reason}: {message}" + (f": {cause}" if cause else "")
+    return Check(name, False, first + (f"\n{tail}" if tail else ""), observed=reason)

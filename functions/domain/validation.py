@@ -67,7 +67,9 @@ class Verdict:
 
     @property
     def reasons(self) -> list[str]:
-        return [check.message for check in self.checks if not check.passed]
+        """One line per failed check: the first of its message (a proof's check goes on with the error's last lines,
+        which the event's `checks` carry in full; the tag and the failed-verdict notification get the line)."""
+        return [check.message.split("\n", 1)[0] for check in self.checks if not check.passed]
 
 
 @dataclass(frozen=True)

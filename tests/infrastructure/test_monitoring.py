@@ -13,6 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from constructs import Construct
 
+from functions.domain.proof import ProofOutcome, ProofPlan, outcome_checks
 from functions.metrics import BUSINESS_METRICS, Unit, service_name
 from functions.models.events import DETAIL_MODELS, ModelAliasMoved, ModelVersionValidated, PromotionPending
 from functions.routing import Bus
@@ -22,6 +23,8 @@ from stacks.autopilot import RegistryAutopilot
 from stacks.config import ConfigError, RegistryConfig
 from stacks.constructs.alerting import dead_letter_queues
 from stacks.constructs.notifications import NOTIFICATIONS
+from tests.builders import ValidationWorld
+from tests.fakes import FakeModelProofs
 from tests.infrastructure.conftest import CUSTOM_CONTEXT, Synth, cdk_json_context
 
 ROUTE_ALARMS = ("errors", "throttles", "queue-age", "dead-letter-queue", "delivery-failed", "events-lost")
@@ -319,11 +322,20 @@ def rendered_message(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.loads(render(template))
 
 
+def failed_verdict_notification(synth: Synth, verdict: ModelVersionValidated) -> tuple[dict[str, Any], str]:
+    """The failed-verdicts rule's properties, and the message it renders for this verdict's event."""
+    rule = resource(synth, synth.autopilot.monitoring.notification_rules["FailedVerdicts"])["Properties"]
+    event = {
+        "source": "registry-autopilot",
+        "detail-type": "Model Version Validated",
+        "detail": verdict.model_dump(mode="json"),
+    }
+    [target] = rule["Targets"]
+    return rule, rendered_message(target, event)
+
+
 def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons(default_synth: Synth):
-    # GIVEN the failed-verdicts rule
-    rule = resource(default_synth, default_synth.autopilot.monitoring.notification_rules["FailedVerdicts"])[
-        "Properties"
-    ]
+    # GIVEN a failed verdict
     verdict = ModelVersionValidated(
         model_name="churn",
         version="7",
@@ -333,15 +345,10 @@ def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons
         reasons=["metric accuracy 0.61 is below the minimum 0.85", 'no "requirements.txt" beside MLmodel'],
         policy="churn.yaml@sha256:0123456789ab",
     )
-    event = {
-        "source": "registry-autopilot",
-        "detail-type": "Model Version Validated",
-        "detail": verdict.model_dump(mode="json"),
-    }
 
-    # WHEN we read its pattern and render its message for that event
+    # WHEN we read the failed-verdicts rule's pattern and render its message for that verdict's event
+    rule, message = failed_verdict_notification(default_synth, verdict)
     [target] = rule["Targets"]
-    message = rendered_message(target, event)
 
     # THEN it matches failed verdicts on the project bus only, and the message names what an operator needs
     assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.autopilot.buses.project_bus)}
@@ -365,6 +372,31 @@ def test_failed_verdicts_are_sent_as_a_sentence_naming_model_version_and_reasons
             ]
         }
     }
+
+
+def test_a_failed_proofs_notification_says_what_failed_to_load_or_predict(default_synth: Synth, tmp_path):
+    # GIVEN the event the validate route emits for a version whose metric passed and whose model did not load (the
+    # loader's traceback in its proof:load check)
+    error = (
+        'Traceback (most recent call last):\n  File "proof_runner.py", line 61, in _probe\n'
+        "    return pickle.load(f)\n_pickle.UnpicklingError: invalid load key, 'n'."
+    )
+    checks = outcome_checks(ProofPlan("input_example.json", True), ProofOutcome("load", passed=False, error=error))
+    world = ValidationWorld(tmp_path, "metrics: {accuracy: {min: 0.8}}\nproof: smoke\n", proofs=FakeModelProofs(checks))
+    world.validator.validate(world.version("7", accuracy=0.9))
+
+    # WHEN the failed-verdicts rule renders its message
+    _, message = failed_verdict_notification(default_synth, world.events.published[-1])
+
+    # THEN the reasons are the failed proof check's reason and the first line of its message (with the exception), not
+    # the traceback, which the event's checks keep
+    assert "model churn version 7 FAILED validation" in message
+    assert (
+        "Reasons: [\"load_failed: load failed: _pickle.UnpicklingError: invalid load key, 'n'.\"]. Correlation id:"
+        in message
+    )
+    assert "Traceback" not in message
+    assert "_probe" not in message
 
 
 def test_alias_moves_are_sent_as_a_sentence_naming_model_version_alias_and_reason(default_synth: Synth):

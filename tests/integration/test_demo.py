@@ -13,6 +13,7 @@ from functions.project import ROOT
 
 REPO = ROOT
 MODEL = "wine-classifier"
+PROVED = "wine-proved"
 
 
 def _steps(stdout: str) -> dict[int, list[str]]:
@@ -53,7 +54,7 @@ def test_the_demo_shows_the_whole_life_of_a_model():
     out = demo.stdout
     assert f"The life of {MODEL} (policy demo/policies/{MODEL}.yaml: gate accuracy at least 0.85;" in out
     steps = _steps(out)
-    assert sorted(steps) == [1, 2, 3, 4, 5]
+    assert sorted(steps) == [1, 2, 3, 4, 5, 6, 7]
 
     # AND the first version becomes challenger and champion
     first = steps[1]
@@ -86,8 +87,31 @@ def test_the_demo_shows_the_whole_life_of_a_model():
     assert _moves(refused) == []
     assert _aliases_after(refused) == {"challenger": "2", "champion": "2"}
 
+    # AND a second model whose policy proves every version: the first is proved and becomes champion
+    assert (
+        f"Proved before it serves: {PROVED} (policy demo/policies/{PROVED}.yaml: gate accuracy at least 0.85; "
+        "proof smoke (load and predict);" in out
+    )
+    proved = steps[5]
+    assert proved[0].startswith(f"[5] {PROVED} v1 arrives: ")
+    assert "verdict: passed (proved: it loads and predicts on its input example)" in proved
+    assert _aliases_after(proved) == {"challenger": "1", "champion": "1"}
+
+    # AND its second version clears the metric gate (as accurate) but fails the proof: refused on one line, with the
+    # proof check's reason and what failed (its input example lacks a column of the signature), and no alias moves
+    unproved = steps[6]
+    assert unproved[0].startswith(f"[6] {PROVED} v2 arrives: ")
+    assert re.search(r"accuracy 0\.963$", unproved[0]), unproved[0]
+    (verdict,) = [line for line in unproved if line.startswith("verdict: ")]
+    assert verdict == (
+        "verdict: failed, refused: signature_mismatch: input failed: "
+        "mlflow.exceptions.MlflowException: Model is missing inputs ['proline']."
+    ), verdict
+    assert _moves(unproved) == []
+    assert _aliases_after(unproved) == {"challenger": "1", "champion": "1"}
+
     # AND a rollback through `python -m ops`, shown as typed, moves champion back to v1
-    rollback = steps[5]
+    rollback = steps[7]
     (command,) = [line for line in rollback if line.startswith("$ ")]
     assert re.fullmatch(
         r"\$ python -m ops --sandbox \S+/sandbox\.json rollback wine-classifier --alias champion", command
@@ -112,7 +136,8 @@ def test_the_demo_shows_the_whole_life_of_a_model():
     table = out.split("Model registry")[1].split("Alias history")[0]
     header = next(line.split() for line in table.splitlines() if line.startswith("model "))
     assert header == ["model", "version", "accuracy", "validation", "aliases", "source"]
-    rows = [line.split() for line in table.splitlines() if line.split()[:1] and line.split()[0].endswith("-classifier")]
+    models = {"breast-cancer-classifier", "iris-classifier", MODEL, PROVED}
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] and line.split()[0] in models]
     assert sorted((row[0], row[1], row[3], row[4]) for row in rows) == [
         ("breast-cancer-classifier", "1", "passed", "challenger"),
         ("iris-classifier", "1", "passed", "challenger"),
@@ -120,6 +145,8 @@ def test_the_demo_shows_the_whole_life_of_a_model():
         ("wine-classifier", "2", "passed", "challenger"),
         ("wine-classifier", "3", "passed", "-"),
         ("wine-classifier", "4", "failed", "-"),
+        ("wine-proved", "1", "passed", "challenger,champion"),
+        ("wine-proved", "2", "failed", "-"),
     ]
 
     # AND below it, champion's history from `python -m ops history`: who moved it, when, why
@@ -142,6 +169,6 @@ def test_the_demo_shows_the_whole_life_of_a_model():
 
     # AND every event is accounted for, with no dead letters
     assert (
-        "6 'Model Version Registered', 6 'Model Version Validated', 7 'Model Alias Moved' events emitted, 0 dead letters"
+        "8 'Model Version Registered', 8 'Model Version Validated', 9 'Model Alias Moved' events emitted, 0 dead letters"
         in out
     )

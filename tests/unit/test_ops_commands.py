@@ -8,12 +8,14 @@ import json
 import pytest
 
 from functions.domain.promotion import HistoryEntry, append_history
+from functions.domain.proof import ProofOutcome, ProofPlan, outcome_checks
 from functions.domain.tags import TAG_STATUS, TAG_VERDICT, history_tag
 from ops import target as ops_target
 from ops.__main__ import main
 from ops.target import TargetError, from_stack
 from replay.aws_stack import AwsProblem, DeployedStack
-from tests.fakes import FakeRegistry
+from tests.builders import ValidationWorld
+from tests.fakes import FakeModelProofs, FakeRegistry
 
 SANDBOX = json.dumps(
     {"event_bus": "bus", "mlflow_tracking_uri": "http://mlflow", "aws_endpoint_url": "http://aws", "queues": {}}
@@ -98,6 +100,36 @@ def test_the_verdict_is_the_versions_validation_tags(registry: FakeRegistry, cap
         TAG_STATUS: "passed",
         TAG_VERDICT: tags[TAG_VERDICT],
     }
+
+
+def test_the_verdict_of_a_failed_proof_prints_its_check_as_one_line_like_any_other(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+):
+    # GIVEN a version whose metric passed and whose proof failed (its input example lacks a column), as the
+    # validate route records it
+    outcome = ProofOutcome(
+        stage="input",
+        passed=False,
+        error='Traceback (most recent call last):\n  File "proof_runner.py", line 73, in _probe\n'
+        "mlflow.exceptions.MlflowException: Model is missing inputs ['proline'].",
+    )
+    failed = outcome_checks(ProofPlan("input_example.json", True), outcome)
+    world = ValidationWorld(tmp_path, "metrics: {accuracy: {min: 0.8}}\nproof: smoke\n", proofs=FakeModelProofs(failed))
+    world.validator.validate(world.version("1", accuracy=0.9))
+    monkeypatch.setattr(
+        "functions.adapters.registry_factory.open_registry", lambda tracking_uri, registry_uri="": world.registry
+    )
+    # WHEN ops shows its verdict
+    assert main(["--sandbox", SANDBOX, "verdict", "churn", "1"]) == 0
+    # THEN the failed proof check is a reason like any failed check: its reason, stage and error, on one line
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "churn v1: failed"
+    reasons = [line for line in lines if line.lstrip().startswith("reasons ")]
+    assert reasons == [
+        "  reasons          signature_mismatch: input failed: "
+        "mlflow.exceptions.MlflowException: Model is missing inputs ['proline']."
+    ]
+    assert not [line for line in lines if "Traceback" in line or "_probe" in line]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from functions.adapters.bucket_proof import _stays_inside, proof_settings
@@ -23,7 +25,7 @@ from functions.domain.proof import (
     outcome_checks,
     plan_proof,
 )
-from functions.domain.tags import TAG_STATUS
+from functions.domain.tags import TAG_STATUS, TAG_VERDICT
 from functions.domain.validation import ValidationRequest
 from functions.routing import ROUTES, VALIDATE, proving
 from functions.settings import Settings, function_environment
@@ -179,6 +181,45 @@ def test_a_model_that_does_not_load_fails_the_verdict_with_the_reason(tmp_path) 
     assert [reason.split(":")[0] for reason in verdict.reasons] == [LOAD_FAILED]
     assert world.check("proof:load").observed == LOAD_FAILED
     assert world.registry.get_version("churn", "1").tags[TAG_STATUS] == "failed"
+
+
+UNPICKLING_TRACEBACK = """Traceback (most recent call last):
+  File "/tmp/proof-x/runner/proof_runner.py", line 61, in _probe
+    model = mlflow.pyfunc.load_model(model_dir)
+  File "/venv/lib/python3.13/site-packages/mlflow/sklearn/__init__.py", line 410, in _load_model_from_local_file
+    return pickle.load(f)
+_pickle.UnpicklingError: invalid load key, 'n'.
+"""
+
+
+def test_a_failed_proof_checks_first_line_says_what_failed_and_the_rest_is_the_error() -> None:
+    # GIVEN a proof whose load raised
+    outcome = ProofOutcome(stage="load", passed=False, error=UNPICKLING_TRACEBACK)
+    # WHEN its outcome becomes checks
+    [*_, failed] = outcome_checks(ProofPlan("input_example.json", True), outcome)
+    # THEN the first line is the reason, the stage and the exception; the lines after it are the error's last lines
+    first, *rest = failed.message.splitlines()
+    assert first == "load_failed: load failed: _pickle.UnpicklingError: invalid load key, 'n'."
+    assert rest == error_tail(UNPICKLING_TRACEBACK).splitlines()
+
+
+def test_a_failed_proofs_verdict_reasons_are_one_line_with_what_failed_and_the_event_has_it_all(tmp_path) -> None:
+    # GIVEN a proof that fails to load the model, with the loader's traceback
+    [*_, failed] = outcome_checks(
+        ProofPlan("input_example.json", True), ProofOutcome(stage="load", passed=False, error=UNPICKLING_TRACEBACK)
+    )
+    world = ValidationWorld(tmp_path, PROVED_POLICY, proofs=FakeModelProofs([failed]))
+    # WHEN a version whose metrics pass is validated
+    verdict = world.validator.validate(world.version("1", accuracy=0.9))
+    # THEN the event's reasons (what the failed-verdict notification sends) and the tag's are that check's reason and
+    # the first line of its message, the exception included; the event's check keeps the whole message
+    reason = "load_failed: load failed: _pickle.UnpicklingError: invalid load key, 'n'."
+    event = world.events.published[-1]
+    assert verdict.reasons == event.reasons == [reason]
+    record = json.loads(world.registry.get_version("churn", "1").tags[TAG_VERDICT])
+    assert record["reasons"] == reason
+    assert world.check("proof:load").message == failed.message
+    assert "_probe" in failed.message
 
 
 def test_no_proof_runs_for_a_policy_without_one(tmp_path) -> None:
