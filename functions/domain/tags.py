@@ -80,3 +80,7 @@ LADDER_PROMOTED_AT_TAG = f"{LADDER_TAG_PREFIX}promoted_at"
 """When the copy entered its environment: the start of its time there (`requires.min_hours` of the next rung)."""
 LADDER_ENVIRONMENT_TAG = f"{LADDER_TAG_PREFIX}environment"
 """The environment the copy stands in; written last, so a copy without it (or with its source's) is unfinished."""
+
+REFERENCE_TAG_PREFIX = "reference.score."
+"""`reference.score.<hash>` on a version: its score on one version of a policy's reference dataset, as JSON
+(`functions.domain.reference`), so the holder of an alias is scored once per dataset version, not per candidate."""
