@@ -183,9 +183,11 @@ def test_what_cannot_be_scored_is_a_failed_check_with_its_reason(tmp_path, datas
     check = world.check(name)
     assert not check.passed
     if reason:
-        assert check.observed == reason and check.message.startswith(reason)
+        assert check.observed == reason
+        assert check.message.startswith(reason)
     else:
-        assert "could not be scored" in check.message and LOAD_FAILED in check.message
+        assert "could not be scored" in check.message
+        assert LOAD_FAILED in check.message
 
 
 def test_a_version_failing_another_check_is_not_scored(tmp_path) -> None:
@@ -215,7 +217,8 @@ def test_a_version_failing_another_check_is_not_scored(tmp_path) -> None:
 def test_a_scoring_outcome_becomes_its_reason(outcome: ProofOutcome, reported: dict, reason: str) -> None:
     # GIVEN / WHEN a scoring process's outcome is read / THEN its check carries the reason
     check = scored(outcome, reported)
-    assert isinstance(check, Check) and check.observed == reason
+    assert isinstance(check, Check)
+    assert check.observed == reason
 
 
 def test_a_passed_scoring_outcome_is_the_score() -> None:
