@@ -245,3 +245,11 @@ def _score_check(metric: str, score: ReferenceScore, dataset: DatasetVersion) ->
     value = score.scores[metric]
     message = f"{metric} {value:g} on {score.rows} rows of {dataset.key} (computed with {score.library})"
     return Check(f"{CHECK}:{metric}", True, message, value, source=dataset.source)
+
+
+def scored_on(rule: ReferenceRule, sources: list[str | None]) -> DatasetVersion | None:
+    """The dataset version a verdict's reference checks name (`reference:<key>@<version id>`), if any: the aliases
+    route ranks a candidate and the holder by their scores cached for it."""
+    prefix = f"reference:{rule.dataset}@"
+    version_id = next((s[len(prefix) :] for s in sources if s and s.startswith(prefix)), None)
+    return DatasetVersion(rule.dataset, version_id, 0) if version_id else None

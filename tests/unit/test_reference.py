@@ -22,7 +22,8 @@ from functions.domain.reference import (
 )
 from functions.domain.reference_policy import ReferenceRule
 from functions.domain.tags import REFERENCE_TAG_PREFIX
-from tests.builders import BUCKET, ValidationWorld
+from functions.models.events import CheckResult
+from tests.builders import BUCKET, AliasWorld, ValidationWorld
 from tests.fakes import FakeModelProofs
 
 KEY = "datasets/churn/holdout.csv"
@@ -236,3 +237,20 @@ def test_a_cached_score_for_another_dataset_version_or_missing_a_metric_is_not_u
     assert cached_score(tags, RULE.model_copy(update={"metrics": ["accuracy", "r2"]}), DATASET) is None
     assert cached_score({reference_tag(RULE, DATASET): "not json"}, RULE, DATASET) is None
     assert BUCKET  # the builders' bucket holds the models these tests score
+
+
+def test_champion_auto_ranks_by_the_reference_scores_the_gate_compared(tmp_path) -> None:
+    # GIVEN champion v1 (reports 0.95, scored 0.70 on the rows) and a passed v2 (reports 0.80, scored 0.90)
+    world = AliasWorld(tmp_path, POLICY + "promotion: {aliases: {champion: auto}}\n")
+    world.version("1", 0.95)
+    world.registry.aliases[("churn", "champion")] = "1"
+    verdict = world.version("2", 0.80)
+    for number, accuracy in (("1", 0.70), ("2", 0.90)):
+        world.registry.set_version_tags(
+            "churn", number, {reference_tag(RULE, DATASET): cache_value(DATASET, _score(accuracy))}
+        )
+    checks = [CheckResult(name="reference:accuracy", passed=True, observed=0.9, source=SOURCE, message="scored")]
+    # WHEN the aliases route gets v2's verdict, whose checks name the dataset version both were scored on
+    world.keeper.on_verdict(verdict.model_copy(update={"checks": checks}))
+    # THEN champion moved to v2: ranked by the scores on the platform's rows, not by what each version reports
+    assert world.holder("champion") == "2"
