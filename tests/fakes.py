@@ -25,6 +25,9 @@ from functions.domain.ports import (
     VersionInfo,
     copy_source,
 )
+from functions.domain.reference import DATASET_MISSING, DatasetVersion, ReferenceScore
+from functions.domain.reference import failure as reference_failure
+from functions.domain.reference_policy import ReferenceRule
 from functions.domain.tags import IDENTITY_TAG
 
 
@@ -264,11 +267,31 @@ class OncePerIdentity:
 
 
 class FakeModelProofs(ModelProofs):
-    """Returns `checks` for every proof and records what was proved (bucket, prefix, has_signature, missing_example)."""
+    """Returns `checks` for every proof and records what was proved (bucket, prefix, has_signature, missing_example).
 
-    def __init__(self, checks: list[Check] | None = None) -> None:
+    Reference data: `datasets` maps a key to its version (absent: `dataset_missing`); `scores` maps a model prefix to
+    its score or failed check; `scored` records every (prefix, dataset source) scored."""
+
+    def __init__(
+        self,
+        checks: list[Check] | None = None,
+        *,
+        datasets: dict[str, DatasetVersion] | None = None,
+        scores: dict[str, ReferenceScore | Check] | None = None,
+    ) -> None:
         self.checks = list(checks or [])
         self.proved: list[tuple[str, str, bool, str]] = []
+        self.datasets = dict(datasets or {})
+        self.scores = dict(scores or {})
+        self.scored: list[tuple[str, str]] = []
+
+    def dataset(self, bucket: str, key: str) -> DatasetVersion | Check:
+        found = self.datasets.get(key)
+        return found if found else reference_failure(DATASET_MISSING, f"s3://{bucket}/{key} does not exist")
+
+    def score(self, bucket: str, prefix: str, dataset: DatasetVersion, rule: ReferenceRule) -> ReferenceScore | Check:
+        self.scored.append((prefix, dataset.source))
+        return self.scores[prefix]
 
     def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
         self.proved.append((bucket, prefix, has_signature, missing_example))

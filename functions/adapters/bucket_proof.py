@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from functions.adapters import aws
 from functions.adapters.model_proof import EnvManager, ModelProver, ProofSettings
 from functions.domain.policy import Check
 from functions.domain.ports import ModelProofs
-from functions.domain.proof import LOAD_FAILED, MissingExample, plan_proof
+from functions.domain.proof import LOAD_FAILED, MLMODEL, TOO_LARGE_FOR_PROOF, MissingExample, plan_proof
+from functions.domain.reference import DATASET_MISSING, DATASET_TOO_LARGE, DatasetVersion, ReferenceScore, ScoreSpec
+from functions.domain.reference import failure as reference_failure
+from functions.domain.reference_policy import MAX_DATASET_BYTES, ReferenceRule
 from functions.observability import logger
 from functions.settings import Settings
 
@@ -76,6 +80,54 @@ class BucketModelProofs(ModelProofs):
         )
         return run.checks
 
+    def dataset(self, bucket: str, key: str) -> DatasetVersion | Check:
+        """HeadObject: the dataset's current version (id, else its ETag) and size; missing or too large is a check."""
+        try:
+            head = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if aws.error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                logger.warning("reference dataset missing", bucket=bucket, key=key)
+                return reference_failure(DATASET_MISSING, f"s3://{bucket}/{key} does not exist")
+            raise aws.dependency_failure(DEPENDENCY, "S3 HeadObject", error) from error
+        except BotoCoreError as error:
+            raise aws.dependency_failure(DEPENDENCY, "S3 HeadObject", error) from error
+        size = int(head.get("ContentLength", 0))
+        version_id = head.get("VersionId")
+        if not version_id or version_id == "null":  # a bucket without versioning: the content's ETag names it
+            version_id = f"etag-{str(head.get('ETag', '')).strip(chr(34))}"
+        if size > MAX_DATASET_BYTES:
+            message = f"s3://{bucket}/{key} is {size} bytes, over the reference data limit of {MAX_DATASET_BYTES}"
+            return reference_failure(DATASET_TOO_LARGE, message)
+        return DatasetVersion(key, str(version_id), size)
+
+    def score(self, bucket: str, prefix: str, dataset: DatasetVersion, rule: ReferenceRule) -> ReferenceScore | Check:
+        """Downloads the model directory and that version of the dataset, and scores the model in its own process."""
+        files = self._list(bucket, prefix)
+        if any(not _stays_inside(name) for name in files):
+            return reference_failure(LOAD_FAILED, "a model file's key leaves its directory")
+        if MLMODEL not in files:
+            return reference_failure(LOAD_FAILED, f"s3://{bucket}/{prefix} has no MLmodel: nothing to score")
+        if sum(files.values()) > self._settings.max_model_bytes:
+            return reference_failure(TOO_LARGE_FOR_PROOF, f"s3://{bucket}/{prefix} is over the proof's size limit")
+        with tempfile.TemporaryDirectory(prefix="proof-download-") as scratch:
+            model_dir = Path(scratch) / "model"
+            for name in files:
+                self._download(bucket, prefix + name, model_dir / name)
+            data = Path(scratch) / "dataset"
+            self._download(bucket, dataset.key, data, version_id=dataset.version_id)
+            started = time.monotonic()
+            result = ModelProver(self._settings).score(model_dir, data, ScoreSpec.of(rule))
+        logger.info(
+            "model scored on reference data",
+            bucket=bucket,
+            prefix=prefix,
+            dataset=dataset.source,
+            score_seconds=round(time.monotonic() - started, 2),
+            scored=isinstance(result, ReferenceScore),
+            reason=None if isinstance(result, ReferenceScore) else result.observed,
+        )
+        return result
+
     def _list(self, bucket: str, prefix: str) -> dict[str, int]:
         files: dict[str, int] = {}
         try:
@@ -88,10 +140,12 @@ class BucketModelProofs(ModelProofs):
             raise aws.dependency_failure(DEPENDENCY, "S3 ListObjectsV2", error) from error
         return files
 
-    def _download(self, bucket: str, key: str, path: Path) -> None:
+    def _download(self, bucket: str, key: str, path: Path, *, version_id: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A dataset is read at the version both scores are computed on (not an ETag: that is a bucket without versions).
+        extra = {"VersionId": version_id} if version_id and not version_id.startswith("etag-") else None
         try:
-            self._s3.download_file(bucket, key, str(path))
+            self._s3.download_file(bucket, key, str(path), ExtraArgs=extra)
         except (ClientError, BotoCoreError) as error:
             raise aws.dependency_failure(DEPENDENCY, "S3 GetObject", error) from error
 

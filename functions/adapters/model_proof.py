@@ -36,10 +36,11 @@ from functions.domain.proof import (
     DEFAULT_MAX_MODEL_BYTES,
     MissingExample,
     ProofOutcome,
-    ProofPlan,
     outcome_checks,
     plan_proof,
 )
+from functions.domain.reference import ReferenceScore, ScoreSpec, scored
+from functions.domain.reference import failure as reference_failure
 
 RUNNER = Path(__file__).with_name("proof_runner.py")
 EnvManager = Literal["uv", "virtualenv", "local"]
@@ -92,11 +93,29 @@ class ModelProver:
         if isinstance(plan, Check):
             return ProofRun([plan], time.monotonic() - started, plan.name.removeprefix("proof:"))
         with tempfile.TemporaryDirectory(prefix="proof-") as scratch_dir:
-            outcome = self._run(model_dir, Path(scratch_dir), plan)
+            outcome = self._run(model_dir, Path(scratch_dir))
         checks = outcome_checks(plan, outcome, declared_environment=self._settings.env_manager != "local")
         return ProofRun(checks, time.monotonic() - started, outcome.stage)
 
-    def _run(self, model_dir: Path, scratch: Path, plan: ProofPlan) -> ProofOutcome:
+    def score(self, model_dir: Path, dataset: Path, spec: ScoreSpec) -> ReferenceScore | Check:
+        """The model scored on a reference dataset in a process of its own (`proof_runner.py score`), or the failed
+        check `reference` with the reason; never raises for a bad model or dataset."""
+        files = _files(model_dir)
+        planned = plan_proof(
+            files, has_signature=False, max_model_bytes=self._settings.max_model_bytes, missing_example="skip"
+        )
+        if isinstance(planned, Check) and not planned.skipped:  # no input example is no reason not to score
+            return reference_failure(str(planned.observed), planned.message.split(": ", 1)[-1])
+        with tempfile.TemporaryDirectory(prefix="proof-") as scratch_dir:
+            scratch = Path(scratch_dir)
+            spec_file = scratch / "spec.json"
+            spec_file.write_text(json.dumps(spec.runner_spec(scratch / "dataset")))
+            shutil.copyfile(dataset, scratch / "dataset")
+            outcome = self._run(model_dir, scratch, then="score", spec=spec_file)
+            reported = _result(scratch / "result.json")
+        return scored(outcome, reported)
+
+    def _run(self, model_dir: Path, scratch: Path, *, then: str = "probe", spec: Path | None = None) -> ProofOutcome:
         model = scratch / "model"
         shutil.copytree(model_dir, model, symlinks=False)
         (scratch / "tmp").mkdir()
@@ -106,12 +125,13 @@ class ModelProver:
         runner.parent.mkdir()
         shutil.copyfile(RUNNER, runner)
         env_root = self._settings.env_cache_dir or scratch / "envs"
+        tail = ["--spec", str(spec)] if spec is not None else []
         if self._settings.env_manager == "local":
-            command = [sys.executable, str(runner), "probe", "--model", str(model), "--result", str(result)]
+            command = [sys.executable, str(runner), then, "--model", str(model), "--result", str(result), *tail]
         else:
             command = [sys.executable, str(runner), "build", "--model", str(model), "--result", str(result)]
             command += ["--env-root", str(env_root), "--env-manager", self._settings.env_manager]
-            command += ["--import-path", os.pathsep.join(_import_path())]
+            command += ["--import-path", os.pathsep.join(_import_path()), "--then", then, *tail]
         output = scratch / "output.log"
         timed_out = False
         with output.open("wb") as sink:
@@ -225,6 +245,14 @@ def _outcome(result: Path, output: Path, *, returncode: int | None, timed_out: b
     if not error:
         error = f"the proof's process ended with status {returncode}\n{log}"
     return ProofOutcome(stage, False, error)
+
+
+def _result(path: Path) -> dict[str, object]:
+    try:
+        reported = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return reported if isinstance(reported, dict) else {}
 
 
 def _tail(path: Path) -> str:

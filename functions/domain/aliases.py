@@ -31,6 +31,8 @@ from functions.domain.promotion import (
     rollback_reason,
     rollback_target,
 )
+from functions.domain.reference import DatasetVersion, cached_score, scored_on
+from functions.domain.reference_policy import ReferenceRule
 from functions.domain.tags import BACKFILL_HOLD_ALIASES, BACKFILL_TAG, TAG_STATUS, history_tag, pending_tag
 from functions.domain.validation import EvidenceReader, verdict_time
 from functions.models.events import (
@@ -141,8 +143,12 @@ class AliasKeeper:
             return Decision(alias, "kept", version.version, holder, "verdict already applied")
         compare = loaded.policy.compare
         metric = compare.metric if compare else None
-        candidate = Standing(version.version, self._metric(version, metric))
-        incumbent = Standing(holder, self._holder_metric(name, holder, metric)) if holder else None
+        rule = loaded.policy.reference
+        # With reference data the gate compared scores on the platform's rows: rank by those, cached on each version.
+        dataset = scored_on(rule, [check.source for check in verdict.checks]) if rule else None
+        scores = (rule, dataset) if rule and dataset else None
+        candidate = Standing(version.version, self._metric(version, metric, scores))
+        incumbent = Standing(holder, self._holder_metric(name, holder, metric, scores)) if holder else None
         strict = mode in ("auto", "approval") and compare is not None and compare.alias == alias
         if not outranks(
             candidate,
@@ -284,18 +290,25 @@ class AliasKeeper:
             )
         )
 
-    def _metric(self, version: VersionInfo, metric: str | None) -> float | None:
+    def _metric(
+        self, version: VersionInfo, metric: str | None, scores: tuple[ReferenceRule, DatasetVersion] | None = None
+    ) -> float | None:
         if metric is None:
             return None
+        if scores is not None:
+            cached = cached_score(version.tags, *scores)
+            return cached.scores.get(metric) if cached else None
         observed = self._reader.metric(version, metric)
         return observed.value if observed else None
 
-    def _holder_metric(self, name: str, holder: str, metric: str | None) -> float | None:
+    def _holder_metric(
+        self, name: str, holder: str, metric: str | None, scores: tuple[ReferenceRule, DatasetVersion] | None = None
+    ) -> float | None:
         """The holder's metric; its version is read only when the policy compares by a metric."""
         if metric is None:
             return None
         version = self._registry.get_version(name, holder)
-        return self._metric(version, metric) if version else None
+        return self._metric(version, metric, scores) if version else None
 
 
 def not_passed(version: VersionInfo, verb: str) -> str | None:

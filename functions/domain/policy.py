@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from functions.domain.ladder_policy import LadderRule, ladder_problems
+from functions.domain.reference_policy import ReferenceRule, reference_problem
 
 DEFAULT_POLICY = "default"
 POLICY_SUFFIX = ".yaml"
@@ -168,6 +169,18 @@ class Policy(_Strict):
 
     ladder: LadderRule | None = None
     """The environments this model's versions climb (`functions.domain.ladder_policy`); none: one model only."""
+    reference: ReferenceRule | None = None
+    """A platform dataset the candidate and the compared alias's holder are scored on (`functions.domain.reference`);
+    the comparison then uses those scores, not the self-reported metric."""
+
+    @model_validator(mode="after")
+    def _reference_fits(self) -> Policy:
+        if self.reference is not None:
+            compare = (self.compare.metric, self.compare.direction) if self.compare else None
+            problem = reference_problem(self.reference, proof_enabled=self.proof.enabled, compare=compare)
+            if problem:
+                raise ValueError(f"reference: {problem}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -316,13 +329,8 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
         checks.extend(_metric_checks(name, rule, evidence))
     if policy.finite_metrics:
         checks.extend(_finite_checks(policy, evidence))
-    if policy.compare is not None:
-        check = _compare_check(policy.compare, evidence)
-        if not policy.compare.gate and not check.passed:
-            check = replace(
-                check, passed=True, skipped=True, message=f"{check.message} (ranks only: compare.gate is false)"
-            )
-        checks.append(check)
+    if policy.compare is not None and policy.reference is None:  # with a reference: `functions.domain.reference`
+        checks.append(compare_check(policy.compare, evidence))
     if policy.artifacts.signature:
         checks.append(_signature_check(evidence))
     if policy.artifacts.environment:
@@ -372,6 +380,16 @@ def _finite_checks(policy: Policy, evidence: Evidence) -> list[Check]:
             )
         )
     return checks
+
+
+def compare_check(rule: CompareRule, evidence: Evidence) -> Check:
+    """The comparison with the alias's holder; with `gate: false` a failed one passes as a skip that says so."""
+    check = _compare_check(rule, evidence)
+    if not rule.gate and not check.passed:
+        check = replace(
+            check, passed=True, skipped=True, message=f"{check.message} (ranks only: compare.gate is false)"
+        )
+    return check
 
 
 def _compare_check(rule: CompareRule, evidence: Evidence) -> Check:

@@ -11,11 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from functions.domain.errors import Rejected
 from functions.domain.policy import Check
+
+if TYPE_CHECKING:  # functions.domain.reference imports this module
+    from functions.domain.reference import DatasetVersion, ReferenceScore
+    from functions.domain.reference_policy import ReferenceRule
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,16 @@ class ModelProofs(ABC):
     @abstractmethod
     def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
         """The proof's checks for the model whose files are under `prefix` (which ends with '/')."""
+
+    @abstractmethod
+    def dataset(self, bucket: str, key: str) -> DatasetVersion | Check:
+        """The current version of a reference dataset, or the failed check that says why there is none to score on
+        (missing, too large)."""
+
+    @abstractmethod
+    def score(self, bucket: str, prefix: str, dataset: DatasetVersion, rule: ReferenceRule) -> ReferenceScore | Check:
+        """The model under `prefix` scored on `dataset` (that exact version) in a proof process of its own, or the
+        failed check with the reason (`functions.domain.reference`)."""
 
 
 class EventPublisher(ABC):

@@ -83,3 +83,7 @@ LADDER_ENVIRONMENT_TAG = f"{LADDER_TAG_PREFIX}environment"
 LADDER_HISTORY_TAG = "autopilot.ladder_history"
 """On a registered model: its versions' promotions up the ladder (a JSON list like an alias history, newest last:
 the version, `promoted to <env>: <model> v<copy>`, who, when, the correlation id), shown by `python -m ops history`."""
+
+REFERENCE_TAG_PREFIX = "reference.score."
+"""`reference.score.<hash>` on a version: its score on one version of a policy's reference dataset, as JSON
+(`functions.domain.reference`), so the holder of an alias is scored once per dataset version, not per candidate."""

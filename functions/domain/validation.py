@@ -34,6 +34,7 @@ from functions.domain.ports import (
     VersionInfo,
 )
 from functions.domain.proof import unprovable
+from functions.domain.reference import ReferenceGate
 from functions.domain.tags import TAG_STATUS, TAG_VERDICT
 from functions.models.events import ArtifactOrigin, CheckResult, ModelVersionValidated
 
@@ -187,10 +188,12 @@ class Validator:
         whose policy asks for a proof fails with `proof_disabled`."""
         self._policies = policies
         self._proofs = proofs
+        self._bucket = bucket
         self._registry = registry
         self._reader = EvidenceReader(bucket=bucket, registry=registry, artifacts=artifacts)
         self._events = events
         self._now = now
+        self._reference = ReferenceGate(registry=registry, proofs=proofs, locate=self._locate)
 
     def validate(self, request: ValidationRequest) -> Verdict:
         # The version, its run, logged model and baseline are all read, and the verdict written, in its workspace.
@@ -204,7 +207,9 @@ class Validator:
         loaded = self._policies.for_model(request.model_name)
         evidence, model_dir = self._gather(version, request, loaded)
         evaluated = evaluate(loaded.policy, evidence)
-        checks = tuple(evaluated + self._proof(loaded.policy, evidence, model_dir, evaluated))
+        evaluated += self._proof(loaded.policy, evidence, model_dir, evaluated)
+        location = (model_dir.bucket, model_dir.prefix) if model_dir else None
+        checks = tuple(evaluated + self._reference.checks(loaded.policy, version, location, self._bucket, evaluated))
         status = "passed" if all(check.passed for check in checks) else "failed"
         verdict = Verdict(status, checks, loaded.identity)
         changed = self._record(version, verdict, loaded, request.correlation_id)
@@ -271,7 +276,7 @@ class Validator:
             has_dataset_inputs=bool(run and run.has_dataset_inputs),
         )
         compare = loaded.policy.compare
-        if compare is None:
+        if compare is None or loaded.policy.reference is not None:  # with a reference, `ReferenceGate` compares
             return evidence, model_dir
         holder = self._registry.get_alias_version(version.model_name, compare.alias)
         if holder is None:
@@ -280,6 +285,11 @@ class Validator:
             return replace(evidence, baseline_version=holder.version, is_baseline=True), model_dir
         baseline = reader.metric(holder, compare.metric)
         return replace(evidence, baseline_version=holder.version, baseline_metric=baseline), model_dir
+
+    def _locate(self, version: VersionInfo) -> tuple[str, str] | None:
+        """A version's model directory in the artifact bucket (the reference step scores the holder from it)."""
+        found = self._reader.model_dir(version, None)
+        return (found.bucket, found.prefix) if found else None
 
     # --- verdict ----------------------------------------------------------------------------------
 
