@@ -83,7 +83,7 @@ synth: deps
 deploy: deps
 	cdk deploy --all --strict
 
-bench: deps
+bench: deps wheelhouse
 	python -m bench
 
 lock: $(VENV)/.installed

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import backfill, coldstart, pipeline, size
+from bench import backfill, coldstart, pipeline, proof, size
 from functions.routing import ROUTES
 
 FLOORS = {
@@ -123,6 +123,7 @@ def rows(report: dict) -> list[tuple[str, str, str, str, str]]:
         )
     )
     out += backfill_rows(report["backfill"])
+    out += proof_rows(report["proof"], gate_s=gate_seconds(report["pipeline"]))
     for asset in report["size"]["assets"]:
         out.append(
             (
@@ -180,6 +181,27 @@ def backfill_rows(figures: dict) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+def gate_seconds(pipeline_report: dict) -> float:
+    """The current gate's time per upload in this run: the validate route's handler seconds (no proof) per upload."""
+    validate = pipeline_report["handler_seconds"].get("validate", {"seconds": 0.0})
+    return validate["seconds"] / pipeline_report["pipeline_uploads"]
+
+
+def proof_rows(figures: dict, *, gate_s: float) -> list[tuple[str, str, str, str, str]]:
+    reference = f"gate {gate_s:.2f} s per upload without proof"
+    out = []
+    for name, entry in figures["sizes"].items():
+        label = f"proof {name} model ({entry['model_bytes'] / 1e6:.2f} MB)"
+        for kind, text in (("load_predict", "load+predict"), ("cold", "cold env build"), ("warm", "warm env")):
+            if kind not in entry:
+                out.append((f"{label} {text}", "not measured", figures["uv_not_measured"], "", "-"))
+                continue
+            run = entry[kind]
+            value = f"{run['seconds']:.1f} s" + ("" if run["passed"] else f" FAILED {', '.join(run['failed'])}")
+            out.append((f"{label} {text}", value, reference, f"{run['seconds'] / gate_s:.0f}x" if gate_s else "", "-"))
+    return out
+
+
 def _met(ok: bool, floor: str) -> str:
     return f"{'yes' if ok else 'NO'} ({floor})"
 
@@ -201,9 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backfill-models", type=int, default=10_000, help="MLmodels already in the bucket for the backfill figure"
     )
     parser.add_argument("--backfill-rate", type=float, default=1000.0, help="the backfill's --rate (events/s)")
+    parser.add_argument(
+        "--proof-sizes", default=",".join(proof.SIZES), help=f"model sizes to prove ({', '.join(proof.SIZES)})"
+    )
+    parser.add_argument(
+        "--no-proof-uv", action="store_true", help="only load+predict: no uv environment builds (cold, warm)"
+    )
     parser.add_argument("--cdk-out", type=Path, help="measure this bundled cdk.out instead of running `cdk synth`")
     parser.add_argument("--output", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
+    sizes = [name for name in args.proof_sizes.split(",") if name]
+    if unknown := sorted(set(sizes) - set(proof.SIZES)):
+        parser.error(f"--proof-sizes: unknown size(s) {', '.join(unknown)} (known: {', '.join(proof.SIZES)})")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     def progress(message: str) -> None:
@@ -230,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate=args.backfill_rate,
             progress=progress,
         )
+    report["proof"] = proof.measure(sizes=sizes, with_uv=not args.no_proof_uv, progress=progress)
     progress("deployment size: " + (f"reading {args.cdk_out}" if args.cdk_out else "bundling cdk synth"))
     report["size"] = size.measure(args.cdk_out)
     report["gb_seconds_per_1000_uploads"] = gb_seconds_per_1000(

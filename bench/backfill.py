@@ -99,9 +99,9 @@ def run(*, model_dir: Path, workdir: Path, models: int, rate: float, progress: C
                     status = ops(["--sandbox", json.dumps(sandbox.info()), "backfill", "--rate", str(rate)])
                 command_s = time.monotonic() - started
                 timeout = 120 + models * 2.0
-                observer.wait_for(keys, REGISTERED, timeout=timeout)
+                observer.wait_for(keys, REGISTERED, timeout=timeout, progress=progress)
                 registered_s = max(observer.arrivals.by_key[k][REGISTERED] for k in keys) - started
-                observer.wait_for(keys, VALIDATED, timeout=timeout)
+                observer.wait_for(keys, VALIDATED, timeout=timeout, progress=progress)
                 sandbox.wait_until_quiet(timeout=timeout, stable_for=1.0)
                 requests = len(mlflow_api_paths(sandbox)) - paths_before
                 dead_letters = {name: len(sandbox.dlq_messages(name)) for name in sandbox.wiring}

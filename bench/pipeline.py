@@ -94,15 +94,23 @@ class Observer(threading.Thread):
             return
         self.arrivals.by_key.setdefault(key, {}).setdefault(kind, now)
 
-    def wait_for(self, keys: list[str], stage: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_for(
+        self, keys: list[str], stage: str, timeout: float, progress: Callable[[str], None] | None = None
+    ) -> None:
+        """Until every key's upload has reached `stage`; with `progress`, a line a minute of how many have."""
+        started = time.monotonic()
+        deadline, report_at = started + timeout, started + 60
         with self.arrivals.lock:
             while not all(stage in self.arrivals.by_key.get(k, {}) for k in keys):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                if now >= deadline or (progress is not None and now >= report_at):
                     done = sum(stage in self.arrivals.by_key.get(k, {}) for k in keys)
-                    raise TimeoutError(f"{done} of {len(keys)} uploads reached {stage!r} in {timeout:.0f} s")
-                self.arrivals.lock.wait(min(remaining, 0.5))
+                    if now >= deadline:
+                        raise TimeoutError(f"{done} of {len(keys)} uploads reached {stage!r} in {timeout:.0f} s")
+                    if progress is not None:
+                        progress(f"{done} of {len(keys)} uploads reached {stage!r} ({now - started:.0f} s)")
+                    report_at = now + 60
+                self.arrivals.lock.wait(min(deadline - now, 0.5))
 
     def stop(self) -> None:
         self._stopping.set()

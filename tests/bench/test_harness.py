@@ -34,6 +34,9 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
             "2",
             "--backfill-models",
             "4",
+            "--proof-sizes",
+            "small",
+            "--no-proof-uv",
             "--output",
             str(output),
         ]
@@ -51,6 +54,7 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
         "asset ",
         "RSS",
         "backfill registered/s",
+        "proof small model",
     ):
         assert figure in table
 
@@ -91,6 +95,14 @@ def test_the_harness_measures_every_figure_beside_its_reference(tmp_path: Path, 
     assert 1 <= backfill["peak_concurrent_mlflow_requests"] <= backfill["cap"]
     assert backfill["list"]["objects"] >= backfill["models"]
     assert _positive(backfill["list"]["seconds"])
+
+    # AND the small model was proved (load+predict in a process of its own) and passed; the uv builds say why not
+    small = report["proof"]["sizes"]["small"]
+    assert small["load_predict"]["passed"] is True, small["load_predict"]["failed"]
+    assert _positive(small["load_predict"]["seconds"])
+    assert _positive(small["model_bytes"])
+    assert "cold" not in small
+    assert report["proof"]["uv_not_measured"] == "not asked (--no-proof-uv)"
 
     # AND the bundled assets were sized: the dependency layer and the functions' code
     assets = report["size"]["assets"]
