@@ -61,6 +61,8 @@ class Settings(BaseModel):
     PROOF_FIND_LINKS: str = ""
     """Wheel directories, separated by ':' (with no index URL: no index at all)."""
     PROOF_OFFLINE: bool = False
+    PROOF_PYTHON_DOWNLOADS: bool = False
+    """Whether uv may download the model's Python when no interpreter of its minor version is found."""
     PROOF_ENV_CACHE_DIR: str = ""
     """Where built environments are kept while the container lives; empty: `<tmp>/proof-envs`."""
 
@@ -127,6 +129,7 @@ def function_environment(
     proof_index_url: str = "",
     proof_find_links: str = "",
     proof_offline: bool = False,
+    proof_python_downloads: bool = False,
 ) -> dict[str, str]:
     """The environment of one route's function, on AWS and in the sandbox alike.
 
@@ -166,6 +169,7 @@ def function_environment(
         outside = max(1, route.timeout_seconds - proof_timeout_seconds)
         env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(min(int(env["MLFLOW_HTTP_REQUEST_TIMEOUT"]), max(1, outside // 10)))
         env |= {"PROOF_OFFLINE": "true"} if proof_offline else {}
+        env |= {"PROOF_PYTHON_DOWNLOADS": "true"} if proof_python_downloads else {}
         env |= {"PROOF_INDEX_URL": proof_index_url} if proof_index_url else {}
         env |= {"PROOF_FIND_LINKS": proof_find_links} if proof_find_links else {}
     return env

@@ -341,6 +341,7 @@ class RegistryAutopilot(Construct):
             mlflow=self.mlflow,
             proof_layers=self._proof_layers(),
             proof_index_url=config.proof_index_url,
+            proof_python_downloads=config.proof_python_downloads,
         )
 
     def _proof_layers(self) -> list[lambda_.ILayerVersion]:

@@ -145,6 +145,10 @@ class RegistryConfig:
     """A Lambda layer (arm64, Python 3.14) with numpy, pandas and uv under python/, added to the validate function."""
     proof_index_url: str = ""
     """The package index the proofs build environments from (a PyPI mirror, CodeArtifact); empty: PyPI."""
+    proof_python_downloads: bool = False
+    """Whether uv may download the Python a model declares when the function has no interpreter of that minor version
+    (a model trained on 3.11, a function on 3.14): off, such a model fails with `python_unavailable`. On, uv fetches
+    a CPython build from python-build-standalone (GitHub), so the function needs a route to it."""
     account: str = ""
     """The stack's account (its env). Empty: the account comes from the credentials at deploy time; with
     `artifact_bucket_account` the app needs it (or CDK_DEFAULT_ACCOUNT) to name the project bus for the forwarder."""
@@ -414,9 +418,10 @@ def _check_proof(config: RegistryConfig) -> None:
             f"context key {CONTEXT_KEYS['proof']!r} needs {CONTEXT_KEYS['proof_layer_arn']!r}: a layer with numpy, "
             "pandas and uv for the proof's build stage (the stack does not bundle them; docs/deploying.md)"
         )
-    if not config.proof and (config.proof_layer_arn or config.proof_index_url):
+    if not config.proof and (config.proof_layer_arn or config.proof_index_url or config.proof_python_downloads):
+        keys = ", ".join(repr(CONTEXT_KEYS[name]) for name in ("proof_layer_arn", "proof_index_url"))
         raise ConfigError(
-            f"context keys {CONTEXT_KEYS['proof_layer_arn']!r} and {CONTEXT_KEYS['proof_index_url']!r} apply only "
+            f"context keys {keys} and {CONTEXT_KEYS['proof_python_downloads']!r} apply only "
             f"with {CONTEXT_KEYS['proof']!r} true"
         )
 
@@ -638,4 +643,5 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
         hint="must be a layer version ARN (arn:aws:lambda:<region>:<account>:layer:<name>:<version>)",
     ),
     "proof_index_url": _string(_HTTPS_URL, allow_empty=True, hint="must be an https:// URL of a package index"),
+    "proof_python_downloads": _boolean,
 }

@@ -44,6 +44,7 @@ def proof_settings(settings: Settings) -> ProofSettings:
         index_url=settings.PROOF_INDEX_URL or None,
         find_links=links,
         offline=settings.PROOF_OFFLINE,
+        python_downloads=settings.PROOF_PYTHON_DOWNLOADS,
     )
 
 

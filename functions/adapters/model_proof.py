@@ -34,8 +34,10 @@ from typing import Literal
 from functions.domain.policy import Check
 from functions.domain.proof import (
     DEFAULT_MAX_MODEL_BYTES,
+    PYTHON_ENV_FILE,
     MissingExample,
     ProofOutcome,
+    minor_python_request,
     outcome_checks,
     plan_proof,
 )
@@ -43,6 +45,8 @@ from functions.domain.reference import ReferenceScore, ScoreSpec, scored
 from functions.domain.reference import failure as reference_failure
 
 RUNNER = Path(__file__).with_name("proof_runner.py")
+MAX_PYTHON_ENV_BYTES = 64 * 1024
+"""A larger python_env.yaml is left as it is (MLflow's own parser then decides); a real one is a few lines."""
 EnvManager = Literal["uv", "virtualenv", "local"]
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024
@@ -118,6 +122,9 @@ class ModelProver:
     def _run(self, model_dir: Path, scratch: Path, *, then: str = "probe", spec: Path | None = None) -> ProofOutcome:
         model = scratch / "model"
         shutil.copytree(model_dir, model, symlinks=False)
+        python_env = model / PYTHON_ENV_FILE
+        if python_env.is_file() and python_env.stat().st_size <= MAX_PYTHON_ENV_BYTES:  # the copy; never the model's
+            python_env.write_text(minor_python_request(python_env.read_text(errors="replace")))
         (scratch / "tmp").mkdir()
         result = scratch / "result.json"
         # A directory of its own: run from `functions/adapters/`, its `secrets.py` would shadow the standard library's.

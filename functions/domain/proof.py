@@ -10,6 +10,7 @@ the last lines of the error, never an exception.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -56,6 +57,21 @@ DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 """What a proof copies and loads; a larger model is `too_large_for_proof` (its next step: a job of its own)."""
 
 MissingExample = Literal["fail", "skip"]
+
+PYTHON_ENV_FILE = "python_env.yaml"
+_DECLARED_PYTHON = re.compile(r"""^python:[ \t]*["']?(\d+)\.(\d+)\.\d+["']?[ \t]*$""", re.MULTILINE)
+
+
+def minor_python_request(python_env: str) -> str:
+    """A model's `python_env.yaml` asking for its Python's minor version (`3.11.7` -> `"3.11"`), for the proof's copy.
+
+    MLflow asks uv for the exact version the file names (`uv venv --python=3.11.7`), and uv then refuses every other
+    patch release (verified with uv 0.13: 3.11.5 requested, 3.11.7 installed: "No interpreter found"), so a model
+    trained on 3.13.1 could not be proved on a Lambda runtime at 3.13.2. Patch releases of CPython keep its ABI and
+    wheels are tagged by minor version (`cp313`), so the same requirements resolve to the same packages. The version
+    is quoted: unquoted, YAML reads `3.10` as the number 3.1. A file without a `major.minor.patch` is unchanged.
+    """
+    return _DECLARED_PYTHON.sub(lambda match: f'python: "{match[1]}.{match[2]}"', python_env, count=1)
 
 
 @dataclass(frozen=True)

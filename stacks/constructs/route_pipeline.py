@@ -121,6 +121,7 @@ class PipelineContext:
     proof_layers: Sequence[lambda_.ILayerVersion] = ()
     """With proofs on (context `proof`): the layer with numpy, pandas and uv, for the validate function only."""
     proof_index_url: str = ""
+    proof_python_downloads: bool = False
 
 
 def credentials_key_statement(key_arn: str, secret_arn: str) -> iam.PolicyStatement:
@@ -396,6 +397,7 @@ class RoutePipeline(Construct):
             "proof": "uv",
             "proof_timeout_seconds": PROOF_TIMEOUT_SECONDS,
             "proof_index_url": self._context.proof_index_url,
+            "proof_python_downloads": self._context.proof_python_downloads,
         }
 
     def _build_alias(self) -> lambda_.Alias:

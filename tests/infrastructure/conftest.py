@@ -66,11 +66,13 @@ PROOF_CONTEXT = {
     "proof": "true",
     "proofLayerArn": PROOF_LAYER_ARN,
     "proofIndexUrl": "https://pypi.example.com/simple",
+    "proofPythonDownloads": "true",
     "vpcSubnetIds": ",".join(SUBNET_IDS),
     "vpcSecurityGroupIds": SECURITY_GROUP_IDS,
 }
 """Proofs on: the validate function sized for them (functions.routing.proving), with the operator's layer; in a VPC,
-where the proofs' package index is a mirror (`proofIndexUrl`) the subnets can reach."""
+where the proofs' package index is a mirror (`proofIndexUrl`) the subnets can reach, and uv may fetch a model's
+Python (`proofPythonDownloads`)."""
 
 
 def cdk_json_context() -> dict[str, Any]:

@@ -92,6 +92,10 @@ def test_cli_strings_are_coerced():
         ("experimentModelNames", ["churn"], r"'experimentModelNames' must be an object"),
         ("experimentModelNames", {"12": ""}, r"'experimentModelNames': the model name for experiment '12'"),
         ("experimentModelNames", {"12": 3}, r"'experimentModelNames': the model name for experiment '12'"),
+        ("proof", "true", r"'proof' needs 'proofLayerArn'"),
+        ("proofIndexUrl", "https://pypi.example.com/simple", r"apply only with 'proof' true"),
+        ("proofPythonDownloads", "true", r"'proofPythonDownloads' apply only with 'proof' true"),
+        ("proofPythonDownloads", "sometimes", r"'proofPythonDownloads' must be true or false"),
     ],
 )
 def test_bad_values_raise_an_error_naming_the_key(key: str, value: object, message: str):

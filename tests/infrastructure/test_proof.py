@@ -53,6 +53,7 @@ def test_with_proofs_on_validate_is_sized_for_them_and_gets_the_layer(proof_synt
     assert variables["PROOF"] == "uv"
     assert variables["PROOF_TIMEOUT_SECONDS"] == str(PROOF_TIMEOUT_SECONDS)
     assert variables["PROOF_INDEX_URL"] == "https://pypi.example.com/simple"
+    assert variables["PROOF_PYTHON_DOWNLOADS"] == "true"
     assert PROOF_TIMEOUT_SECONDS < sized.timeout_seconds
     # AND its queue hands it one record at a time
     [validate_id] = [

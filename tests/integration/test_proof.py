@@ -14,6 +14,7 @@ No test reaches beyond loopback: uv runs with UV_OFFLINE=1 and UV_NO_INDEX=1, pi
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -36,6 +37,7 @@ from functions.domain.proof import (
     NO_INPUT_EXAMPLE,
     PREDICT_FAILED,
     PROOF_TIMEOUT,
+    PYTHON_UNAVAILABLE,
     SIGNATURE_MISMATCH,
 )
 
@@ -240,6 +242,29 @@ def test_a_model_requiring_a_package_that_does_not_exist_is_unresolvable(tmp_pat
     # THEN the environment stage fails with environment_unresolvable and uv's resolution error
     assert _failed(run) == [("proof:environment", ENVIRONMENT_UNRESOLVABLE)]
     assert "uv" in run.checks[-1].message or "resolv" in run.checks[-1].message
+
+
+@needs_uv
+@pytest.mark.parametrize(
+    ("declared", "reason"),
+    [
+        # a patch release of this interpreter's Python that is not installed: uv is asked for the minor version,
+        # finds this one, and the build goes on to the requirements (which do not resolve offline, on purpose)
+        (f"{sys.version_info.major}.{sys.version_info.minor}.0", ENVIRONMENT_UNRESOLVABLE),
+        ("3.99.1", PYTHON_UNAVAILABLE),  # no interpreter of that minor version, and downloads are off
+    ],
+)
+def test_a_model_is_proved_with_any_patch_release_of_its_python(tmp_path: Path, declared: str, reason: str) -> None:
+    # GIVEN a model whose python_env.yaml declares `declared`
+    model = _save(tmp_path / "model", input_example=X[:3], pip_requirements=["registry-autopilot-no-such-package==1.0"])
+    python_env = model / "python_env.yaml"
+    original = python_env.read_text()
+    python_env.write_text(re.sub(r"(?m)^python: .*$", f"python: {declared}", original))
+    # WHEN uv builds its environment offline
+    run = _prove(model, env_manager="uv", offline=True, env_cache_dir=tmp_path / "envs")
+    # THEN the environment stage fails with that reason, and the model's own file is unchanged
+    assert _failed(run) == [("proof:environment", reason)], run.checks[-1].message
+    assert f"python: {declared}" in python_env.read_text()
 
 
 @needs_uv

@@ -22,6 +22,7 @@ from functions.domain.proof import (
     ProofOutcome,
     ProofPlan,
     error_tail,
+    minor_python_request,
     outcome_checks,
     plan_proof,
 )
@@ -277,6 +278,7 @@ def test_only_the_validate_function_gets_proof_settings_and_only_when_proofs_are
     names = {"bucket": "b", "artifact_root_prefix": "m", "event_bus_name": "e", "idempotency_table": "t"}
     names |= {"queue_url": "q", "dead_letter_queue_url": "d", "tracking_uri": "https://mlflow.example.com"}
     on = {"proof": "uv", "proof_timeout_seconds": 600, "proof_index_url": "https://mirror.example.com/simple"}
+    on |= {"proof_python_downloads": True}
     # WHEN each route's environment is built
     proving_validate = function_environment(proving(VALIDATE), **names, **on)
     others = [function_environment(route, **names, **on) for route in ROUTES if route is not VALIDATE]
@@ -285,6 +287,7 @@ def test_only_the_validate_function_gets_proof_settings_and_only_when_proofs_are
     settings = proof_settings(Settings.model_validate(proving_validate))
     assert (settings.env_manager, settings.timeout_seconds) == ("uv", 600.0)
     assert settings.index_url == "https://mirror.example.com/simple"
+    assert settings.python_downloads is True
     assert all("PROOF" not in env for env in [*others, off])
     # AND MLflow's per-request timeout fits in what the proof leaves of the function's timeout
     assert int(proving_validate["MLFLOW_HTTP_REQUEST_TIMEOUT"]) * 10 <= proving(VALIDATE).timeout_seconds - 600
@@ -296,3 +299,24 @@ def test_only_the_validate_function_gets_proof_settings_and_only_when_proofs_are
 )
 def test_a_model_file_whose_key_would_leave_the_directory_is_refused(name: str, inside: bool) -> None:
     assert _stays_inside(name) is inside
+
+
+@pytest.mark.parametrize(
+    ("declared", "requested"),
+    [
+        (
+            "python: 3.11.7\nbuild_dependencies:\n- pip==23.2.1\n",
+            'python: "3.11"\nbuild_dependencies:\n- pip==23.2.1\n',
+        ),
+        ("python: '3.10.13'\n", 'python: "3.10"\n'),  # quoted: YAML would read 3.10 as 3.1
+        ('python: "3.13.1"  \n', 'python: "3.13"\n'),
+        ("python: 3.12\n", "python: 3.12\n"),  # already a minor version
+        ("python: latest\n", "python: latest\n"),
+        ("dependencies:\n- python: 3.11.7\n", "dependencies:\n- python: 3.11.7\n"),  # not the top-level key
+        ("", ""),
+    ],
+)
+def test_the_proof_asks_uv_for_the_models_minor_python_not_its_patch_release(declared: str, requested: str) -> None:
+    # GIVEN a model's python_env.yaml; WHEN the proof's copy of it is rewritten; THEN only a top-level patch version
+    # becomes its quoted minor version
+    assert minor_python_request(declared) == requested
