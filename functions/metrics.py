@@ -60,6 +60,12 @@ BUSINESS_METRICS: dict[str, tuple[BusinessMetric, ...]] = {
         BusinessMetric("AliasDryRun", dimension="alias"),
         BusinessMetric("PromotionPending", dimension="alias"),
         BusinessMetric(UPLOAD_TO_ALIAS_MOVED, Unit.SECONDS, description="upload time to an alias move on a verdict"),
+        # A promotion ladder's decisions (`functions.domain.ladder.Climb`), by the environment of the rung; a refused
+        # request is `Rejected` by its reason, as for every route.
+        BusinessMetric("LadderPromoted", dimension="environment", description="copied forward, or its aliases moved"),
+        BusinessMetric("LadderKept", dimension="environment", description="already there: nothing copied or moved"),
+        BusinessMetric("LadderValidating", dimension="environment", description="copied; the rung's gate runs first"),
+        BusinessMetric("LadderDryRun", dimension="environment", description="a replayed request: nothing copied"),
     ),
 }
 """Keyed by route name (`functions.routing.Route.name`); a route without an entry gets the batch metrics only."""

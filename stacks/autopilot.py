@@ -52,6 +52,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.domain.policy import PolicySet
+from functions.models.mlflow_backend import SAGEMAKER_TRACKING_SERVER
 from functions.project import PROJECT
 from functions.routing import (
     PROOF_EPHEMERAL_STORAGE_MB,
@@ -130,6 +131,20 @@ def _check_proof_policies(config: RegistryConfig, policies: PolicySet) -> None:
             f"{CONTEXT_KEYS['proof']!r} (with {CONTEXT_KEYS['proof_layer_arn']!r}) or remove the key from "
             f'{", ".join(asking)} (docs/policies-and-aliases.md, "Proving a model")'
         )
+
+
+def ladder_tracking_servers(policies: PolicySet) -> list[str]:
+    """The SageMaker tracking servers (ARNs) the policies' ladders name as a rung's `registry_uri`: the aliases
+    function gets the registry actions on each (`MlflowAccess`), and nothing on any other."""
+    rungs = [
+        rung
+        for loaded in policies.policies.values()
+        if loaded.policy.ladder is not None
+        for rung in loaded.policy.ladder.environments
+    ]
+    return sorted(
+        {r.registry_uri for r in rungs if r.registry_uri and SAGEMAKER_TRACKING_SERVER.fullmatch(r.registry_uri)}
+    )
 
 
 def check_policies_dir(policies_dir: Path | str) -> Path:
@@ -254,7 +269,9 @@ class RegistryAutopilot(Construct):
             if imports_bucket and config.artifact_bucket_event_bridge == "enable"
             else None
         )
-        self.mlflow = MlflowAccess(self, "MlflowAccess", config=config)
+        self.mlflow = MlflowAccess(
+            self, "MlflowAccess", config=config, ladder_tracking_servers=ladder_tracking_servers(self.code.policies)
+        )
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}
         self.forwarded_events_policy = self._accept_forwarded_events() if self.forwarded else None

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from functions.domain.aliases import AliasKeeper
+from functions.domain.ladder import Climber
 from functions.domain.policy import load_policies
 from functions.domain.ports import ModelProofs, RunInfo, VersionInfo
 from functions.domain.registration import Registrar, RegistrationConfig, UploadedObject
-from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, TAG_STATUS, TAG_VERDICT
+from functions.domain.tags import DEFAULT_MODEL_NAME_TAG, IDENTITY_TAG, TAG_STATUS, TAG_VERDICT, pending_tag
 from functions.domain.validation import EvidenceReader, ValidationRequest, Validator
-from functions.models.events import ModelAliasMoved, ModelVersionValidated
+from functions.models.events import EnvironmentPromotionRequested, ModelAliasMoved, ModelVersionValidated
 from tests.conftest import EVENTS, load_event
 from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeRegistry
 
@@ -210,3 +211,63 @@ def emitted_metrics(output: str) -> dict[str, list]:
             for metric in directive["Metrics"]:
                 found.setdefault(metric["Name"], []).append(dims)
     return found
+
+
+LADDER = """\
+promotion:
+  aliases: {challenger: always}
+ladder:
+  environments:
+    - {name: dev, model: churn, aliases: [challenger]}
+    - {name: staging, model: churn-staging, aliases: [challenger]}
+    - name: prod
+      model: churn-prod
+      aliases: [champion]
+      requires: {approval: true, min_hours: 24}
+"""
+"""dev -> staging -> prod in one registry, prod on approval after 24 hours (`tests/unit/test_ladder.py`)."""
+
+
+class LadderWorld:
+    def __init__(self, tmp_path: Path, policy: str = LADDER) -> None:
+        self.policies = load_policies(policies_folder(tmp_path, default="{}\n", churn=policy))
+        self.registry = FakeRegistry()
+        self.events = FakeEventPublisher()
+        self.now = NOW
+        reader = EvidenceReader(bucket="b", registry=self.registry, artifacts=FakeArtifactStore())
+        self.keeper = keeper = AliasKeeper(
+            self.policies, registry=self.registry, reader=reader, events=self.events, now=self.clock
+        )
+        self.climber = Climber(self.policies, registry=self.registry, keeper=keeper, events=self.events, now=self.clock)
+        self.requests = 0
+
+    def clock(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+    def upload(self, number: str = "1", status: str = "passed") -> VersionInfo:
+        """A version of the dev model as the register and validate routes leave it (passed at NOW)."""
+        tags = {
+            IDENTITY_TAG: f"s3://b/models/churn/{number}/MLmodel",
+            TAG_VERDICT: json.dumps({"validated_at": NOW.isoformat(timespec="seconds"), "reasons": "r"}),
+            TAG_STATUS: status,
+            pending_tag("champion"): f"{number}@x",
+        }
+        version = VersionInfo("churn", number, f"s3://b/models/churn/{number}", "run1", tags)
+        self.registry.versions.append(version)
+        return version
+
+    def promote(self, to: str, model: str = "churn", version: str = "1", approver: str | None = None):  # type: ignore[no-untyped-def]
+        self.requests += 1
+        return self.climber.promote(
+            EnvironmentPromotionRequested(
+                model_name=model,
+                version=version,
+                environment=to,
+                requested_by="ci",
+                approver=approver,
+                correlation_id=f"c{self.requests}",
+            )
+        )
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        return [v for v in self.registry.versions if v.model_name == model]

@@ -33,6 +33,12 @@ from functions.observability import count, logger, metrics, record_latency, trac
 from functions.settings import build_into_snapshot, load_settings
 
 _METRIC = {"moved": "AliasMoved", "pending": "PromotionPending", "kept": "AliasKept", "dry_run": "AliasDryRun"}
+_CLIMB_METRIC = {
+    "promoted": "LadderPromoted",
+    "kept": "LadderKept",
+    "validating": "LadderValidating",
+    "dry_run": "LadderDryRun",
+}
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def _report(decision: Decision) -> None:
 
 
 def _report_climb(climb: Climb) -> None:
-    """Log a ladder decision."""
+    """Log and count a ladder decision."""
     logger.info(
         f"ladder {climb.environment}: {climb.action}",
         target_model=climb.model,
@@ -117,8 +123,7 @@ def _report_climb(climb: Climb) -> None:
         aliases=list(climb.aliases),
         reason=climb.reason,
     )
-    # No metric of its own yet (functions/metrics.py would list it and the dashboard draw it): a refusal is counted as
-    # `Rejected` by its reason; a ladder's alias moves are logged and announced (`Model Alias Moved`), not counted.
+    count(_CLIMB_METRIC[climb.action], environment=climb.environment)
 
 
 @lru_cache(maxsize=1)

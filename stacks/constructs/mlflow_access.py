@@ -6,13 +6,16 @@ One construct, shared by every route pipeline, so each backend's needs are state
   and the plugin's layer (`functions/requirements-sagemaker.lock`);
 - SigV4 to an MLflow server behind API Gateway (IAM auth): `execute-api:Invoke` on the configured ARN;
 - a private CA: a small layer with the PEM file, and `MLFLOW_TRACKING_SERVER_CERT_PATH` pointing at it;
-- a VPC: the subnets and security groups from context, and the network-interface permissions Lambda needs.
+- a VPC: the subnets and security groups from context, and the network-interface permissions Lambda needs;
+- a promotion ladder's rungs on other SageMaker tracking servers (`ladder_tracking_servers`, from the policies): the
+  aliases function, which copies versions into them, gets the same actions on each of them and the plugin's layer.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
@@ -25,6 +28,8 @@ from stacks.constants import FUNCTIONS_SAGEMAKER_LOCK, LAMBDA_ARCHITECTURE, LAMB
 from stacks.constructs.function_code import dependency_layer
 from stacks.nag import acknowledge, wildcard_resource_finding
 
+LADDER_ROUTE = "aliases"
+"""The route whose function climbs promotion ladders (`functions.handlers.aliases`)."""
 CA_BUNDLE_MOUNT = "/opt/mlflow-ca/ca.pem"
 """Where the CA layer's file lands (Lambda extracts layers under /opt)."""
 
@@ -69,12 +74,24 @@ _VPC_ACTIONS = (
 class MlflowAccess(Construct):
     """`statements()`, `layers`, `environment` (kwargs for `function_environment`) and `place(function)`."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: RegistryConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: RegistryConfig,
+        ladder_tracking_servers: Sequence[str] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self.ladder_tracking_servers = sorted(set(ladder_tracking_servers) - {config.sagemaker_tracking_server_arn})
+        """SageMaker tracking servers that rungs of the policies' ladders name, other than the functions' own."""
         self.layers: list[lambda_.ILayerVersion] = []
+        self._ladder_layers: list[lambda_.ILayerVersion] = []
         if config.sagemaker_tracking_server_arn:
             self.layers.append(self._build_sagemaker_layer())
+        elif self.ladder_tracking_servers:  # only the aliases function talks to them: the others get no plugin
+            self._ladder_layers.append(self._build_sagemaker_layer())
         server_cert_path = ""
         if config.mlflow_ca_bundle:
             self.layers.append(self._build_ca_layer(config.mlflow_ca_bundle))
@@ -84,6 +101,10 @@ class MlflowAccess(Construct):
             "mlflow_insecure_tls": config.mlflow_insecure_tls,
             "mlflow_server_cert_path": server_cert_path,
         }
+
+    def route_layers(self, route_name: str) -> list[lambda_.ILayerVersion]:
+        """The layers of one route's function: everyone's, and the plugin for the ladder's tracking servers."""
+        return [*self.layers, *(self._ladder_layers if route_name == LADDER_ROUTE else [])]
 
     @property
     def in_vpc(self) -> bool:
@@ -100,6 +121,14 @@ class MlflowAccess(Construct):
                     sid="UseSageMakerMlflow",
                     actions=list(actions),
                     resources=[config.sagemaker_tracking_server_arn],
+                )
+            )
+        if self.ladder_tracking_servers and route_name == LADDER_ROUTE:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="UseLadderSageMakerMlflow",
+                    actions=list(SAGEMAKER_MLFLOW_ACTIONS),
+                    resources=list(self.ladder_tracking_servers),
                 )
             )
         if config.mlflow_execute_api_arn:

@@ -361,7 +361,11 @@ class RoutePipeline(Construct):
             architecture=LAMBDA_ARCHITECTURE,
             handler=self.route.handler,
             code=ctx.code.code,
-            layers=[*ctx.code.layers, *(ctx.mlflow.layers if ctx.mlflow else []), *self._proof_layers()],
+            layers=[
+                *ctx.code.layers,
+                *(ctx.mlflow.route_layers(self.route.name) if ctx.mlflow else []),
+                *self._proof_layers(),
+            ],
             timeout=Duration.seconds(self.route.timeout_seconds),
             memory_size=self.route.memory_mb,
             ephemeral_storage_size=(

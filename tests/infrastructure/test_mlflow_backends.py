@@ -8,16 +8,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import App, Stack
 
 from functions.routing import REGISTER
 from functions.settings import webhook_function_environment
+from stacks.autopilot import RegistryAutopilot
 from stacks.config import ConfigError, RegistryConfig
+from stacks.constants import POLICIES_DIR
 from stacks.constructs.mlflow_access import (
     CA_BUNDLE_MOUNT,
     SAGEMAKER_MLFLOW_ACTIONS,
     SAGEMAKER_MLFLOW_REGISTER_ACTIONS,
 )
-from tests.infrastructure.conftest import REPO_ROOT, SECRET_ARN, SECURITY_GROUP_IDS, SUBNET_IDS, Synth, synthesize
+from tests.infrastructure.conftest import (
+    REPO_ROOT,
+    SECRET_ARN,
+    SECURITY_GROUP_IDS,
+    SUBNET_IDS,
+    Synth,
+    cdk_json_context,
+    synthesize,
+)
 from tests.infrastructure.template_queries import role_statements
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/main"
@@ -389,3 +400,38 @@ def test_webhook_secret_is_generated_and_output(custom_synth: Synth):
         "Ref": custom_synth.logical_id(custom_synth.autopilot.webhook.secret)
     }
     assert outputs["WebhookUrl"]["Value"]["Fn::GetAtt"][1] == "FunctionUrl"
+
+
+PROD_TRACKING_SERVER = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/prod"
+LADDER_ACROSS_SERVERS = f"""\
+ladder:
+  environments:
+    - {{name: dev, model: churn, aliases: [challenger]}}
+    - {{name: staging, model: churn-staging, aliases: [challenger], registry_uri: https://mlflow-staging.example.com}}
+    - {{name: prod, model: churn-prod, aliases: [champion], registry_uri: {PROD_TRACKING_SERVER}}}
+"""
+
+
+def test_a_ladder_rung_on_another_sagemaker_server_grants_the_aliases_function_alone_its_actions(tmp_path: Path):
+    # GIVEN policies whose churn ladder has staging on another MLflow server and prod on a SageMaker tracking server
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text((POLICIES_DIR / "default.yaml").read_text())
+    (policies / "churn.yaml").write_text(LADDER_ACROSS_SERVERS)
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Host")
+    autopilot = RegistryAutopilot(stack, "ModelRegistry", policies_dir=policies)
+    synth = Synth(stack, app.synth().get_stack_by_name("Host").template, tmp_path / "out")
+    # WHEN each route's role and function are read
+    # THEN the aliases role (the one that copies versions up the ladder) may call the registry actions on that server
+    # alone; the other routes may not, and the MLflow server rung needs no grant
+    aliases = autopilot.pipelines["aliases"]
+    statements = _by_sid(role_statements(synth, aliases.role))
+    assert set(statements["UseLadderSageMakerMlflow"]["Action"]) == set(SAGEMAKER_MLFLOW_ACTIONS)
+    assert statements["UseLadderSageMakerMlflow"]["Resource"] == PROD_TRACKING_SERVER
+    assert "UseSageMakerMlflow" not in statements
+    for name in ("register", "validate"):
+        assert "UseLadderSageMakerMlflow" not in _by_sid(role_statements(synth, autopilot.pipelines[name].role))
+    # AND only the aliases function gets SageMaker's plugin layer
+    layers = {name: _properties(synth, p.function)["Layers"] for name, p in autopilot.pipelines.items()}
+    assert len(layers["aliases"]) == len(layers["register"]) + 1 == len(layers["validate"]) + 1

@@ -27,8 +27,10 @@ from functions.routing import ROUTES
 from functions.settings import METRICS_NAMESPACE, function_environment
 from tests.builders import (
     ALIAS_POLICY,
+    LADDER,
     AliasWorld,
     FakeContext,
+    LadderWorld,
     RegistrationWorld,
     ValidationWorld,
     s3_event,
@@ -338,7 +340,41 @@ def _aliases_scenarios(tmp_path, capsys) -> list[dict]:  # type: ignore[no-untyp
         aliases.lambda_handler(sqs_event(body), FakeContext(), dependencies=deps)
     world.registry.down = True
     aliases.lambda_handler(sqs_event(_verdict(world, "3")), FakeContext(), dependencies=deps)
+    _ladder_scenarios(tmp_path)
     return emf_records(capsys.readouterr().out)
+
+
+def _promotion_request(environment: str, **detail: str) -> str:
+    event = {**load_event("model_version_registered.json"), "detail-type": "Environment Promotion Requested"}
+    fields = {"model_name": "churn", "version": "1", "environment": environment, "requested_by": "ci"}
+    event["detail"] = {**fields, "correlation_id": "c-ladder", **detail}
+    return json.dumps(event)
+
+
+def _ladder_scenarios(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Promotion requests through the aliases function: copied forward, again (kept), replayed, and into a rung that
+    re-runs the gate first."""
+    revalidating = LADDER.replace(
+        "aliases: [challenger]}\n    - name: prod", "aliases: [challenger], revalidate: true}\n    - name: prod"
+    )
+    for name, policy, bodies in (
+        (
+            "plain",
+            LADDER,
+            [
+                _promotion_request("staging"),
+                _promotion_request("staging"),
+                _promotion_request("staging", replay_name="r"),
+            ],
+        ),
+        ("revalidating", revalidating, [_promotion_request("staging")]),
+    ):
+        (tmp_path / name).mkdir()
+        world = LadderWorld(tmp_path / name, policy)
+        world.upload("1")
+        deps = aliases.Dependencies(keeper=world.keeper, queue=FakeQueue(), climber=world.climber)
+        for body in bodies:
+            aliases.lambda_handler(sqs_event(body), FakeContext(), dependencies=deps)
 
 
 _SCENARIOS = {

@@ -39,23 +39,9 @@ from functions.models.events import (
     RollbackRequested,
     ValidationRequested,
 )
-from tests.builders import NOW, FakeContext, policies_folder, sqs_event
+from tests.builders import LADDER, NOW, FakeContext, LadderWorld, policies_folder, sqs_event
 from tests.conftest import load_event
-from tests.fakes import FakeArtifactStore, FakeEventPublisher, FakeQueue, FakeRegistry
-
-LADDER = """\
-promotion:
-  aliases: {challenger: always}
-ladder:
-  environments:
-    - {name: dev, model: churn, aliases: [challenger]}
-    - {name: staging, model: churn-staging, aliases: [challenger]}
-    - name: prod
-      model: churn-prod
-      aliases: [champion]
-      requires: {approval: true, min_hours: 24}
-"""
-
+from tests.fakes import FakeArtifactStore, FakeQueue, FakeRegistry
 
 # --- the policy -------------------------------------------------------------------------------------
 
@@ -157,51 +143,6 @@ def test_ladders_are_checked_against_their_policies_at_load(tmp_path, policies, 
 
 
 # --- climbing ---------------------------------------------------------------------------------------
-
-
-class LadderWorld:
-    def __init__(self, tmp_path: Path, policy: str = LADDER) -> None:
-        self.policies = load_policies(policies_folder(tmp_path, default="{}\n", churn=policy))
-        self.registry = FakeRegistry()
-        self.events = FakeEventPublisher()
-        self.now = NOW
-        reader = EvidenceReader(bucket="b", registry=self.registry, artifacts=FakeArtifactStore())
-        self.keeper = keeper = AliasKeeper(
-            self.policies, registry=self.registry, reader=reader, events=self.events, now=self.clock
-        )
-        self.climber = Climber(self.policies, registry=self.registry, keeper=keeper, events=self.events, now=self.clock)
-        self.requests = 0
-
-    def clock(self):  # type: ignore[no-untyped-def]
-        return self.now
-
-    def upload(self, number: str = "1", status: str = "passed") -> VersionInfo:
-        """A version of the dev model as the register and validate routes leave it (passed at NOW)."""
-        tags = {
-            IDENTITY_TAG: f"s3://b/models/churn/{number}/MLmodel",
-            TAG_VERDICT: json.dumps({"validated_at": NOW.isoformat(timespec="seconds"), "reasons": "r"}),
-            TAG_STATUS: status,
-            pending_tag("champion"): f"{number}@x",
-        }
-        version = VersionInfo("churn", number, f"s3://b/models/churn/{number}", "run1", tags)
-        self.registry.versions.append(version)
-        return version
-
-    def promote(self, to: str, model: str = "churn", version: str = "1", approver: str | None = None):  # type: ignore[no-untyped-def]
-        self.requests += 1
-        return self.climber.promote(
-            EnvironmentPromotionRequested(
-                model_name=model,
-                version=version,
-                environment=to,
-                requested_by="ci",
-                approver=approver,
-                correlation_id=f"c{self.requests}",
-            )
-        )
-
-    def versions(self, model: str) -> list[VersionInfo]:
-        return [v for v in self.registry.versions if v.model_name == model]
 
 
 def test_a_version_climbs_dev_staging_prod_with_its_lineage_and_aliases(tmp_path):
