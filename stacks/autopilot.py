@@ -147,6 +147,11 @@ def ladder_tracking_servers(policies: PolicySet) -> list[str]:
     )
 
 
+def reference_datasets(policies: PolicySet) -> list[str]:
+    """The dataset keys the policies' `reference:` name: the validate function reads these objects and no other."""
+    return sorted({p.policy.reference.dataset for p in policies.policies.values() if p.policy.reference is not None})
+
+
 def check_policies_dir(policies_dir: Path | str) -> Path:
     """The folder must exist; its policies are parsed by `FunctionCode` (a broken one stops the synth there)."""
     path = Path(policies_dir)
@@ -359,6 +364,7 @@ class RegistryAutopilot(Construct):
             proof_layers=self._proof_layers(),
             proof_index_url=config.proof_index_url,
             proof_python_downloads=config.proof_python_downloads,
+            reference_datasets=reference_datasets(self.code.policies),
         )
 
     def _proof_layers(self) -> list[lambda_.ILayerVersion]:
@@ -406,6 +412,7 @@ class RegistryAutopilot(Construct):
             bucket_name=self.artifacts.bucket.bucket_name,
             prefixes=self.writer.prefixes,
             role_arns={name: self.pipelines[name].role.role_arn for name in reading_routes()},
+            dataset_keys=reference_datasets(self.code.policies) if self.config.proof else (),
         )
 
     def _accept_forwarded_events(self) -> events.CfnEventBusPolicy:

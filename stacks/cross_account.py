@@ -76,12 +76,28 @@ def _principals(role_arns: Mapping[str, str] | None) -> dict[str, list[str]]:
 
 
 def bucket_policy_statements(
-    *, partition: str, bucket_name: str, prefixes: Sequence[str], role_arns: Mapping[str, str] | None = None
+    *,
+    partition: str,
+    bucket_name: str,
+    prefixes: Sequence[str],
+    role_arns: Mapping[str, str] | None = None,
+    dataset_keys: Sequence[str] = (),
 ) -> list[dict]:
-    """For the bucket policy (bucket account): read and list under the watched prefixes, for the reading roles."""
+    """For the bucket policy (bucket account): read and list under the watched prefixes, for the reading roles; and
+    with `dataset_keys` (the policies' reference datasets, when the stack proves models), read those objects, for
+    the validate role alone."""
     cleaned = [prefix.strip("/") for prefix in prefixes]
     bucket_arn = f"arn:{partition}:s3:::{bucket_name}"
     principal = _principals(role_arns)
+    datasets = [
+        {
+            "Sid": "RegistryAutopilotReadReferenceDatasets",
+            "Effect": "Allow",
+            "Principal": {"AWS": [(role_arns or {}).get("validate") or role_placeholder("validate")]},
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": [f"{bucket_arn}/{key}" for key in sorted(set(dataset_keys))],
+        }
+    ]
     return [
         {
             "Sid": "RegistryAutopilotReadModels",
@@ -99,6 +115,7 @@ def bucket_policy_statements(
             "Resource": bucket_arn,
             "Condition": {"StringLike": {"s3:prefix": [p for prefix in cleaned for p in (prefix, f"{prefix}/*")]}},
         },
+        *(datasets if dataset_keys else []),
     ]
 
 
@@ -124,6 +141,7 @@ def project_side_policies(
     bucket_name: str,
     prefixes: Sequence[str],
     role_arns: Mapping[str, str] | None = None,
+    dataset_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """All three, keyed by where each goes. The bus's region and partition are the forwarder's (same region)."""
     _, partition, _, region, *_ = project_bus_arn.split(":")
@@ -140,7 +158,11 @@ def project_side_policies(
         "bucketPolicy": {
             "Version": POLICY_VERSION,
             "Statement": bucket_policy_statements(
-                partition=partition, bucket_name=bucket_name, prefixes=prefixes, role_arns=role_arns
+                partition=partition,
+                bucket_name=bucket_name,
+                prefixes=prefixes,
+                role_arns=role_arns,
+                dataset_keys=dataset_keys,
             ),
         },
         "keyPolicyStatement": key_policy_statement(

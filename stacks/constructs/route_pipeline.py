@@ -122,6 +122,9 @@ class PipelineContext:
     """With proofs on (context `proof`): the layer with numpy, pandas and uv, for the validate function only."""
     proof_index_url: str = ""
     proof_python_downloads: bool = False
+    reference_datasets: Sequence[str] = ()
+    """The reference datasets the policies name (keys under `datasets/`): with proofs on, the validate function may read
+    exactly these objects, to score versions on them (`functions.domain.reference`)."""
 
 
 def credentials_key_statement(key_arn: str, secret_arn: str) -> iam.PolicyStatement:
@@ -295,6 +298,15 @@ class RoutePipeline(Construct):
                 list_bucket_statement(ctx.bucket, ctx.artifact_prefixes),
                 *([kms_via_s3_statement(ctx.key, ["kms:Decrypt"])] if ctx.key is not None else []),
             ]
+        if self._proves() and ctx.reference_datasets:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadReferenceDatasets",
+                    # GetObjectVersion: both versions are scored on the dataset version the first HeadObject saw.
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[ctx.bucket.arn_for_objects(key) for key in sorted(set(ctx.reference_datasets))],
+                )
+            )
         if access.publish_events:
             statements.append(
                 iam.PolicyStatement(

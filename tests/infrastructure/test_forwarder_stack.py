@@ -247,3 +247,27 @@ def test_the_register_route_receiving_forwarded_events_listens_on_the_project_bu
     assert forwarded.event_pattern(bucket_name=BUCKET) == REGISTER.event_pattern(bucket_name=BUCKET)
     assert forwarded.name == REGISTER.name
     assert forwarded.handler == REGISTER.handler
+
+
+def test_reference_datasets_are_readable_by_the_validate_role_alone_and_only_those_objects():
+    # GIVEN a stack that proves models, one of whose policies scores versions on a reference dataset
+    arns = {name: f"arn:aws:iam::{PROJECT_ACCOUNT}:role/{name}" for name in reading_routes()}
+    # WHEN the bucket owner's policy is built with that dataset, and without
+    with_data = project_side_policies(
+        project_bus_arn=BUS_ARN,
+        bucket_account=BUCKET_ACCOUNT,
+        bucket_name=BUCKET,
+        prefixes=PREFIXES,
+        role_arns=arns,
+        dataset_keys=["datasets/churn/holdout.csv", "datasets/churn/holdout.csv"],
+    )
+    without = project_side_policies(
+        project_bus_arn=BUS_ARN, bucket_account=BUCKET_ACCOUNT, bucket_name=BUCKET, prefixes=PREFIXES, role_arns=arns
+    )
+    # THEN one statement more lets the validate role read that object (both actions), nothing else under datasets/
+    statements = {s["Sid"]: s for s in with_data["bucketPolicy"]["Statement"]}
+    datasets = statements["RegistryAutopilotReadReferenceDatasets"]
+    assert datasets["Principal"] == {"AWS": [arns["validate"]]}
+    assert datasets["Resource"] == [f"arn:aws:s3:::{BUCKET}/datasets/churn/holdout.csv"]
+    assert datasets["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert len(without["bucketPolicy"]["Statement"]) == len(statements) - 1

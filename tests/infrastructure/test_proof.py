@@ -4,6 +4,7 @@ of a stack that runs none."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,10 @@ from aws_cdk import App, Stack
 
 from functions.routing import PROOF_EPHEMERAL_STORAGE_MB, PROOF_TIMEOUT_SECONDS, VALIDATE, proving
 from stacks.autopilot import RegistryAutopilot
-from stacks.config import ConfigError
+from stacks.config import ConfigError, RegistryConfig
 from stacks.constants import POLICIES_DIR
 from tests.infrastructure.conftest import PROOF_LAYER_ARN, Synth, cdk_json_context
-from tests.infrastructure.template_queries import references
+from tests.infrastructure.template_queries import as_list, references, role_statements
 
 VALIDATE_DESCRIPTION = VALIDATE.description
 
@@ -85,3 +86,31 @@ def test_a_policy_that_asks_for_a_proof_stops_the_synth_of_a_stack_that_runs_non
     # THEN the synth stops, naming the policy and the setting
     with pytest.raises(ConfigError, match=r"policies/churn\.yaml asks for `proof: smoke`.*'proof'"):
         RegistryAutopilot(Stack(app, "Host"), "ModelRegistry", policies_dir=policies)
+
+
+def test_the_validate_function_may_read_the_reference_datasets_the_policies_name_and_no_other(tmp_path: Path):
+    # GIVEN a stack that proves models, with a policy that scores versions on a reference dataset
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text((POLICIES_DIR / "default.yaml").read_text())
+    (policies / "churn.yaml").write_text(
+        "proof: smoke\ncompare: {alias: champion, metric: accuracy}\n"
+        "reference: {dataset: datasets/churn/holdout.csv, target: churned, metrics: [accuracy]}\n"
+    )
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Host")
+    config = RegistryConfig(proof=True, proof_layer_arn=PROOF_LAYER_ARN)
+    autopilot = RegistryAutopilot(stack, "ModelRegistry", config=config, policies_dir=policies)
+    synth = Synth(stack, app.synth().get_stack_by_name("Host").template, tmp_path / "out")
+    # WHEN each route's role is read
+    granted = {
+        name: [s for s in role_statements(synth, p.role) if s.get("Sid") == "ReadReferenceDatasets"]
+        for name, p in autopilot.pipelines.items()
+    }
+    # THEN validate may read exactly that object (and its versions), and no other route any
+    [statement] = granted.pop("validate")
+    assert statement["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    [resource] = as_list(statement["Resource"])
+    assert "datasets/churn/holdout.csv" in json.dumps(resource)
+    assert "*" not in json.dumps(resource)
+    assert all(found == [] for found in granted.values())
