@@ -284,6 +284,11 @@ class FakeModelProofs(ModelProofs):
         self.datasets = dict(datasets or {})
         self.scores = dict(scores or {})
         self.scored: list[tuple[str, str]] = []
+        self.begun = 0
+        """How many versions' proofs began (`begin`)."""
+
+    def begin(self) -> None:
+        self.begun += 1
 
     def dataset(self, bucket: str, key: str) -> DatasetVersion | Check:
         found = self.datasets.get(key)

@@ -52,10 +52,16 @@ class BucketModelProofs(ModelProofs):
     def __init__(self, settings: ProofSettings, client: BaseClient | None = None) -> None:
         self._settings = settings
         self._s3 = client or aws.client("s3")
+        self._deadline: float | None = None
+
+    def begin(self) -> None:
+        """A version's proofs start: its proof and reference scorings share the one `timeout_seconds` from now, so
+        together they stay inside the function's timeout (which leaves the rest to MLflow's requests)."""
+        self._deadline = time.monotonic() + self._settings.timeout_seconds
 
     def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
         example: MissingExample = "skip" if missing_example == "skip" else "fail"
-        settings = replace(self._settings, missing_example=example)
+        settings = replace(self._settings, missing_example=example, deadline=self._deadline)
         files = self._list(bucket, prefix)
         escaping = sorted(name for name in files if not _stays_inside(name))
         if escaping:
@@ -117,7 +123,9 @@ class BucketModelProofs(ModelProofs):
             data = Path(scratch) / "dataset"
             self._download(bucket, dataset.key, data, version_id=dataset.version_id)
             started = time.monotonic()
-            result = ModelProver(self._settings).score(model_dir, data, ScoreSpec.of(rule))
+            result = ModelProver(replace(self._settings, deadline=self._deadline)).score(
+                model_dir, data, ScoreSpec.of(rule)
+            )
         logger.info(
             "model scored on reference data",
             bucket=bucket,

@@ -45,6 +45,8 @@ from functions.domain.reference import ReferenceScore, ScoreSpec, scored
 from functions.domain.reference import failure as reference_failure
 
 RUNNER = Path(__file__).with_name("proof_runner.py")
+MIN_PROCESS_SECONDS = 1.0
+"""With less than this left before the deadline, no process is started: the check is `proof_timeout` at once."""
 MAX_PYTHON_ENV_BYTES = 64 * 1024
 """A larger python_env.yaml is left as it is (MLflow's own parser then decides); a real one is a few lines."""
 EnvManager = Literal["uv", "virtualenv", "local"]
@@ -73,6 +75,9 @@ class ProofSettings:
     python_downloads: bool = False
     """Whether uv may download the Python the model declares when no interpreter on PATH matches it."""
     extra_path: tuple[Path, ...] = field(default_factory=tuple)
+    deadline: float | None = None
+    """A `time.monotonic()` instant no process may outlive, whatever `timeout_seconds` leaves: the proof and the
+    reference scorings of one version share one timeout (`BucketModelProofs.begin`)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,12 @@ class ModelProver:
         return scored(outcome, reported)
 
     def _run(self, model_dir: Path, scratch: Path, *, then: str = "probe", spec: Path | None = None) -> ProofOutcome:
+        timeout = self._settings.timeout_seconds
+        if self._settings.deadline is not None:
+            timeout = min(timeout, self._settings.deadline - time.monotonic())
+            if timeout < MIN_PROCESS_SECONDS:
+                why = f"the version's proof timeout ({self._settings.timeout_seconds:g} s) was used up by its earlier processes"
+                return ProofOutcome("environment", False, why, timed_out=True)
         model = scratch / "model"
         shutil.copytree(model_dir, model, symlinks=False)
         python_env = model / PYTHON_ENV_FILE
@@ -153,7 +164,7 @@ class ModelProver:
                 preexec_fn=self._limits,
             )
             try:
-                process.wait(timeout=self._settings.timeout_seconds)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _kill_group(process)

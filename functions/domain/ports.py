@@ -193,6 +193,10 @@ class ModelProofs(ABC):
     def prove(self, bucket: str, prefix: str, *, has_signature: bool, missing_example: str) -> list[Check]:
         """The proof's checks for the model whose files are under `prefix` (which ends with '/')."""
 
+    def begin(self) -> None:  # noqa: B027 - a hook with nothing to do by default, not an abstract method
+        """A new version's proofs start (`Validator.validate` calls it once per version): they may share one
+        timeout from here. Nothing by default."""
+
     @abstractmethod
     def dataset(self, bucket: str, key: str) -> DatasetVersion | Check:
         """The current version of a reference dataset, or the failed check that says why there is none to score on

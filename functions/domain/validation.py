@@ -205,6 +205,8 @@ class Validator:
         if version is None:
             return Verdict("skipped")
         loaded = self._policies.for_model(request.model_name)
+        if self._proofs is not None:
+            self._proofs.begin()
         evidence, model_dir = self._gather(version, request, loaded)
         evaluated = evaluate(loaded.policy, evidence)
         evaluated += self._proof(loaded.policy, evidence, model_dir, evaluated)

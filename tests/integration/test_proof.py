@@ -178,6 +178,22 @@ def test_a_loader_that_never_returns_times_out(tmp_path: Path) -> None:
     assert time.monotonic() - started < 40
 
 
+def test_processes_of_one_version_share_its_deadline_whatever_each_ones_timeout(tmp_path: Path) -> None:
+    # GIVEN the loader that never returns, and a deadline 8 s away although each process may take 600 s
+    model = tmp_path / "sleeper"
+    mlflow.pyfunc.save_model(model, python_model=_Sleeper(), input_example=X[:2])
+    started = time.monotonic()
+    # WHEN it is proved before that deadline, and again once the deadline has passed
+    run = _prove(model, timeout_seconds=600, deadline=started + 8)
+    late = _prove(model, timeout_seconds=600, deadline=time.monotonic() - 1)
+    # THEN the first is killed at the deadline (proof_timeout at the load stage), and the second starts no process:
+    # proof_timeout at once, saying the version's time was used up
+    assert _failed(run) == [("proof:load", PROOF_TIMEOUT)]
+    assert time.monotonic() - started < 60
+    assert _failed(late) == [("proof:environment", PROOF_TIMEOUT)]
+    assert "used up" in late.checks[-1].message
+
+
 def test_a_loader_that_fills_the_disk_is_stopped_at_the_file_size_limit(tmp_path: Path) -> None:
     # GIVEN a custom pyfunc whose load_context writes 64 MiB
     model = tmp_path / "filler"

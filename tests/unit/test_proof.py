@@ -165,6 +165,8 @@ def test_a_policy_that_asks_for_a_proof_gets_its_checks_in_the_verdict(tmp_path)
     # THEN the model directory in the bucket was proved with the policy's options, and the checks are in the event
     assert proofs.proved == [(BUCKET, "models/churn/1/", True, "skip")]
     assert verdict.status == "passed"
+    # AND its processes began one shared timeout, once for the version (BucketModelProofs.begin)
+    assert proofs.begun == 1
     assert [c.name for c in world.events.published[-1].checks if c.name.startswith("proof:")] == [
         "proof:environment",
         "proof:load",
