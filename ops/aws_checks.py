@@ -14,7 +14,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.preflight import BucketFacts
 from replay.aws_stack import AwsProblem, explain, open_stack
-from stacks.outputs import ARTIFACT_BUCKET_KEY_ARN, ARTIFACT_BUCKET_POLICY, BUCKET_NAME, IMPORTED_BUCKET_NAME
+from stacks.outputs import (
+    ARTIFACT_BUCKET_ACCOUNT,
+    ARTIFACT_BUCKET_KEY_ARN,
+    ARTIFACT_BUCKET_POLICY,
+    BUCKET_NAME,
+    IMPORTED_BUCKET_NAME,
+)
 
 _NO_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
 
@@ -43,8 +49,10 @@ def stack_facts(stack_name: str, *, region: str | None = None, account: str = ""
             bucket,
             key_arn=key_arn,
             region=stack.region,
-            # A stack with a bucket in another account says which only in its context: then --account decides.
+            # A stack with a bucket in another account names it in an output (older ones only in their context: then
+            # --account decides); else the bucket is the stack's account's.
             expected_owner=account
+            or outputs.get(ARTIFACT_BUCKET_ACCOUNT, "")
             or ("" if ARTIFACT_BUCKET_POLICY in outputs else _caller_account(stack.client("sts"))),
         ),
     )

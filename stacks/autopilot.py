@@ -429,6 +429,11 @@ class RegistryAutopilot(Construct):
         # The bucket's owner adds these (a role policy alone does not reach into another account).
         stack = Stack.of(self)
         self._output(
+            outputs.ARTIFACT_BUCKET_ACCOUNT,
+            self.config.artifact_bucket_account,
+            "The account that owns the artifact bucket (ops preflight --stack checks it does)",
+        )
+        self._output(
             outputs.ARTIFACT_BUCKET_POLICY,
             stack.to_json_string(policies["bucketPolicy"]),
             "Add to the bucket policy of the artifact bucket (bucket account)",

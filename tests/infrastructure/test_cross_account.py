@@ -133,6 +133,8 @@ def test_route_roles_read_the_foreign_bucket_and_its_policies_are_outputs(cross_
         parts = values[output]["Value"]["Fn::Join"][1]
         assert all(role in parts for role in roles), output
         assert "function role ARN>" not in json.dumps(parts)
+    # AND the stack names the bucket's account, which `ops preflight --stack` expects to own the bucket
+    assert values[outputs.ARTIFACT_BUCKET_ACCOUNT]["Value"] == BUCKET_ACCOUNT
 
 
 def test_the_default_app_builds_no_forwarder(tmp_path: Path):

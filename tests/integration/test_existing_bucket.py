@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from functions.domain.bucket_notifications import EVENT_BRIDGE
 from functions.handlers.bucket_event_bridge import lambda_handler
+from ops import aws_checks
 from ops.__main__ import main as ops_main
 from ops.aws_checks import owner_matches
 from sandbox.environment import DUMMY_CREDENTIALS
@@ -307,3 +308,23 @@ def test_owner_check_reads_s3s_403_for_another_owner_as_a_mismatch(tmp_path):  #
     # THEN the wrong one is a mismatch, the right one is not, and S3 was asked with the declared account
     assert (right, wrong) == (True, False)
     assert [r.header("x-amz-expected-bucket-owner") for r in server.calls("/ml-artifacts")] == [OWNER, OTHER]
+
+
+def test_preflight_of_a_stack_on_a_bucket_in_another_account_expects_that_account_to_own_it(sandbox):  # type: ignore[no-untyped-def]
+    # GIVEN a deployed stack whose outputs say its bucket is in another account
+    bucket = _bucket(sandbox, versioned=True)
+    stack = f"Foreign{uuid.uuid4().hex[:8]}"
+    template = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            outputs.IMPORTED_BUCKET_NAME: {"Value": bucket},
+            outputs.BUCKET_NAME: {"Value": bucket},
+            outputs.ARTIFACT_BUCKET_POLICY: {"Value": "{}"},
+            outputs.ARTIFACT_BUCKET_ACCOUNT: {"Value": "111111111111"},
+        },
+    }
+    sandbox.client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    # WHEN the preflight gathers the stack's facts without --account
+    _, _, facts = aws_checks.stack_facts(stack)
+    # THEN it expects that account to own the bucket (S3's ExpectedBucketOwner), not the caller's
+    assert facts.expected_owner == "111111111111"
