@@ -51,6 +51,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.domain.ladder_policy import rung_credentials
 from functions.domain.policy import PolicySet
 from functions.models.mlflow_backend import SAGEMAKER_TRACKING_SERVER
 from functions.project import PROJECT
@@ -136,12 +137,7 @@ def _check_proof_policies(config: RegistryConfig, policies: PolicySet) -> None:
 def ladder_tracking_servers(policies: PolicySet) -> list[str]:
     """The SageMaker tracking servers (ARNs) the policies' ladders name as a rung's `registry_uri`: the aliases
     function gets the registry actions on each (`MlflowAccess`), and nothing on any other."""
-    rungs = [
-        rung
-        for loaded in policies.policies.values()
-        if loaded.policy.ladder is not None
-        for rung in loaded.policy.ladder.environments
-    ]
+    rungs = [rung for ladder in policies.ladders for rung in ladder.environments]
     return sorted(
         {r.registry_uri for r in rungs if r.registry_uri and SAGEMAKER_TRACKING_SERVER.fullmatch(r.registry_uri)}
     )
@@ -275,7 +271,11 @@ class RegistryAutopilot(Construct):
             else None
         )
         self.mlflow = MlflowAccess(
-            self, "MlflowAccess", config=config, ladder_tracking_servers=ladder_tracking_servers(self.code.policies)
+            self,
+            "MlflowAccess",
+            config=config,
+            ladder_tracking_servers=ladder_tracking_servers(self.code.policies),
+            ladder_credentials=rung_credentials(self.code.policies.ladders),
         )
         context = self._pipeline_context()
         self.pipelines = {route.name: self._build_pipeline(route, context) for route in ROUTES}

@@ -23,6 +23,16 @@ import threading
 from collections.abc import Callable
 
 from mlflow import MlflowClient
+from mlflow.environment_variables import (
+    MLFLOW_TRACKING_CLIENT_CERT_PATH,
+    MLFLOW_TRACKING_INSECURE_TLS,
+    MLFLOW_TRACKING_SERVER_CERT_PATH,
+)
+from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
+from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
+from mlflow.tracking._model_registry.client import ModelRegistryClient
+from mlflow.tracking._tracking_service.client import TrackingServiceClient
+from mlflow.utils.rest_utils import MlflowHostCreds
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
@@ -198,7 +208,7 @@ class RegistryConnection:
             if self._client is None:
                 try:
                     secret = self._read_secret(self._secret_arn, force=self._refresh) if self._secret_arn else None
-                    apply_client_environment(self.tracking_uri, secret)
+                    self._apply(secret)
                 except CredentialsError as error:
                     raise Unavailable("registry_credentials_invalid", str(error)) from None
                 except Unavailable as error:  # Secrets Manager failed: `secret_store_throttled` ... (adapters.secrets)
@@ -210,7 +220,7 @@ class RegistryConnection:
                         "registry_credentials_unavailable",
                         f"cannot read the MLflow credentials secret: {type(error).__name__}: {str(error)[:300]}",
                     ) from None
-                self._client = make_client(self.tracking_uri, self.registry_uri)
+                self._client = self._build()
                 self._refresh = False
             return self._client
 
@@ -218,6 +228,100 @@ class RegistryConnection:
         with self._lock:
             self._client = None
             self._refresh = True
+
+    def _apply(self, secret: str | None) -> None:
+        """Put the secret where the client finds it: the process's environment, which MLflow reads per request."""
+        apply_client_environment(self.tracking_uri, secret)
+
+    def _build(self) -> MlflowClient:
+        return make_client(self.tracking_uri, self.registry_uri)
+
+
+class RungConnection(RegistryConnection):
+    """A ladder rung's MLflow server (`registry_uri`, http(s)) reached with a credentials secret of its own.
+
+    The function's own registry reads its credentials from the environment, so these never go there: they are the
+    fixed host credentials of this client's stores alone (`credentialed_client`). Everything else behaves as for the
+    function's own connection: read on first use, `Unavailable` while the secret cannot be read or does not fit, read
+    afresh after `reset()` (the server refused them). The secret is `{"username", "password"}` or `{"token"}`.
+    """
+
+    def __init__(
+        self, *, registry_uri: str, credentials_secret_arn: str, read_secret: Callable[..., str | None] | None = None
+    ) -> None:
+        super().__init__(
+            tracking_uri=registry_uri,
+            registry_uri=registry_uri,
+            credentials_secret_arn=credentials_secret_arn,
+            read_secret=read_secret,
+        )
+        self._host_credentials: MlflowHostCreds | None = None
+
+    def _apply(self, secret: str | None) -> None:
+        if not secret:
+            raise CredentialsError(f"the credentials secret of {self.registry_uri} is empty or binary")
+        variables = credential_environment(backend_of(self.registry_uri), parse_credentials(secret))
+        self._host_credentials = host_credentials(self.registry_uri, variables)
+
+    def _build(self) -> MlflowClient:
+        assert self._host_credentials is not None  # nosec B101: client() calls _apply first
+        return credentialed_client(self.registry_uri, self._host_credentials)
+
+
+def host_credentials(uri: str, variables: dict[str, str]) -> MlflowHostCreds:
+    """MLflow's host credentials for `uri` from a secret's variables (`credential_environment`), with the TLS
+    settings the stack gives every function (MLflow's own variables) and no SigV4 or auth plugin: only the secret."""
+    return MlflowHostCreds(
+        uri,
+        username=variables.get("MLFLOW_TRACKING_USERNAME"),
+        password=variables.get("MLFLOW_TRACKING_PASSWORD"),
+        token=variables.get("MLFLOW_TRACKING_TOKEN"),
+        ignore_tls_verification=MLFLOW_TRACKING_INSECURE_TLS.get(),
+        client_cert_path=MLFLOW_TRACKING_CLIENT_CERT_PATH.get(),
+        server_cert_path=MLFLOW_TRACKING_SERVER_CERT_PATH.get(),
+    )
+
+
+class _TrackingClient(TrackingServiceClient):
+    def __init__(self, uri: str, store: TrackingRestStore) -> None:
+        self._fixed_store = store
+        super().__init__(uri)
+
+    @property
+    def store(self) -> TrackingRestStore:
+        return self._fixed_store
+
+
+class _RegistryClient(ModelRegistryClient):
+    def __init__(self, uri: str, store: RegistryRestStore) -> None:
+        self._fixed_store = store
+        super().__init__(uri, uri)
+
+    @property
+    def store(self) -> RegistryRestStore:
+        return self._fixed_store
+
+
+class _CredentialedClient(MlflowClient):
+    def __init__(self, uri: str, credentials: MlflowHostCreds) -> None:
+        super().__init__(tracking_uri=uri, registry_uri=uri)
+        self._tracking_client = _TrackingClient(uri, TrackingRestStore(lambda: credentials))
+        self._credentialed_registry = _RegistryClient(uri, RegistryRestStore(lambda: credentials))
+
+    def _get_registry_client(self) -> ModelRegistryClient:
+        return self._credentialed_registry
+
+
+def credentialed_client(uri: str, credentials: MlflowHostCreds) -> MlflowClient:
+    """`MlflowClient` on the MLflow server at `uri` whose requests carry `credentials` and nothing from the environment.
+
+    MLflow builds a REST store per URI with `partial(get_default_host_creds, uri)`, which reads the credentials from
+    the environment on each request (mlflow/tracking/_model_registry/utils.py `_get_rest_store`,
+    mlflow/utils/credentials.py); its stores take any `get_host_creds` callable, so this client's tracking and registry
+    clients hold stores built with fixed ones. `MlflowClient` reaches them through `_tracking_client` and
+    `_get_registry_client()`, which the subclass sets and overrides.
+    """
+    return _CredentialedClient(uri, credentials)
 
 
 def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:

@@ -13,6 +13,7 @@ file and the line like any other policy problem:
           model: churn-prod
           aliases: [champion]
           registry_uri: https://mlflow-prod.example.com   # optional: another MLflow server (none: the functions' own)
+          credentials_secret: arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow-prod-AbCdEf   # optional
           requires: {approval: true, min_hours: 24, min_challenger_hours: 12}   # at the rung below (staging)
           revalidate: false   # true: the gate runs again on the copy before its aliases move (same registry only)
 
@@ -23,18 +24,35 @@ without a cycle.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[a-f0-9]{32}|[a-f0-9-]{36})$")
 
 
 def _environment_name(name: str) -> str:
     if not _ENVIRONMENT.fullmatch(name):
         raise ValueError(f"environment {name!r} must be lower-case letters, digits, '_' or '-', starting with a letter")
     return name
+
+
+def _secret_arn(arn: str) -> str:
+    if not _SECRET_ARN.fullmatch(arn):
+        raise ValueError(
+            f"credentials_secret {arn!r} must be a Secrets Manager secret's complete ARN (with its 6-character "
+            "suffix): the aliases function is granted that secret and no other"
+        )
+    return arn
+
+
+def _key_arn(arn: str) -> str:
+    if not _KEY_ARN.fullmatch(arn):
+        raise ValueError(f"credentials_key {arn!r} must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+    return arn
 
 
 def _alias(alias: str) -> str:
@@ -65,6 +83,12 @@ class Rung(_Strict):
     """The registered model of this environment (`catalog.schema.model` on Unity Catalog)."""
     registry_uri: str | None = Field(default=None, min_length=1)
     """Another registry (tracking server, workspace) for this environment; none: the functions' own."""
+    credentials_secret: Annotated[str, AfterValidator(_secret_arn)] | None = None
+    """The Secrets Manager secret (complete ARN) with the credentials of `registry_uri`, an http(s) MLflow server:
+    `{"username", "password"}` or `{"token"}`, as the functions' own secret. None: that server gets the functions' own
+    credentials (the same secret, or none)."""
+    credentials_key: Annotated[str, AfterValidator(_key_arn)] | None = None
+    """The customer managed KMS key that encrypts `credentials_secret` (none: aws/secretsmanager, no grant needed)."""
     aliases: list[Annotated[str, AfterValidator(_alias)]] = Field(default_factory=lambda: ["challenger"], min_length=1)
     """Moved in this environment's model when a version is promoted into it (the first: by its own verdicts)."""
     source: Annotated[str, AfterValidator(_environment_name)] | None = Field(default=None, alias="from")
@@ -93,13 +117,22 @@ class LadderRule(_Strict):
                     rung.source is not None
                     or rung.requires != RungRequirements()
                     or rung.registry_uri
+                    or rung.credentials_secret
                     or rung.revalidate
                 ):
                     raise ValueError(
                         f"environment {rung.name} is the first: versions are registered and validated there, so it "
-                        "takes no from, requires, registry_uri or revalidate"
+                        "takes no from, requires, registry_uri, credentials_secret or revalidate"
                     )
                 continue
+            if rung.credentials_secret and not (rung.registry_uri or "").startswith(("https://", "http://")):
+                raise ValueError(
+                    f"environment {rung.name}: credentials_secret is for a rung on another http(s) MLflow server "
+                    "(registry_uri); a SageMaker tracking server is reached with the aliases function's role, and "
+                    "Databricks with the functions' own secret"
+                )
+            if rung.credentials_key and not rung.credentials_secret:
+                raise ValueError(f"environment {rung.name}: credentials_key is the key of credentials_secret; set both")
             if rung.registry_uri and rung.revalidate:
                 raise ValueError(
                     f"environment {rung.name} is in another registry ({rung.registry_uri}): the gate cannot run again "
@@ -143,6 +176,7 @@ def ladder_problems(ladders: Mapping[str, tuple[LadderRule, Collection[str]]]) -
     """
     problems: dict[str, str] = {}
     owners: dict[tuple[str | None, str], str] = {}
+    credentials: dict[str, tuple[tuple[str | None, str | None], str]] = {}
     for name, (ladder, promoted) in sorted(ladders.items()):
         first = ladder.environments[0]
         if name == "default":
@@ -167,4 +201,25 @@ def ladder_problems(ladders: Mapping[str, tuple[LadderRule, Collection[str]]]) -
                 problems[name] = f"environment {rung.name} targets {rung.model}, already on the ladder of {owners[key]}"
                 break
             owners[key] = name
+            if rung.registry_uri is None:
+                continue
+            secret = (rung.credentials_secret, rung.credentials_key)
+            known, where = credentials.setdefault(rung.registry_uri, (secret, f"{name}'s environment {rung.name}"))
+            if known != secret:
+                problems[name] = (
+                    f"environment {rung.name} reaches {rung.registry_uri} with other credentials than {where}: one "
+                    "registry, one credentials_secret (and credentials_key)"
+                )
+                break
     return problems
+
+
+def rung_credentials(ladders: Iterable[LadderRule]) -> dict[str, tuple[str, str]]:
+    """The credentials secret and its key ("": aws/secretsmanager) of each other registry the ladders name with one,
+    by `registry_uri` (`ladder_problems` refuses one registry with two)."""
+    return {
+        rung.registry_uri: (rung.credentials_secret, rung.credentials_key or "")
+        for ladder in ladders
+        for rung in ladder.environments
+        if rung.registry_uri and rung.credentials_secret
+    }

@@ -203,6 +203,10 @@ class PolicySet:
     def for_model(self, model_name: str) -> LoadedPolicy:
         return self.policies.get(model_name) or self.policies[DEFAULT_POLICY]
 
+    @property
+    def ladders(self) -> list[LadderRule]:
+        return [loaded.policy.ladder for loaded in self.policies.values() if loaded.policy.ladder is not None]
+
 
 def load_policies(folder: Path) -> PolicySet:
     """Read and check every `*.yaml` in `folder`; raises `PolicyError` naming the file and line."""

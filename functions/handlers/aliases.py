@@ -130,7 +130,7 @@ def _report_climb(climb: Climb) -> None:
 def _dependencies() -> Dependencies:
     """Built on the first invocation and reused while the container is warm (one MLflow client)."""
     from functions.adapters.eventbridge import EventBridgePublisher
-    from functions.adapters.registry_factory import other_registry, registry_from_settings
+    from functions.adapters.registry_factory import registry_from_settings, rung_registries
     from functions.adapters.s3_artifacts import S3ArtifactStore
     from functions.adapters.sqs import QueueControl
     from functions.domain.validation import EvidenceReader
@@ -149,10 +149,12 @@ def _dependencies() -> Dependencies:
         dry_run_replays=dry_run_replays,
     )
 
+    registry_at = rung_registries(policies)
+
     @lru_cache(maxsize=8)
     def side(uri: str) -> Side:
         """A ladder rung's other registry and its alias keeper (one client per URI while the container is warm)."""
-        there = other_registry(uri)
+        there = registry_at(uri)
         reader = EvidenceReader(bucket=settings.ARTIFACT_BUCKET, registry=there, artifacts=artifacts)
         return Side(
             there,

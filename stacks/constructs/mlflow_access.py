@@ -8,14 +8,16 @@ One construct, shared by every route pipeline, so each backend's needs are state
 - a private CA: a small layer with the PEM file, and `MLFLOW_TRACKING_SERVER_CERT_PATH` pointing at it;
 - a VPC: the subnets and security groups from context, and the network-interface permissions Lambda needs;
 - a promotion ladder's rungs on other SageMaker tracking servers (`ladder_tracking_servers`, from the policies): the
-  aliases function, which copies versions into them, gets the same actions on each of them and the plugin's layer.
+  aliases function, which copies versions into them, gets the same actions on each of them and the plugin's layer;
+- a rung on another MLflow server with a credentials secret of its own (`ladder_credentials`, from the policies): the
+  aliases function alone may read that secret (and decrypt it with its key, when it names one).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
@@ -71,6 +73,29 @@ _VPC_ACTIONS = (
 )
 
 
+def credentials_key_statement(
+    key_arn: str, secret_arn: str, sid: str = "DecryptMlflowCredentials"
+) -> iam.PolicyStatement:
+    """kms:Decrypt on the secret's customer managed key, only when Secrets Manager asks for that secret.
+
+    GetSecretValue decrypts with the caller's permissions; AWS's Secrets Manager guide ("Secret encryption and
+    decryption", https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html) names
+    kms:ViaService = secretsmanager.<region>.amazonaws.com and the encryption context SecretARN = the secret's ARN.
+    """
+    region = secret_arn.split(":")[3]
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["kms:Decrypt"],
+        resources=[key_arn],
+        conditions={
+            "StringEquals": {
+                "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": secret_arn,
+            }
+        },
+    )
+
+
 class MlflowAccess(Construct):
     """`statements()`, `layers`, `environment` (kwargs for `function_environment`) and `place(function)`."""
 
@@ -81,11 +106,14 @@ class MlflowAccess(Construct):
         *,
         config: RegistryConfig,
         ladder_tracking_servers: Sequence[str] = (),
+        ladder_credentials: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.ladder_tracking_servers = sorted(set(ladder_tracking_servers) - {config.sagemaker_tracking_server_arn})
         """SageMaker tracking servers that rungs of the policies' ladders name, other than the functions' own."""
+        self.ladder_credentials = sorted(set((ladder_credentials or {}).values()))
+        """(secret ARN, key ARN or "") of the other MLflow servers that rungs reach with a secret of their own."""
         self.layers: list[lambda_.ILayerVersion] = []
         self._ladder_layers: list[lambda_.ILayerVersion] = []
         if config.sagemaker_tracking_server_arn:
@@ -130,6 +158,19 @@ class MlflowAccess(Construct):
                     actions=list(SAGEMAKER_MLFLOW_ACTIONS),
                     resources=list(self.ladder_tracking_servers),
                 )
+            )
+        if self.ladder_credentials and route_name == LADDER_ROUTE:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadLadderMlflowCredentials",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[secret for secret, _ in self.ladder_credentials],
+                )
+            )
+            encrypted = [(secret, key) for secret, key in self.ladder_credentials if key]
+            statements.extend(
+                credentials_key_statement(key, secret, sid=f"DecryptLadderMlflowCredentials{index}")
+                for index, (secret, key) in enumerate(encrypted)
             )
         if config.mlflow_execute_api_arn:
             statements.append(

@@ -46,7 +46,7 @@ from stacks.constants import (
 )
 from stacks.constructs.event_buses import to_event_pattern
 from stacks.constructs.function_code import FunctionCode
-from stacks.constructs.mlflow_access import MlflowAccess
+from stacks.constructs.mlflow_access import MlflowAccess, credentials_key_statement
 from stacks.constructs.writer_access import kms_via_s3_statement, list_bucket_statement
 from stacks.nag import acknowledge, acknowledge_tracing, wildcard_resource_finding
 from stacks.route_access import access_for
@@ -125,27 +125,6 @@ class PipelineContext:
     reference_datasets: Sequence[str] = ()
     """The reference datasets the policies name (keys under `datasets/`): with proofs on, the validate function may read
     exactly these objects, to score versions on them (`functions.domain.reference`)."""
-
-
-def credentials_key_statement(key_arn: str, secret_arn: str) -> iam.PolicyStatement:
-    """kms:Decrypt on the secret's customer managed key, only when Secrets Manager asks for that secret.
-
-    GetSecretValue decrypts with the caller's permissions; AWS's Secrets Manager guide ("Secret encryption and
-    decryption", https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html) names
-    kms:ViaService = secretsmanager.<region>.amazonaws.com and the encryption context SecretARN = the secret's ARN.
-    """
-    region = secret_arn.split(":")[3]
-    return iam.PolicyStatement(
-        sid="DecryptMlflowCredentials",
-        actions=["kms:Decrypt"],
-        resources=[key_arn],
-        conditions={
-            "StringEquals": {
-                "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
-                "kms:EncryptionContext:SecretARN": secret_arn,
-            }
-        },
-    )
 
 
 SNAP_START_MAX_EPHEMERAL_STORAGE_MB = 512

@@ -403,17 +403,25 @@ def test_webhook_secret_is_generated_and_output(custom_synth: Synth):
 
 
 PROD_TRACKING_SERVER = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/prod"
+STAGING_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow-staging-AbCdEf"
+STAGING_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LADDER_ACROSS_SERVERS = f"""\
 ladder:
   environments:
     - {{name: dev, model: churn, aliases: [challenger]}}
-    - {{name: staging, model: churn-staging, aliases: [challenger], registry_uri: https://mlflow-staging.example.com}}
+    - name: staging
+      model: churn-staging
+      aliases: [challenger]
+      registry_uri: https://mlflow-staging.example.com
+      credentials_secret: {STAGING_SECRET}
+      credentials_key: {STAGING_KEY}
     - {{name: prod, model: churn-prod, aliases: [champion], registry_uri: {PROD_TRACKING_SERVER}}}
 """
 
 
-def test_a_ladder_rung_on_another_sagemaker_server_grants_the_aliases_function_alone_its_actions(tmp_path: Path):
-    # GIVEN policies whose churn ladder has staging on another MLflow server and prod on a SageMaker tracking server
+def test_ladder_rungs_in_other_registries_grant_the_aliases_function_alone_what_reaches_them(tmp_path: Path):
+    # GIVEN policies whose churn ladder has staging on another MLflow server (with a credentials secret of its own,
+    # encrypted with a customer managed key) and prod on a SageMaker tracking server
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "default.yaml").write_text((POLICIES_DIR / "default.yaml").read_text())
@@ -424,14 +432,26 @@ def test_a_ladder_rung_on_another_sagemaker_server_grants_the_aliases_function_a
     synth = Synth(stack, app.synth().get_stack_by_name("Host").template, tmp_path / "out")
     # WHEN each route's role and function are read
     # THEN the aliases role (the one that copies versions up the ladder) may call the registry actions on that server
-    # alone; the other routes may not, and the MLflow server rung needs no grant
+    # alone, and read staging's secret (decrypting it with its key only through Secrets Manager, for that secret);
+    # the other routes may do neither
     aliases = autopilot.pipelines["aliases"]
     statements = _by_sid(role_statements(synth, aliases.role))
     assert set(statements["UseLadderSageMakerMlflow"]["Action"]) == set(SAGEMAKER_MLFLOW_ACTIONS)
     assert statements["UseLadderSageMakerMlflow"]["Resource"] == PROD_TRACKING_SERVER
     assert "UseSageMakerMlflow" not in statements
+    assert statements["ReadLadderMlflowCredentials"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ReadLadderMlflowCredentials"]["Resource"] == STAGING_SECRET
+    decrypt = statements["DecryptLadderMlflowCredentials0"]
+    assert (decrypt["Action"], decrypt["Resource"]) == ("kms:Decrypt", STAGING_KEY)
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+        "kms:EncryptionContext:SecretARN": STAGING_SECRET,
+    }
     for name in ("register", "validate"):
-        assert "UseLadderSageMakerMlflow" not in _by_sid(role_statements(synth, autopilot.pipelines[name].role))
+        others = _by_sid(role_statements(synth, autopilot.pipelines[name].role))
+        assert not {"UseLadderSageMakerMlflow", "ReadLadderMlflowCredentials", "DecryptLadderMlflowCredentials0"} & set(
+            others
+        )
     # AND only the aliases function gets SageMaker's plugin layer
     layers = {name: _properties(synth, p.function)["Layers"] for name, p in autopilot.pipelines.items()}
     assert len(layers["aliases"]) == len(layers["register"]) + 1 == len(layers["validate"]) + 1

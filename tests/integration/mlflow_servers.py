@@ -4,12 +4,16 @@ authentication, with workspaces on): started with `mlflow server`, stopped when 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlflow.server.auth.client import AuthServiceClient
+
+from sandbox import temporary_environment
 from sandbox.processes import LOCALHOST, ChildProcess, free_port, stop_all, wait_until_healthy
 
 START_SECONDS = 90
@@ -42,3 +46,34 @@ def mlflow_server(
         yield url
     finally:
         stop_all([server], timeout=8.0)
+
+
+AUTH_ADMIN = "admin"
+
+
+@contextmanager
+def basic_auth_server(workdir: Path, what: str, users: Sequence[str]) -> Iterator[dict[str, str]]:
+    """`mlflow server --app-name basic-auth` (default permission READ) with an admin and `users`, each password
+    unique to the run; yields `{"url", "admin_password", <user>: <password>...}`."""
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+        f"admin_username = {AUTH_ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    admin_password = f"admin-{secrets.token_hex(16)}"
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    with mlflow_server(workdir, what, args=("--app-name", "basic-auth"), env=env) as url:
+        passwords = {user: f"{user}-{secrets.token_hex(16)}" for user in users}
+        with temporary_environment(
+            {"MLFLOW_TRACKING_USERNAME": AUTH_ADMIN, "MLFLOW_TRACKING_PASSWORD": admin_password}
+        ):
+            for user, password in passwords.items():
+                AuthServiceClient(url).create_user(user, password)
+        yield {"url": url, "admin_password": admin_password, **passwords}

@@ -4,7 +4,7 @@ The prod rung's `registry_uri` is the second server's URL, which only exists onc
 (`mlflow_servers.mlflow_server`, module-scoped), so the policy is written here and the sandbox's workers (started
 with tests/integration/policies) do not know it. The aliases handler therefore runs in this process, as
 tests/integration/test_workspaces.py does for workspaces: the real MLflow adapters on both servers (the other one
-from `registry_factory.other_registry`, as the function builds it), each request handed to it as the SQS record
+from `registry_factory.rung_registries`, as the function builds it), each request handed to it as the SQS record
 EventBridge would deliver. Its events are kept in memory. A rollback at prod is handled by an aliases function
 configured on the prod server (the prod side's own), from prod's own history.
 """
@@ -12,14 +12,18 @@ configured on the prod server (the prod side's own), from prod's own history.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.server.auth.client import AuthServiceClient
+from mlflow.server.auth.permissions import RESOURCE_TYPE_REGISTERED_MODEL
 
 from functions.adapters.mlflow_registry import MlflowRegistry
-from functions.adapters.registry_factory import other_registry
+from functions.adapters.registry_factory import rung_registries
 from functions.adapters.s3_artifacts import S3ArtifactStore
 from functions.domain.aliases import AliasKeeper
 from functions.domain.ladder import Climber, Side
@@ -39,11 +43,22 @@ from functions.domain.tags import (
 from functions.domain.validation import EvidenceReader
 from functions.handlers import aliases
 from functions.models.events import ModelVersionPromoted
+from sandbox import temporary_environment
 from tests.builders import FakeContext, policies_folder, sqs_event
 from tests.conftest import load_event
 from tests.fakes import FakeEventPublisher, FakeQueue
-from tests.integration.mlflow_servers import mlflow_server
+from tests.integration.mlflow_servers import AUTH_ADMIN, basic_auth_server, mlflow_server
 from tests.integration.sandboxes import alias_holder, ops
+
+PROMOTER = "promoter"
+
+
+@pytest.fixture(scope="module")
+def auth_prod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A basic-auth MLflow server (anonymous: nothing; everyone signed in: READ) with a `promoter` user."""
+    workdir = tmp_path_factory.mktemp("mlflow-prod-auth")
+    with basic_auth_server(workdir, "MLflow basic-auth server of the prod rung", users=[PROMOTER]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +73,13 @@ def body(detail_type: str, **detail: str | None) -> str:
     return json.dumps(event)
 
 
-def ladder_policies(folder: Path, dev: str, prod_uri: str, requires: str = "") -> Path:
-    """A policies folder with dev's ladder: dev -> staging (dev's server) -> prod (the server at `prod_uri`)."""
-    prod = f"{{name: prod, model: {dev}-prod, registry_uri: '{prod_uri}', aliases: [champion], {requires}}}"
+def ladder_policies(folder: Path, dev: str, prod_uri: str, requires: str = "", secret: str = "") -> Path:
+    """A policies folder with dev's ladder: dev -> staging (dev's server) -> prod (the server at `prod_uri`, reached
+    with the credentials `secret` when one is given)."""
+    credentials = f"credentials_secret: '{secret}', " if secret else ""
+    prod = (
+        f"{{name: prod, model: {dev}-prod, registry_uri: '{prod_uri}', aliases: [champion], {credentials}{requires}}}"
+    )
     policy = f"""
 promotion: {{aliases: {{challenger: always}}}}
 ladder:
@@ -73,7 +92,8 @@ ladder:
 
 
 class AliasesFunction:
-    """The aliases handler on one registry (its own), climbing to rungs in others through `other_registry`."""
+    """The aliases handler on one registry (its own), climbing to rungs in others as the function does
+    (`registry_factory.rung_registries`: `other_registry` with the secret the rung names, read from Secrets Manager)."""
 
     def __init__(self, url: str, bucket: str, policies: Path) -> None:
         self.registry = MlflowRegistry(MlflowClient(url))
@@ -86,8 +106,10 @@ class AliasesFunction:
             reader = EvidenceReader(bucket=bucket, registry=registry, artifacts=artifacts)
             return AliasKeeper(loaded, registry=registry, reader=reader, events=self.events)
 
+        registry_at = rung_registries(loaded)
+
         def side(uri: str) -> Side:
-            there = other_registry(uri)
+            there = registry_at(uri)
             return Side(there, keeper(there))
 
         own = keeper(self.registry)
@@ -209,3 +231,52 @@ def test_a_rung_in_a_server_that_does_not_answer_is_retried(
     assert retried == ["msg-0"]
     assert function.queue.dead_letters == []
     assert alias_holder(mlflow_client, staging, "challenger") == "1"
+
+
+def test_a_rung_on_a_server_with_authentication_is_reached_with_its_own_secret_alone(
+    sandbox, mlflow_client, auth_prod_server: dict[str, str], model_name: str, tmp_path: Path
+):
+    # GIVEN prod on a basic-auth server, reached with a Secrets Manager secret of its own (its password wrong at
+    # first), while the functions' own server (the sandbox's) takes no credentials at all
+    dev, prod, url = model_name, f"{model_name}-prod", auth_prod_server["url"]
+    secrets_manager = sandbox.client("secretsmanager")
+    wrong = json.dumps({"username": PROMOTER, "password": f"wrong-{uuid.uuid4().hex}"})
+    arn = secrets_manager.create_secret(Name=f"{dev}-prod-mlflow", SecretString=wrong)["ARN"]
+    function = AliasesFunction(
+        sandbox.mlflow_tracking_uri, sandbox.bucket, ladder_policies(tmp_path, dev, url, secret=arn)
+    )
+    mlflow_client.create_registered_model(dev)
+    mlflow_client.create_model_version(
+        dev, f"s3://{sandbox.bucket}/models/{dev}/1", tags={REGISTERED_BY_TAG: REGISTERED_BY, TAG_STATUS: "passed"}
+    )
+    assert not function.promote(dev, "1", "staging", "a-staging")
+
+    # WHEN v1 is promoted to prod with the wrong password
+    retried = function.promote(dev, "1", "prod", "a-prod")
+    # THEN the server refused it and the record is left for the queue to retry; nothing is in prod
+    assert retried == ["msg-0"]
+    assert function.queue.dead_letters == []
+    with temporary_environment(
+        {"MLFLOW_TRACKING_USERNAME": AUTH_ADMIN, "MLFLOW_TRACKING_PASSWORD": auth_prod_server["admin_password"]}
+    ):
+        assert MlflowClient(url).search_model_versions(f"name='{prod}'") == []
+
+    # WHEN the secret is rotated to the right password and the request is retried
+    right = json.dumps({"username": PROMOTER, "password": auth_prod_server[PROMOTER]})
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=right)
+    assert not function.promote(dev, "1", "prod", "a-prod")
+    # THEN prod has the version and its champion, made by the promoter (the creator MLflow's auth makes MANAGE)
+    with temporary_environment(
+        {"MLFLOW_TRACKING_USERNAME": AUTH_ADMIN, "MLFLOW_TRACKING_PASSWORD": auth_prod_server["admin_password"]}
+    ):
+        admin = MlflowClient(url)
+        [released] = admin.search_model_versions(f"name='{prod}'")
+        assert alias_holder(admin, prod, "champion") == released.version
+        permission = AuthServiceClient(url).get_user_permission(PROMOTER, RESOURCE_TYPE_REGISTERED_MODEL, prod)
+        assert permission.permission == "MANAGE"
+    # AND the rung's credentials never went into this process's environment, which the functions' own registry reads
+    assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} & set(os.environ)
+    assert [e.to_environment for e in function.events.published if isinstance(e, ModelVersionPromoted)] == [
+        "staging",
+        "prod",
+    ]

@@ -21,19 +21,18 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.server.auth.client import AuthServiceClient
 
 from functions.domain.tags import REGISTERED_BY, REGISTERED_BY_TAG
 from functions.project import ROOT
 from functions.routing import REGISTER
 from functions.settings import function_environment
-from sandbox import REGION, temporary_environment
+from sandbox import REGION
 from sandbox.event_source import lambda_sqs_event, queue_arn
 from tests.integration.invoke_handler import ANSWER_PREFIX
-from tests.integration.mlflow_servers import mlflow_server
+from tests.integration.mlflow_servers import AUTH_ADMIN, basic_auth_server
 
 REPO_ROOT = ROOT
-ADMIN = "admin"
+ADMIN = AUTH_ADMIN
 USER = "registry-autopilot"
 
 
@@ -41,25 +40,8 @@ USER = "registry-autopilot"
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real MLflow server with basic auth on 127.0.0.1, an admin and a registrar user (their passwords unique)."""
     workdir = tmp_path_factory.mktemp("mlflow-auth")
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
-        f"admin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    admin_password = f"admin-{secrets.token_hex(16)}"
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-    }
-    with mlflow_server(workdir, "MLflow basic-auth server", args=("--app-name", "basic-auth"), env=env) as url:
-        user_password = f"user-{secrets.token_hex(16)}"
-        with temporary_environment({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": admin_password}):
-            AuthServiceClient(url).create_user(USER, user_password)
-        yield {"url": url, "admin_password": admin_password, "user_password": user_password}
+    with basic_auth_server(workdir, "MLflow basic-auth server", users=[USER]) as server:
+        yield {**server, "user_password": server[USER]}
 
 
 @pytest.fixture

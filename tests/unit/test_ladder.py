@@ -11,6 +11,7 @@ import pytest
 from functions.domain.aliases import AliasKeeper
 from functions.domain.errors import Rejected, Unavailable
 from functions.domain.ladder import Climber, Side, locate
+from functions.domain.ladder_policy import rung_credentials
 from functions.domain.policy import PolicyError, load_policies, parse_policy
 from functions.domain.ports import VersionInfo, copy_source
 from functions.domain.tags import (
@@ -44,6 +45,10 @@ from tests.conftest import load_event
 from tests.fakes import FakeArtifactStore, FakeQueue, FakeRegistry
 
 # --- the policy -------------------------------------------------------------------------------------
+
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mlflow-prod-AbCdEf"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SAGEMAKER = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/prod"
 
 
 def ladder_error(environments: str) -> str:
@@ -108,6 +113,44 @@ def test_a_ladder_parses_in_order_with_its_defaults():
         ("    - {name: dev, model: a}\n    - {name: prod, model: b, aliases: [latest]}\n", "reserved by MLflow"),
         ("    - {name: dev, model: a}\n    - {name: prod, model: b, requires: {min_hours: -1}}\n", "min_hours"),
         ("    - {name: dev, model: a}\n    - {name: prod, model: b, gate: x}\n", "unknown key"),
+        (
+            f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, credentials_secret: '{SECRET}'}}\n",
+            "environment prod: credentials_secret is for a rung on another http(s) MLflow server (registry_uri)",
+        ),
+        (
+            f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, registry_uri: '{SAGEMAKER}', "
+            f"credentials_secret: '{SECRET}'}}\n",
+            "a SageMaker tracking server is reached with the aliases function's role",
+        ),
+        (
+            f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, registry_uri: databricks, "
+            f"credentials_secret: '{SECRET}'}}\n",
+            "credentials_secret is for a rung on another http(s) MLflow server",
+        ),
+        (
+            f"    - {{name: dev, model: a, credentials_secret: '{SECRET}'}}\n    - {{name: prod, model: b}}\n",
+            "takes no from, requires, registry_uri, credentials_secret or revalidate",
+        ),
+        (
+            "    - {name: dev, model: a}\n    - {name: prod, model: b, registry_uri: 'https://m.example.com', "
+            "credentials_secret: mlflow-prod}\n",
+            "must be a Secrets Manager secret's complete ARN (with its 6-character suffix)",
+        ),
+        (
+            "    - {name: dev, model: a}\n    - {name: prod, model: b, registry_uri: 'https://m.example.com', "
+            f"credentials_secret: '{SECRET[:-7]}'}}\n",
+            "must be a Secrets Manager secret's complete ARN",
+        ),
+        (
+            f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, registry_uri: 'https://m.example.com', "
+            f"credentials_key: '{KEY}'}}\n",
+            "environment prod: credentials_key is the key of credentials_secret; set both",
+        ),
+        (
+            f"    - {{name: dev, model: a}}\n    - {{name: prod, model: b, registry_uri: 'https://m.example.com', "
+            f"credentials_secret: '{SECRET}', credentials_key: alias/mine}}\n",
+            "credentials_key 'alias/mine' must be a KMS key ARN",
+        ),
     ],
 )
 def test_a_broken_ladder_is_refused_with_its_reason(environments, message):
@@ -140,6 +183,34 @@ def test_ladders_are_checked_against_their_policies_at_load(tmp_path, policies, 
     with pytest.raises(PolicyError) as raised:
         load_policies(folder)
     assert message in str(raised.value)
+
+
+def across_servers(model: str, secret: str | None) -> str:
+    """`model`'s ladder: dev here, prod on https://mlflow-prod.example.com (with `secret`, if any)."""
+    credentials = f", credentials_secret: '{secret}'" if secret else ""
+    return (
+        "promotion: {aliases: {challenger: always}}\nladder:\n  environments:\n"
+        f"    - {{name: dev, model: {model}}}\n"
+        f"    - {{name: prod, model: {model}-prod, registry_uri: 'https://mlflow-prod.example.com'{credentials}}}\n"
+    )
+
+
+def test_a_rung_on_another_server_takes_a_secret_of_its_own_and_one_server_has_one(tmp_path):
+    # GIVEN churn's prod on another MLflow server with a secret (and its key), and fraud's prod on the same server
+    for name in ("same", "both", "none"):
+        (tmp_path / name).mkdir()
+    churn = across_servers("churn", SECRET).replace(f"'{SECRET}'", f"'{SECRET}', credentials_key: '{KEY}'")
+    folder = policies_folder(tmp_path / "same", default="{}\n", churn=churn, fraud=across_servers("fraud", None))
+    # WHEN fraud names no secret for it THEN the folder is refused: one server, one set of credentials
+    with pytest.raises(PolicyError, match=r"fraud.yaml:1: ladder: environment prod reaches https://mlflow-prod"):
+        load_policies(folder)
+    # WHEN both name the same secret and key THEN it loads, and the server's credentials are that secret and key
+    fraud = across_servers("fraud", SECRET).replace(f"'{SECRET}'", f"'{SECRET}', credentials_key: '{KEY}'")
+    loaded = load_policies(policies_folder(tmp_path / "both", default="{}\n", churn=churn, fraud=fraud))
+    assert rung_credentials(loaded.ladders) == {"https://mlflow-prod.example.com": (SECRET, KEY)}
+    # AND a ladder without secrets names no credentials
+    plain = load_policies(policies_folder(tmp_path / "none", default="{}\n", churn=across_servers("churn", None)))
+    assert rung_credentials(plain.ladders) == {}
 
 
 # --- climbing ---------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from functions.adapters.mlflow_connection import (
     CREDENTIAL_VARIABLES,
     CredentialsError,
     RegistryConnection,
+    RungConnection,
     apply_client_environment,
     credential_environment,
     parse_credentials,
 )
 from functions.adapters.mlflow_registry import MlflowRegistry
-from functions.adapters.registry_factory import connect_registry
+from functions.adapters.registry_factory import connect_registry, other_registry
 from functions.adapters.unity_catalog import UnityCatalogRegistry, from_uc_tag_key, uc_tag_key, uc_tag_value
 from functions.domain.errors import Unavailable
 from functions.domain.tags import IDENTITY_TAG, REGISTERED_BY_TAG, TAG_STATUS, history_tag, pending_tag
@@ -216,6 +217,53 @@ def test_an_unusable_secret_fails_the_record_not_the_container(secret: object, r
     with pytest.raises(Unavailable, match=r"secret") as failed:
         registry.get_run("0123456789abcdef0123456789abcdef")
     assert failed.value.reason == reason
+
+
+def test_a_rungs_own_secret_goes_into_its_client_alone_never_into_the_environment():
+    # GIVEN the function's own credentials in the environment, and a rung's server with a secret of its own
+    apply_client_environment("https://own.example.com", json.dumps({"username": "own", "password": "own-password"}))
+    secret = {"username": "prod-user", "password": unique("prod-password")}
+    reads: list[str] = []
+
+    def read_secret(arn: str, force: bool = False) -> str:
+        reads.append(arn)
+        return json.dumps(secret)
+
+    registry = other_registry("https://prod.example.com", "arn:prod-secret", read_secret=read_secret)
+    assert reads == []  # read on first use, not when built
+    connection = registry._connection
+    assert isinstance(connection, RungConnection)
+
+    # WHEN its client is built
+    client = connection.client()
+
+    # THEN its registry and tracking stores send the rung's credentials to the rung's server
+    for store in (client._get_registry_client().store, client._tracking_client.store):
+        creds = store.get_host_creds()
+        assert (creds.host, creds.username, creds.password) == ("https://prod.example.com", *secret.values())
+        assert creds.token is None
+        assert not creds.aws_sigv4
+    # AND the environment still holds the function's own credentials, untouched
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("own", "own-password")
+    assert reads == ["arn:prod-secret"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ('{"host": "https://x.cloud.databricks.com", "token": "t"}', "host, client_id and client_secret are for"),
+        ('{"password": "p"}', "username and password go together"),
+        ("", "is empty or binary"),
+    ],
+)
+def test_a_rungs_secret_that_does_not_fit_its_server_is_a_retryable_failure(secret: str, message: str):
+    # GIVEN a rung's secret that does not fit an MLflow server
+    registry = other_registry("https://prod.example.com", "arn:s", read_secret=lambda arn, force=False: secret)
+    # WHEN the registry is first used THEN it fails as the functions' own connection does, naming no value
+    with pytest.raises(Unavailable, match=message) as failed:
+        registry.get_run("0123456789abcdef0123456789abcdef")
+    assert failed.value.reason == "registry_credentials_invalid"
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ
 
 
 @pytest.mark.parametrize(
