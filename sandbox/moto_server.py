@@ -1,5 +1,5 @@
-"""moto's server, with two fixes: events keep their `account` on the way to SQS, and a bucket's notification
-configuration reports its EventBridge switch.
+"""moto's server, with three fixes: events keep their `account` on the way to SQS, a bucket's notification
+configuration reports its EventBridge switch, and ReceiveMessage stays linear in the queue's depth.
 
 moto delivers an event sent with PutEvents to an SQS target through a default input template that
 leaves out `account` (its input paths map has it; the template does not use it). On AWS the target
@@ -9,6 +9,12 @@ receives the whole event, and the functions parse it with Powertools' `EventBrid
 moto keeps `EventBridgeConfiguration` when it is put (and sends the bucket's events to EventBridge) but leaves it
 out of GetBucketNotificationConfiguration; S3 returns it (an empty element when on). `python -m ops preflight` and
 the bucket's EventBridge custom resource read it, so the sandbox's moto reports it.
+
+moto's ReceiveMessage checks each message it returns against the queue's retention period by asking
+GetQueueAttributes for it, and that computes every attribute, the three message counts among them (a pass over all
+messages each): a receive of 10 costs 30 passes over the queue. A backfill fills the register queue with thousands
+of events, and moto then spent most of its time there (profiled: registrations fell from 22/s to about 1/s at 10,000
+queued). The sandbox reads the retention period from the queue itself: the same value, the same check.
 
     python -m sandbox.moto_server -H 127.0.0.1 -p 5000     (the arguments of moto_server)
 """
@@ -63,6 +69,25 @@ def report_event_bridge_configuration() -> bool:
     return True
 
 
+def retained(backend: Any, queue_name: str, message: Any) -> bool:
+    """moto's ReceiveMessage retention check (`SQSBackend.is_message_valid_based_on_retention_period`), reading the
+    period off the queue instead of asking GetQueueAttributes for it."""
+    from moto.core.utils import unix_time
+
+    retention = int(backend.get_queue(queue_name).message_retention_period)
+    return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+
+def check_retention_without_counting() -> bool:
+    """Put `retained` in place of moto's per-message retention check; False when moto has no such check."""
+    from moto.sqs.models import SQSBackend
+
+    if not hasattr(SQSBackend, "is_message_valid_based_on_retention_period"):
+        return False
+    SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+    return True
+
+
 def main() -> None:
     if not complete_default_event_template():
         print("sandbox.moto_server: moto has no default event template to complete; running it as is", file=sys.stderr)
@@ -70,6 +95,8 @@ def main() -> None:
         print(
             "sandbox.moto_server: moto's S3 has no notification getter to complete; running it as is", file=sys.stderr
         )
+    if not check_retention_without_counting():
+        print("sandbox.moto_server: moto's SQS has no retention check to replace; running it as is", file=sys.stderr)
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])
