@@ -23,7 +23,7 @@ help:
 	@echo "make sandbox - run the local sandbox until Ctrl-C"
 	@echo "make synth   - synthesize the CloudFormation template (cdk-nag runs on every synth)"
 	@echo "make deploy  - cdk deploy --all with the context in cdk.json (see README, Deploying)"
-	@echo "make bench   - measure cold start, end-to-end latency, throughput, MLflow requests and bundle sizes (~4 min)"
+	@echo "make bench   - measure cold start, latency, throughput, MLflow requests, backfill, proof and bundle sizes (~1.5 h at the defaults; python -m bench --backfill-models 500 is shorter)"
 	@echo "make docs    - regenerate docs/alarms.md (the alarm runbook) from stacks/alarms.py"
 	@echo "make wheelhouse - download the dev venv's packages into .cache/wheelhouse for offline model-proof tests"
 	@echo "make lock    - re-pin functions/requirements.lock (the Lambda bundle) after editing functions/requirements.txt"
