@@ -13,8 +13,9 @@ the bucket's EventBridge custom resource read it, so the sandbox's moto reports 
 moto's ReceiveMessage checks each message it returns against the queue's retention period by asking
 GetQueueAttributes for it, and that computes every attribute, the three message counts among them (a pass over all
 messages each): a receive of 10 costs 30 passes over the queue. A backfill fills the register queue with thousands
-of events, and moto then spent most of its time there (profiled: registrations fell from 22/s to about 1/s at 10,000
-queued). The sandbox reads the retention period from the queue itself: the same value, the same check.
+of events, and moto then spent most of its time there (measured: registrations fell from 22/s to about 1/s with
+thousands queued; py-spy showed this check). The sandbox reads the retention period from the queue itself: the
+same value, the same check.
 
     python -m sandbox.moto_server -H 127.0.0.1 -p 5000     (the arguments of moto_server)
 """
